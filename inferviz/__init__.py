@@ -1,0 +1,31 @@
+"""inferviz: see language-model inference one token at a time."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public names resolved lazily, so `import inferviz` stays light and never imports widget,
+# plotly or pandas code (the core must not depend on the views).
+_LAZY = {
+    "Session": "inferviz.session",
+    "TokenTree": "inferviz.tree",
+    "Node": "inferviz.tree",
+    "LensResult": "inferviz.lens",
+    "SamplerSettings": "inferviz.processors",
+    "TreeWidget": "inferviz.widgets",
+    "LensWidget": "inferviz.widgets",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'inferviz' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

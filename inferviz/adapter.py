@@ -1,0 +1,75 @@
+"""Architecture adapter: the one place that knows where each model family keeps its final norm,
+unembedding and decoder layers (tuned-lens style: one branch per family).
+
+Everything else in inferviz asks this module, never the model's attributes directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+SUPPORTED = ("llama", "qwen2", "gemma3", "gemma3_text", "mistral", "phi3", "gpt2")
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Architecture-specific handles of a causal LM.
+
+    ``final_norm``: hidden [..., d] -> normalised hidden; ``unembed``: hidden -> logits [..., V]
+    (includes the family's final logit soft-capping if any); ``layers``: decoder blocks."""
+
+    family: str
+    model: Any
+    final_norm: torch.nn.Module
+    lm_head: torch.nn.Module
+    layers: Any
+    logit_softcap: float | None = None
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.lm_head(hidden)
+        if self.logit_softcap:
+            logits = torch.tanh(logits / self.logit_softcap) * self.logit_softcap
+        return logits
+
+    def lens_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logit lens on a residual-stream state: final norm, then unembedding."""
+        return self.unembed(self.final_norm(hidden))
+
+
+def model_family(config: Any) -> str:
+    return getattr(config, "model_type", "") or ""
+
+
+def adapter_for(model: Any) -> Adapter:
+    """The :class:`Adapter` of a transformers causal LM; a clear error for unsupported families."""
+    family = model_family(model.config)
+    text_config = getattr(model.config, "text_config", None) or model.config
+    softcap = getattr(text_config, "final_logit_softcapping", None)
+    if family in ("llama", "qwen2", "mistral", "phi3", "gemma3_text"):
+        base = model.model
+        return Adapter(family, model, base.norm, model.lm_head, base.layers, softcap)
+    if family == "gemma3":  # multimodal wrapper around a gemma3_text language model
+        base = model.model.language_model
+        return Adapter(family, model, base.norm, model.lm_head, base.layers, softcap)
+    if family == "gpt2":
+        base = model.transformer
+        return Adapter(family, model, base.ln_f, model.lm_head, base.h, softcap)
+    raise ValueError(
+        f"model family {family!r} is not supported by inferviz's adapter; supported families: "
+        f"{', '.join(SUPPORTED)}. Add a branch in inferviz/adapter.py to support it."
+    )
+
+
+def check_supported(family: str, where: str) -> None:
+    """Raise before loading weights when a config/GGUF names an unsupported family."""
+    if family not in SUPPORTED:
+        raise ValueError(
+            f"{where}: architecture {family!r} is not supported; supported: {', '.join(SUPPORTED)}"
+        )

@@ -1,0 +1,175 @@
+"""Prefix-shared KV store: a token trie over a slot pool (SGLang's radix cache, at token grain).
+
+Every cached token owns one slot of a pool holding its keys and values for all layers; a trie
+keyed by token ids maps each cached prefix to its slots. Any path through the token tree (or
+any other sequence with a common prefix, across trees) reuses what is cached, so expanding a
+node costs a forward over its uncached tokens only, whatever its depth.
+
+Memory is bounded by ``budget_tokens``: when the pool is full, least recently used trie leaves
+are evicted (a leaf before its ancestors, so a cached node's prefix is always cached), and the
+engine transparently recomputes an evicted suffix when it is needed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+class KVBudgetError(MemoryError):
+    """A single request needs more KV slots than the budget allows, even after eviction."""
+
+
+@dataclass(eq=False)
+class TrieNode:
+    token_id: int
+    slot: int
+    parent: "TrieNode | None"
+    depth: int
+    last_used: int = 0
+    children: dict[int, "TrieNode"] = field(default_factory=dict)
+
+
+class KVStore:
+    """Slots ``[num_layers, capacity, kv_heads, head_dim]`` for keys and values; slot 0 is an
+    all-zero pad slot. Shapes are taken from the first write."""
+
+    def __init__(self, budget_tokens: int, device: torch.device, dtype: torch.dtype) -> None:
+        if not isinstance(budget_tokens, int) or budget_tokens < 1:
+            raise ValueError(f"budget_tokens must be an int >= 1; got {budget_tokens!r}")
+        self.budget_tokens = budget_tokens
+        self.device = device
+        self.dtype = dtype
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+        self.capacity = 0  # usable slots (excluding the pad slot)
+        self.free: list[int] = []
+        self.root = TrieNode(token_id=-1, slot=0, parent=None, depth=0)
+        self.tick = 0
+        self.evictions = 0
+        self.num_cached = 0
+
+    # ------------------------------------------------------------------ trie
+    def begin(self) -> None:
+        """Start a request: nodes matched from now on are protected from eviction until the
+        next ``begin``."""
+        self.tick += 1
+
+    def match(self, token_ids: list[int]) -> list[TrieNode]:
+        """Trie nodes of the longest cached prefix of ``token_ids`` (touched as used)."""
+        node = self.root
+        out: list[TrieNode] = []
+        for tok in token_ids:
+            child = node.children.get(tok)
+            if child is None:
+                break
+            child.last_used = self.tick
+            out.append(child)
+            node = child
+        return out
+
+    def insert(self, parent: TrieNode, token_ids: list[int], slots: list[int]) -> list[TrieNode]:
+        nodes = []
+        for tok, slot in zip(token_ids, slots):
+            child = TrieNode(tok, slot, parent, parent.depth + 1, self.tick)
+            parent.children[tok] = child
+            nodes.append(child)
+            parent = child
+        self.num_cached += len(nodes)
+        return nodes
+
+    # ------------------------------------------------------------------ slots
+    def allocate(self, n: int) -> list[int]:
+        """``n`` free slots, growing the pool or evicting LRU leaves not used in this tick."""
+        if n > self.budget_tokens:
+            raise KVBudgetError(
+                f"this request needs {n} KV slots but kv_budget_tokens={self.budget_tokens}; "
+                f"raise kv_budget_tokens or expand fewer nodes at once"
+            )
+        if len(self.free) < n:
+            self._grow(n)
+        if len(self.free) < n:
+            self._evict(n - len(self.free))
+        if len(self.free) < n:
+            raise KVBudgetError(
+                f"KV budget exhausted: {n} slots needed, {len(self.free)} free after evicting "
+                f"everything not used by this request (kv_budget_tokens={self.budget_tokens})"
+            )
+        slots, self.free = self.free[-n:], self.free[:-n]
+        return slots
+
+    def release(self, slots: list[int]) -> None:
+        self.free.extend(slots)
+
+    def _grow(self, need: int) -> None:
+        if self.keys is None:
+            return  # allocated on first write, when shapes are known
+        target = min(self.budget_tokens, max(self.capacity * 2, self.capacity + need))
+        if target <= self.capacity:
+            return
+        extra = target - self.capacity
+        shape = list(self.keys.shape)
+        shape[1] = extra
+        self.keys = torch.cat([self.keys, self.keys.new_zeros(shape)], dim=1)
+        self.values = torch.cat([self.values, self.values.new_zeros(shape)], dim=1)
+        self.free.extend(range(self.capacity + 1, target + 1))
+        self.capacity = target
+
+    def ensure_shapes(self, layers: int, heads: int, head_dim: int, need: int) -> None:
+        if self.keys is not None:
+            return
+        self.capacity = min(self.budget_tokens, max(1, need))
+        shape = (layers, self.capacity + 1, heads, head_dim)
+        self.keys = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.values = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.free = list(range(self.capacity, 0, -1))
+
+    def _evict(self, need: int) -> None:
+        """Free at least ``need`` slots, least recently used leaves first; nodes touched in the
+        current tick (the request being served) are never evicted."""
+        freed = 0
+        while freed < need:
+            leaves = [n for n in self._iter_nodes() if not n.children and n.last_used < self.tick]
+            if not leaves:
+                return
+            leaves.sort(key=lambda n: (n.last_used, -n.depth))
+            for leaf in leaves:
+                del leaf.parent.children[leaf.token_id]
+                self.free.append(leaf.slot)
+                self.num_cached -= 1
+                self.evictions += 1
+                freed += 1
+                if freed >= need:
+                    return
+
+    def _iter_nodes(self):
+        stack = list(self.root.children.values())
+        while stack:
+            node = stack.pop()
+            stack.extend(node.children.values())
+            yield node
+
+    def clear(self) -> None:
+        self.root.children.clear()
+        self.num_cached = 0
+        if self.keys is not None:
+            self.free = list(range(self.capacity, 0, -1))
+
+    # ------------------------------------------------------------------ data
+    def gather(self, slot_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values for a ``[B, P]`` matrix of slots (0 = pad): ``[L, B, H, P, D]``."""
+        keys = self.keys[:, slot_rows].permute(0, 1, 3, 2, 4)
+        values = self.values[:, slot_rows].permute(0, 1, 3, 2, 4)
+        return keys, values
+
+    def write(self, slots: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Store ``[L, M, H, D]`` keys/values into ``M`` slots."""
+        self.keys[:, slots] = keys.to(self.dtype)
+        self.values[:, slots] = values.to(self.dtype)
+
+    @property
+    def bytes_used(self) -> int:
+        if self.keys is None:
+            return 0
+        return 2 * self.keys.element_size() * self.keys.numel()

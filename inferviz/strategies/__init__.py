@@ -1,0 +1,62 @@
+"""Decoding strategies. Each writes what it did into a TokenTree and returns a result.
+
+``run_strategy(session, prompt, strategy=..., max_new_tokens=..., seed=..., **params)`` is what
+``Session.generate`` calls. A strategy module exposes ``run(session, tree, start_id,
+max_new_tokens, seed, **params) -> GenerationResult`` and its allowed parameter names.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from ..tree import TokenTree
+from ..validate import check_int, check_prompt
+from .result import GenerationResult
+
+# name -> (module, preset params). Aliases keep Inference Edge's names working.
+STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "greedy": ("greedy", {}),
+    "sample": ("sample", {}),
+    "top_k": ("sample", {}),
+    "top_p": ("sample", {}),
+    "min_p": ("sample", {}),
+}
+
+
+def register(name: str, module: str, preset: dict[str, Any] | None = None) -> None:
+    STRATEGIES[name] = (module, dict(preset or {}))
+
+
+def strategy_names() -> list[str]:
+    return sorted(STRATEGIES)
+
+
+def run_strategy(session: Any, prompt: str | TokenTree, strategy: str = "greedy",
+                 max_new_tokens: int = 32, seed: int | None = None, start_id: int | None = None,
+                 **params: Any) -> GenerationResult:
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r} is unknown; valid names: "
+                         f"{', '.join(strategy_names())}")
+    check_int("max_new_tokens", max_new_tokens, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
+    if isinstance(prompt, TokenTree):
+        tree = prompt
+        start_id = tree.root_id if start_id is None else start_id
+        if start_id not in tree:
+            raise ValueError(f"start_id {start_id} is not a node of this tree")
+    else:
+        check_prompt(prompt)
+        tree = session.tree(prompt)
+        if start_id is not None:
+            raise ValueError("start_id needs a TokenTree as prompt")
+        start_id = tree.root_id
+    module_name, preset = STRATEGIES[strategy]
+    module = import_module(f"{__name__}.{module_name}")
+    merged = {**preset, **params}
+    return module.run(session, tree, start_id, max_new_tokens=max_new_tokens, seed=seed,
+                      strategy=strategy, **merged)
+
+
+__all__ = ["GenerationResult", "STRATEGIES", "register", "run_strategy", "strategy_names"]

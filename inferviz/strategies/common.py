@@ -1,0 +1,43 @@
+"""Pieces shared by the step-by-step strategies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..processors import SamplerSettings
+from ..validate import reject_unknown
+
+SAMPLER_ARGS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty",
+                "min_tokens_to_keep")
+
+# Inference Edge's presets: "focused" is near-deterministic, "exploratory" creative.
+MODES = {"focused": 0.3, "exploratory": 1.5}
+
+
+def sampler_settings(params: dict[str, Any], where: str) -> SamplerSettings:
+    """SamplerSettings from the sampler keyword arguments in ``params`` (popped), with the
+    ``mode`` preset applied when no explicit temperature is given."""
+    mode = params.pop("mode", None)
+    kwargs = {k: params.pop(k) for k in SAMPLER_ARGS if k in params}
+    if mode is not None:
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is unknown; valid modes: {', '.join(MODES)}")
+        kwargs.setdefault("temperature", MODES[mode])
+    return SamplerSettings(**kwargs)
+
+
+def make_generator(seed: int | None) -> torch.Generator:
+    gen = torch.Generator()
+    gen.manual_seed(seed if seed is not None else int(torch.seed() % (2**63)))
+    return gen
+
+
+def check_stop(params: dict[str, Any], where: str, allowed: tuple[str, ...] = ()) -> bool:
+    """Pop ``stop_at_eos`` (default True) and reject anything else left in ``params``."""
+    stop = params.pop("stop_at_eos", True)
+    if not isinstance(stop, bool):
+        raise TypeError(f"stop_at_eos must be a bool; got {stop!r}")
+    reject_unknown(where, params, (*allowed, *SAMPLER_ARGS, "mode", "stop_at_eos"))
+    return stop

@@ -1,0 +1,57 @@
+"""What a strategy run returns: the tree it wrote into and the sequences it chose."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..tree import TokenTree
+
+
+@dataclass
+class GenerationResult:
+    """``leaf_ids`` holds the last node of each returned sequence, best first; ``scores`` their
+    strategy scores (sum of raw logprobs for greedy/sample, beam score for beam, ...)."""
+
+    strategy: str
+    tree: TokenTree
+    leaf_ids: list[int]
+    params: dict[str, Any] = field(default_factory=dict)
+    scores: list[float] = field(default_factory=list)
+    stop_reason: str = ""
+
+    @property
+    def node_id(self) -> int:
+        return self.leaf_ids[0]
+
+    @property
+    def text(self) -> str:
+        """Generated text of the best sequence (without the prompt)."""
+        return self.tree.completion(self.leaf_ids[0])
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.tree.completion(n) for n in self.leaf_ids]
+
+    @property
+    def token_ids(self) -> list[int]:
+        return self.tree.token_ids(self.leaf_ids[0])[len(self.tree.prompt_ids):]
+
+    def path_ids(self, index: int = 0) -> list[int]:
+        return [n.node_id for n in self.tree.path(self.leaf_ids[index])]
+
+    def to_pandas(self):
+        """The tree's DataFrame with ``in_result`` (node on a returned sequence) and
+        ``sequence`` (index of the first returned sequence through the node, else <NA>)."""
+        df = self.tree.to_pandas()
+        seq_of: dict[int, int] = {}
+        for index in range(len(self.leaf_ids)):
+            for node_id in self.path_ids(index):
+                seq_of.setdefault(node_id, index)
+        df["in_result"] = df["node_id"].isin(seq_of)
+        df["sequence"] = df["node_id"].map(seq_of).astype("Int64")
+        return df
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(strategy={self.strategy!r}, sequences={len(self.leaf_ids)}, "
+                f"text={self.text!r})")

@@ -1,0 +1,40 @@
+"""Ancestral sampling with processors (temperature, top-k, top-p, min-p, typical-p, repetition
+penalty), reproducible from ``seed`` through a torch.Generator. The strategy names "top_k",
+"top_p" and "min_p" are this strategy with that processor given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..scoring import record_children
+from .common import check_stop, make_generator, sampler_settings
+from .result import GenerationResult
+
+
+def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
+        strategy: str = "sample", **params: Any) -> GenerationResult:
+    settings = sampler_settings(params, f"strategy={strategy!r}")
+    needed = {"top_k": settings.top_k, "top_p": settings.top_p, "min_p": settings.min_p}
+    if strategy in needed and needed[strategy] is None:
+        raise ValueError(f"strategy={strategy!r} needs {strategy}=...; e.g. "
+                         f"generate(prompt, strategy={strategy!r}, {strategy}=...)")
+    stop_at_eos = check_stop(params, f"strategy={strategy!r}")
+    gen = make_generator(seed)
+    eos = session.eos_token_ids
+    node_id, stop = start_id, "max_new_tokens"
+    for _ in range(max_new_tokens):
+        dists = session.distributions(tree, [node_id], settings)
+        token = int(torch.multinomial(dists.probs[0], 1, generator=gen))
+        (child,) = record_children(tree, dists, 0, [token], session.token_bytes,
+                                   [{"strategy": strategy}])
+        tree.notify([child.node_id])
+        node_id = child.node_id
+        if stop_at_eos and token in eos:
+            stop = "eos"
+            break
+    score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
+    return GenerationResult(strategy, tree, [node_id],
+                            {"max_new_tokens": max_new_tokens, "seed": seed,
+                             **settings.to_dict()}, [score], stop)

@@ -1,0 +1,68 @@
+"""Teacher-forced per-token table: how likely the model found each token of a given text."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .tree import TokenTree, readable_token
+from .validate import check_prompt
+
+TOP_ALTERNATIVES = 5
+
+
+@torch.no_grad()
+def token_table(session: Any, text_or_tree: str | TokenTree, node_id: int | None = None):
+    """One row per predicted token: ``position``, ``token_id``, ``token``, ``prob``,
+    ``logprob`` (raw, nats), ``rank`` (0 = the model's top choice), ``entropy`` (nats) and the
+    top-5 alternatives (``top_token_ids``, ``top_tokens``, ``top_probs``, lists).
+
+    For a text, every token after the first is scored; for ``(tree, node_id)`` the generated
+    tokens on the path to the node are. ``df.attrs["perplexity"]`` is exp of the mean negative
+    log-likelihood of the scored tokens."""
+    import pandas as pd
+
+    if isinstance(text_or_tree, TokenTree):
+        tree = text_or_tree
+        node_id = tree.root_id if node_id is None else node_id
+        if node_id not in tree:
+            raise ValueError(f"node_id {node_id} is not a node of this tree")
+        ids = tree.token_ids(node_id)
+        first = len(tree.prompt_ids)
+    else:
+        ids = session.encode(check_prompt(text_or_tree))
+        first = 1
+    if len(ids) > session.engine.max_positions:
+        raise ValueError(f"text is {len(ids)} tokens, longer than the model's context "
+                         f"({session.engine.max_positions})")
+    rows: list[dict[str, Any]] = []
+    if len(ids) > first:
+        input_ids = torch.tensor([ids], device=session.device)
+        logits = session.model(input_ids=input_ids).logits[0].float().cpu()  # [T, V]
+        logprobs = torch.log_softmax(logits, dim=-1)[first - 1 : len(ids) - 1]
+        targets = torch.tensor(ids[first:])
+        chosen = logprobs.gather(1, targets[:, None])[:, 0]
+        ranks = (logprobs > chosen[:, None]).sum(-1)
+        entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(-1)
+        top = torch.topk(logprobs, TOP_ALTERNATIVES, dim=-1)
+        for j, tok in enumerate(targets.tolist()):
+            top_ids = top.indices[j].tolist()
+            rows.append({
+                "position": first + j,
+                "token_id": tok,
+                "token": readable_token(session.token_bytes(tok)),
+                "prob": math.exp(chosen[j].item()),
+                "logprob": chosen[j].item(),
+                "rank": int(ranks[j]),
+                "entropy": entropy[j].item(),
+                "top_token_ids": top_ids,
+                "top_tokens": [readable_token(session.token_bytes(t)) for t in top_ids],
+                "top_probs": top.values[j].exp().tolist(),
+            })
+    columns = ["position", "token_id", "token", "prob", "logprob", "rank", "entropy",
+               "top_token_ids", "top_tokens", "top_probs"]
+    df = pd.DataFrame(rows, columns=columns)
+    df.attrs["perplexity"] = (math.exp(-df["logprob"].mean()) if len(df) else float("nan"))
+    return df

@@ -1,0 +1,66 @@
+"""Argument checks shared by the public API: each error names the argument and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int; got {value!r} ({type(value).__name__})")
+    if low is not None and value < low or high is not None and value > high:
+        raise ValueError(f"{name} must be in [{low}, {high}]; got {value}"
+                         if high is not None else f"{name} must be >= {low}; got {value}")
+    return value
+
+
+def check_float(name: str, value: Any, low: float, high: float, low_open: bool = False,
+                high_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})")
+    value = float(value)
+    bad = (math.isnan(value) or value < low or value > high or (low_open and value == low)
+           or (high_open and value == high))
+    if bad:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}; got {value}")
+    return value
+
+
+def check_prompt(prompt: Any) -> str:
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str; got {type(prompt).__name__}")
+    if not prompt:
+        raise ValueError("prompt is empty: give at least one character of text")
+    return prompt
+
+
+def check_node_ids(tree: Any, node_ids: Any) -> list[int]:
+    """One node id or an iterable of them, each in ``tree``; duplicates removed, order kept."""
+    ids: Iterable[Any] = [node_ids] if isinstance(node_ids, int) else node_ids
+    try:
+        ids = list(ids)
+    except TypeError:
+        raise TypeError(f"node_ids must be a node id (int) or a list of them; got {node_ids!r}") \
+            from None
+    if not ids:
+        raise ValueError("node_ids is empty: pass at least one node id")
+    out: list[int] = []
+    for node_id in ids:
+        if isinstance(node_id, bool) or not isinstance(node_id, int):
+            raise TypeError(f"node_ids must hold ints; got {node_id!r}")
+        if node_id not in tree:
+            raise ValueError(f"node_ids: {node_id} is not a node of this tree "
+                             f"(it has {len(tree)} nodes; see tree.to_pandas().node_id)")
+        if node_id not in out:
+            out.append(node_id)
+    return out
+
+
+def reject_unknown(where: str, kwargs: dict[str, Any], allowed: Iterable[str]) -> None:
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{where} got unexpected argument(s) {', '.join(unknown)}; "
+                        f"allowed: {', '.join(sorted(allowed))}")
