@@ -176,8 +176,12 @@ def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto",
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     name = str(name_or_path)
+    from .zoo import ZOO, zoo_path
+
     if name == DEFAULT_MODEL:
         path: Path | None = default_gguf_path()
+    elif name in ZOO:
+        path = zoo_path(name)
     else:
         path = Path(name).expanduser()
     if path is not None and path.is_file():

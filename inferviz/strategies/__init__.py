@@ -21,6 +21,13 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "top_k": ("sample", {}),
     "top_p": ("sample", {}),
     "min_p": ("sample", {}),
+    "beam": ("beam", {}),
+    "beam_search": ("beam", {}),
+    "contrastive": ("contrastive", {}),
+    "smc": ("smc", {}),
+    "bfs": ("bfs", {}),
+    "threshold": ("threshold", {}),
+    "custom": ("custom", {}),
 }
 
 

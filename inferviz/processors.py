@@ -1,0 +1,278 @@
+"""Logits processors as pure functions: raw logits [..., V] in, a new processed tensor out.
+
+Each function matches the corresponding ``transformers.generation.logits_process`` class
+element-wise (same comparisons, same tie handling); filtered entries become ``-inf``.
+``process`` applies them in the order ``GenerationMixin.generate`` does, so the processed
+distribution here is the one ``generate(do_sample=True, ...)`` samples from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+FILTERED = -math.inf
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_min_tokens_to_keep(min_tokens_to_keep: Any) -> None:
+    if not _is_int(min_tokens_to_keep) or min_tokens_to_keep < 1:
+        raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
+
+
+def _check_temperature(temperature: Any) -> None:
+    if not _is_number(temperature) or temperature <= 0:
+        raise ValueError(
+            f"temperature must be a finite number > 0, got {temperature!r}; "
+            'for argmax decoding use strategy="greedy" instead of temperature 0'
+        )
+
+
+def _check_top_k(top_k: Any) -> None:
+    if not _is_int(top_k) or top_k < 1:
+        raise ValueError(f"top_k must be an int >= 1 (values above the vocabulary keep all), "
+                         f"got {top_k!r}")
+
+
+def _check_top_p(top_p: Any) -> None:
+    if not _is_number(top_p) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
+
+
+def _check_min_p(min_p: Any) -> None:
+    if not _is_number(min_p) or not 0 <= min_p <= 1:
+        raise ValueError(f"min_p must be a number in [0, 1] (relative to the top probability), "
+                         f"got {min_p!r}")
+
+
+def _check_typical_p(typical_p: Any) -> None:
+    if not _is_number(typical_p) or not 0 < typical_p < 1:
+        raise ValueError(f"typical_p must be a number in (0, 1) (exclusive), got {typical_p!r}")
+
+
+def _check_penalty(penalty: Any) -> None:
+    if not _is_number(penalty) or penalty <= 0:
+        raise ValueError(f"repetition_penalty must be a finite number > 0 (1.0 = off, > 1 "
+                         f"discourages repeats), got {penalty!r}")
+
+
+def _check_logits(logits: Any) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.dim() < 1 or not logits.is_floating_point():
+        raise ValueError("logits must be a floating-point torch.Tensor of shape [..., V]")
+
+
+def _rows(logits: torch.Tensor) -> torch.Tensor:
+    """View [..., V] as [N, V] (the HF warpers index dim 1)."""
+    return logits.reshape(-1, logits.shape[-1])
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits / temperature (TemperatureLogitsWarper)."""
+    _check_logits(logits)
+    _check_temperature(temperature)
+    return logits / temperature
+
+
+def apply_top_k(logits: torch.Tensor, top_k: int, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Keep the top_k largest logits; ties with the k-th value are kept (TopKLogitsWarper)."""
+    _check_logits(logits)
+    _check_top_k(top_k)
+    _check_min_tokens_to_keep(min_tokens_to_keep)
+    k = min(max(top_k, min_tokens_to_keep), logits.shape[-1])
+    kth_value = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth_value, FILTERED)
+
+
+def apply_top_p(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Keep the smallest most-probable set whose probability reaches top_p (TopPLogitsWarper).
+
+    top_p == 1 keeps everything (generate skips the warper then)."""
+    _check_logits(logits)
+    _check_top_p(top_p)
+    _check_min_tokens_to_keep(min_tokens_to_keep)
+    if top_p == 1:
+        return logits.clone()
+    rows = _rows(logits)
+    sorted_logits, sorted_indices = torch.sort(rows, descending=False)
+    cumulative_probs = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    # Ascending order: drop the low tail whose total stays within 1 - top_p.
+    sorted_remove = cumulative_probs <= (1 - top_p)
+    sorted_remove[..., -min_tokens_to_keep:] = False
+    remove = sorted_remove.scatter(1, sorted_indices, sorted_remove)
+    return rows.masked_fill(remove, FILTERED).reshape(logits.shape)
+
+
+def apply_min_p(logits: torch.Tensor, min_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Keep tokens with p >= min_p * p_max: RELATIVE to the top probability (MinPLogitsWarper).
+
+    (An absolute threshold p >= min_p is a different, wrong filter: with a flat distribution it
+    removes everything but min_tokens_to_keep.)"""
+    _check_logits(logits)
+    _check_min_p(min_p)
+    _check_min_tokens_to_keep(min_tokens_to_keep)
+    probs = torch.softmax(logits, dim=-1)
+    remove = probs < min_p * probs.amax(dim=-1, keepdim=True)
+    k = min(min_tokens_to_keep, logits.shape[-1])
+    remove.scatter_(-1, torch.topk(probs, k, dim=-1).indices, False)
+    return logits.masked_fill(remove, FILTERED)
+
+
+def apply_typical_p(
+    logits: torch.Tensor, typical_p: float, min_tokens_to_keep: int = 1
+) -> torch.Tensor:
+    """Locally typical sampling (Meister et al. 2022), as TypicalLogitsWarper: keep the tokens
+    whose surprisal is closest to the entropy until their mass reaches typical_p."""
+    _check_logits(logits)
+    _check_typical_p(typical_p)
+    _check_min_tokens_to_keep(min_tokens_to_keep)
+    rows = _rows(logits)
+    log_probs = torch.log_softmax(rows, dim=-1)
+    entropy = -(log_probs * log_probs.exp()).nansum(-1, keepdim=True)
+    distance = torch.abs(-log_probs - entropy)
+    sorted_distance, sorted_indices = torch.sort(distance, descending=False)
+    cumulative_probs = rows.gather(-1, sorted_indices).softmax(dim=-1).cumsum(dim=-1)
+    last_index = (cumulative_probs < typical_p).sum(dim=1).clamp_(max=rows.shape[-1] - 1)
+    sorted_remove = sorted_distance > sorted_distance.gather(1, last_index.view(-1, 1))
+    sorted_remove[..., :min_tokens_to_keep] = False
+    remove = sorted_remove.scatter(1, sorted_indices, sorted_remove)
+    return rows.masked_fill(remove, FILTERED).reshape(logits.shape)
+
+
+def apply_repetition_penalty(
+    logits: torch.Tensor, input_ids: torch.Tensor, penalty: float
+) -> torch.Tensor:
+    """CTRL repetition penalty (RepetitionPenaltyLogitsProcessor): each token id present in
+    input_ids [..., T] gets logit * penalty if negative, logit / penalty otherwise (once, however
+    often it occurs). Ids >= V (embedding larger than the head) are ignored, as in HF."""
+    _check_logits(logits)
+    _check_penalty(penalty)
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError("input_ids must be an integer torch.Tensor of shape [..., T]")
+    if input_ids.shape[:-1] != logits.shape[:-1]:
+        raise ValueError(f"input_ids shape {tuple(input_ids.shape)} must match logits "
+                         f"{tuple(logits.shape)} in all but the last dimension")
+    if input_ids.numel() and int(input_ids.min()) < 0:
+        raise ValueError("input_ids must be >= 0 (no padding ids)")
+    vocab_size = logits.shape[-1]
+    ids = input_ids.reshape(-1, input_ids.shape[-1]).long().clamp(max=vocab_size)
+    # One padding column absorbs out-of-vocabulary ids, then is dropped.
+    padded = torch.nn.functional.pad(_rows(logits), (0, 1))
+    picked = padded.gather(1, ids)
+    picked = torch.where(picked < 0, picked * penalty, picked / penalty)
+    return padded.scatter(1, ids, picked)[:, :vocab_size].reshape(logits.shape)
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Processor settings; None switches a processor off. Validated on construction."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    typical_p: float | None = None
+    repetition_penalty: float | None = None
+    min_tokens_to_keep: int = 1
+
+    def __post_init__(self) -> None:
+        _check_temperature(self.temperature)
+        _check_min_tokens_to_keep(self.min_tokens_to_keep)
+        for value, check in (
+            (self.top_k, _check_top_k),
+            (self.top_p, _check_top_p),
+            (self.min_p, _check_min_p),
+            (self.typical_p, _check_typical_p),
+            (self.repetition_penalty, _check_penalty),
+        ):
+            if value is not None:
+                check(value)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when ``process`` returns the logits unchanged for any vocabulary."""
+        return (
+            self.temperature == 1
+            and self.top_k is None
+            and self.top_p in (None, 1)
+            and self.min_p in (None, 0)
+            and self.typical_p is None
+            and self.repetition_penalty in (None, 1)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def process(
+    logits: torch.Tensor, settings: SamplerSettings, input_ids: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Apply every active processor of ``settings`` to logits [..., V]; returns a new tensor.
+
+    Order and skip rules follow transformers 5.x ``GenerationMixin._get_logits_processor``:
+    the repetition penalty is among the processors appended before the sampling warpers
+    (skipped when == 1.0); then, with do_sample, temperature (skipped when == 1.0), top_k,
+    top_p (skipped when == 1.0), min_p (after temperature, as llama.cpp), typical_p.
+    """
+    if not isinstance(settings, SamplerSettings):
+        raise TypeError(f"settings must be a SamplerSettings, got {type(settings).__name__}")
+    _check_logits(logits)
+    keep = settings.min_tokens_to_keep
+    out = logits.clone()
+    if settings.repetition_penalty is not None and settings.repetition_penalty != 1:
+        if input_ids is None:
+            raise ValueError("repetition_penalty needs input_ids (the tokens seen so far)")
+        out = apply_repetition_penalty(out, input_ids, settings.repetition_penalty)
+    if settings.temperature != 1:
+        out = apply_temperature(out, settings.temperature)
+    if settings.top_k is not None:
+        out = apply_top_k(out, settings.top_k, keep)
+    if settings.top_p is not None and settings.top_p < 1:
+        out = apply_top_p(out, settings.top_p, keep)
+    if settings.min_p is not None:
+        out = apply_min_p(out, settings.min_p, keep)
+    if settings.typical_p is not None:
+        out = apply_typical_p(out, settings.typical_p, keep)
+    return out
+
+
+def processed_probs(
+    logits: torch.Tensor, settings: SamplerSettings, input_ids: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Softmax of the processed logits [..., V]: filtered tokens are exactly 0.0, never NaN.
+
+    Raises ValueError when a row has no finite logit to normalise (e.g. all -inf or NaN input)."""
+    probs = torch.softmax(process(logits, settings, input_ids), dim=-1)
+    if torch.isnan(probs).any():
+        raise ValueError("logits contain a row with no finite value (all -inf, +inf or NaN); "
+                         "cannot form a distribution")
+    return probs
+
+
+def log_kept_mass(raw_logits: torch.Tensor, processed_logits: torch.Tensor) -> torch.Tensor:
+    """log of the raw-probability mass of the tokens kept (not -inf) by processing, shape [...].
+
+    For a truncated proposal q = p restricted to the kept set and renormalised (temperature 1,
+    no penalty), log p(x) - log q(x) = log_kept_mass for every kept x: the SMC incremental weight.
+    """
+    _check_logits(raw_logits)
+    _check_logits(processed_logits)
+    if raw_logits.shape != processed_logits.shape:
+        raise ValueError(f"raw_logits {tuple(raw_logits.shape)} and processed_logits "
+                         f"{tuple(processed_logits.shape)} must have the same shape")
+    kept = raw_logits.masked_fill(processed_logits == FILTERED, FILTERED)
+    return torch.logsumexp(kept, dim=-1) - torch.logsumexp(raw_logits, dim=-1)
+
+
+def kept_mass(raw_logits: torch.Tensor, processed_logits: torch.Tensor) -> torch.Tensor:
+    """Raw-probability mass (in [0, 1]) of the tokens that processing kept, shape [...]."""
+    return log_kept_mass(raw_logits, processed_logits).exp()

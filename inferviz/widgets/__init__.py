@@ -1,0 +1,6 @@
+"""anywidget views of inferviz results. Importing this imports anywidget; the core never does."""
+
+from .lens_widget import LensWidget
+from .tree_widget import TreeWidget
+
+__all__ = ["LensWidget", "TreeWidget"]

@@ -1,0 +1,249 @@
+"""TreeWidget: a token tree you can click through, in Jupyter and Voila.
+
+Synced state (``nodes`` is the source of truth, so a view rendered late shows the current tree):
+
+- ``nodes``          columnar snapshot of the tree, see :mod:`inferviz.widgets.columns`
+- ``k``, ``temperature``, ``top_k``, ``top_p``, ``min_p``  settings for the next expansion
+- ``selected``       node id or None; ``selected_text`` is the prompt + completion up to it
+- ``pending``        node ids being expanded right now
+- ``error``          the last error message ("" when the last action worked)
+- ``read_only``      True when there is no session to expand with
+
+The browser may write only the settings and ``selected``; expansion requests arrive as custom
+messages (see :mod:`inferviz.widgets.protocol`) and are answered with a response message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..tree import TokenTree
+from . import protocol
+from .columns import encode_columns
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+log = logging.getLogger(__name__)
+
+# Traits the browser is allowed to change; anything else it sends is ignored.
+BROWSER_WRITABLE = ("k", "temperature", "top_k", "top_p", "min_p", "selected")
+
+
+class TreeWidget(anywidget.AnyWidget):
+    """Interactive view of a :class:`~inferviz.tree.TokenTree`.
+
+    ``TreeWidget(tree, session=s)`` lets a click on a node call
+    ``s.expand(tree, node_id, k=..., temperature=..., top_k=..., top_p=..., min_p=...)``;
+    without a session the tree is read-only. The widget follows ``tree`` as it grows.
+    """
+
+    _esm = STATIC / "tree.js"
+    _css = STATIC / "tree.css"
+
+    nodes = traitlets.Dict().tag(sync=True)
+    k = traitlets.Int(5).tag(sync=True)
+    temperature = traitlets.Float(1.0).tag(sync=True)
+    top_k = traitlets.Int(None, allow_none=True).tag(sync=True)
+    top_p = traitlets.Float(None, allow_none=True).tag(sync=True)
+    min_p = traitlets.Float(None, allow_none=True).tag(sync=True)
+    selected = traitlets.Int(None, allow_none=True).tag(sync=True)
+    selected_text = traitlets.Unicode("").tag(sync=True)
+    pending = traitlets.List(traitlets.Int()).tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    read_only = traitlets.Bool(True).tag(sync=True)
+
+    def __init__(
+        self,
+        tree: TokenTree,
+        session: Any = None,
+        k: int = 5,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(tree, TokenTree):
+            raise TypeError(f"tree must be an inferviz TokenTree, got {type(tree).__name__}")
+        if session is not None and not callable(getattr(session, "expand", None)):
+            raise TypeError("session must have an expand(tree, node_id, ...) method, or be None")
+        unknown = sorted(set(kwargs) - {"layout"})
+        if unknown:
+            raise TypeError(
+                f"TreeWidget got unexpected keyword argument(s) {unknown}; it takes tree, "
+                "session, k, temperature, top_k, top_p, min_p"
+            )
+        settings = protocol.validate_params(
+            {"k": k, "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p},
+            protocol.ExpandParams(k=5, temperature=1.0, top_k=None, top_p=None, min_p=None),
+        )
+        self._tree = tree
+        self._session = session
+        self._in_flight: set[int] = set()
+        self._in_flight_lock = threading.Lock()
+        self._batch_depth = 0
+        self._dirty = False
+        super().__init__(
+            nodes=encode_columns(tree.to_columns()),
+            read_only=session is None,
+            **settings,
+            **kwargs,
+        )
+        self_ref = weakref.ref(self)
+
+        def on_tree_change(node_ids: list[int]) -> None:
+            widget = self_ref()
+            if widget is not None:
+                widget._tree_changed(node_ids)
+
+        self._unsubscribe = tree.on_change(on_tree_change)
+        self.on_msg(TreeWidget._handle_message)
+
+    # ------------------------------------------------------------- properties
+    @property
+    def tree(self) -> TokenTree:
+        return self._tree
+
+    @property
+    def session(self) -> Any:
+        return self._session
+
+    def params(self) -> protocol.ExpandParams:
+        """The expand settings currently shown in the widget."""
+        return protocol.ExpandParams(
+            k=self.k,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+        )
+
+    # ------------------------------------------------------------- validation
+    @traitlets.validate(*protocol.PARAM_CHECKS)
+    def _check_setting(self, proposal: dict) -> Any:
+        name = proposal["trait"].name
+        try:
+            return protocol.PARAM_CHECKS[name](proposal["value"])
+        except protocol.ProtocolError as exc:
+            raise protocol.SettingError(str(exc)) from None
+
+    @traitlets.validate("selected")
+    def _check_selected(self, proposal: dict) -> int | None:
+        value = proposal["value"]
+        if value is not None and value not in self._tree:
+            raise protocol.SettingError(f"selected node {value} is not in this tree")
+        return value
+
+    @traitlets.observe("selected")
+    def _selected_changed(self, change: dict) -> None:
+        node_id = change["new"]
+        self.selected_text = "" if node_id is None else self._tree.text(node_id)
+
+    def set_state(self, sync_data: dict) -> None:
+        """State from the browser: keep only writable traits, and reject bad values whole
+        (the view is sent the kernel's state back) instead of raising in the kernel."""
+        accepted = {k: v for k, v in sync_data.items() if k in BROWSER_WRITABLE}
+        refused = [k for k in sync_data if k not in BROWSER_WRITABLE and k in self.keys]
+        try:
+            for name, value in accepted.items():
+                if name == "selected":
+                    if value is not None and (
+                        not protocol._is_int(value) or value not in self._tree
+                    ):
+                        raise protocol.ProtocolError(f"selected node {value!r} is not in this tree")
+                else:
+                    protocol.PARAM_CHECKS[name](value)
+        except protocol.ProtocolError as exc:
+            self.error = str(exc)
+            self.send_state(list(accepted) + refused)
+            return
+        if accepted:
+            super().set_state(accepted)
+        if refused:
+            self.send_state(refused)
+
+    # ------------------------------------------------------------- tree sync
+    def _tree_changed(self, node_ids: list[int]) -> None:
+        if self._batch_depth:
+            self._dirty = True
+        else:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Re-send the whole tree to the views (normally automatic via ``tree.on_change``)."""
+        self._dirty = False
+        self.nodes = encode_columns(self._tree.to_columns())
+
+    # ------------------------------------------------------------- expansion
+    def expand(self, node_id: int, **params: Any) -> list[int]:
+        """Expand ``node_id`` with the widget's settings (overridden by ``params``), like a
+        click would; returns the child ids. Raises ``ValueError``/``KeyError`` on bad input."""
+        if self._session is None:
+            raise ValueError(protocol.READ_ONLY_MESSAGE)
+        settings = protocol.validate_params(params, self.params())
+        self._tree.node(node_id)
+        with self._in_flight_lock:
+            if node_id in self._in_flight:
+                raise ValueError(f"node {node_id} is already being expanded")
+            self._in_flight.add(node_id)
+        self.pending = sorted(self._in_flight)
+        self._batch_depth += 1
+        try:
+            # Tree changes during the call are coalesced into one `nodes` update below.
+            children = self._session.expand(self._tree, node_id, **settings)
+        finally:
+            self._batch_depth -= 1
+            with self._in_flight_lock:
+                self._in_flight.discard(node_id)
+            if self._dirty and not self._batch_depth:
+                self.refresh()
+            self.pending = sorted(self._in_flight)
+        return [int(child.node_id) for child in (children or [])]
+
+    def _handle_message(self, content: Any, buffers: list) -> None:
+        rid = protocol.request_id(content)
+        action = content.get("action") if isinstance(content, dict) else None
+        node_id = content.get("node_id") if isinstance(content, dict) else None
+        try:
+            node_id, params = protocol.validate_request(content, self._tree, self.params())
+            if self._session is None:
+                raise protocol.ProtocolError(protocol.READ_ONLY_MESSAGE)
+            if node_id in self._in_flight:
+                raise protocol.ProtocolError(f"node {node_id} is already being expanded")
+            child_ids = self.expand(node_id, **params)
+        except Exception as exc:
+            message = _error_text(exc)
+            if not isinstance(exc, (ValueError, KeyError, TypeError)):
+                log.exception("inferviz: expand failed")
+            self.error = message
+            self.send(
+                protocol.response(rid, ok=False, action=action, node_id=node_id, error=message)
+            )
+            return
+        self.error = ""
+        self.send(
+            protocol.response(rid, ok=True, action=action, node_id=node_id, child_ids=child_ids)
+        )
+
+    def close(self) -> None:
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
+            self._unsubscribe = None
+        super().close()
+
+
+def _error_text(exc: BaseException) -> str:
+    # KeyError's str() wraps the message in quotes; show the message itself.
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, (protocol.ProtocolError, ValueError)):
+        return text
+    return f"{type(exc).__name__}: {text}"

@@ -1,0 +1,20 @@
+// Bundle the widget front ends into ../inferviz/static (ESM, minified, no CDN imports).
+import * as esbuild from "esbuild";
+
+const options = {
+  entryPoints: { tree: "src/tree_widget.js", lens: "src/lens_widget.js" },
+  outdir: "../inferviz/static",
+  bundle: true,
+  format: "esm",
+  minify: true,
+  target: ["es2020"],
+  logLevel: "info",
+  legalComments: "none",
+};
+
+if (process.argv.includes("--watch")) {
+  const ctx = await esbuild.context({ ...options, minify: false });
+  await ctx.watch();
+} else {
+  await esbuild.build(options);
+}

@@ -1,0 +1,194 @@
+// anywidget entry for inferviz.widgets.LensWidget: logit-lens heatmap, layers x positions.
+import { entropyColor, probColor, textColorOn } from "./color.js";
+import { displayToken, formatNumber, formatProb, truncate } from "./format.js";
+import { cellStats, decodeLens, topK } from "./lens_data.js";
+import "./lens.css";
+
+/**
+ * Background colour and ramp position of a cell under the current colouring.
+ * @param {import("./lens_data.js").Lens} lens
+ * @param {number} layer
+ * @param {number} pos
+ * @param {"prob" | "entropy"} colorBy
+ */
+export function cellColor(lens, layer, pos, colorBy) {
+  const stats = cellStats(lens, layer, pos);
+  if (colorBy === "entropy") {
+    const t = lens.maxEntropy > 0 ? stats.entropy / lens.maxEntropy : 0;
+    return { background: entropyColor(t), t };
+  }
+  return { background: probColor(stats.topProb), t: stats.topProb };
+}
+
+/**
+ * @param {import("./lens_data.js").Lens} lens
+ * @param {number} layer
+ * @param {number} pos
+ */
+function describeCell(lens, layer, pos) {
+  const box = document.createElement("div");
+  const title = document.createElement("div");
+  title.className = "inferviz-lens-title";
+  title.textContent = `layer ${lens.layerNames[layer]} · position ${pos} (after ${displayToken(lens.inputTokens[pos])})`;
+  const stats = cellStats(lens, layer, pos);
+  const facts = document.createElement("div");
+  facts.className = "inferviz-lens-facts";
+  facts.textContent = `entropy ${formatNumber(stats.entropy)} · KL to final ${formatNumber(stats.klToFinal)} · final top token's rank ${formatNumber(stats.finalTopRank)}`;
+  const list = document.createElement("table");
+  for (const { token, tokenId, prob } of topK(lens, layer, pos)) {
+    const tr = list.insertRow();
+    tr.insertCell().textContent = displayToken(token);
+    const bar = tr.insertCell();
+    const fill = document.createElement("span");
+    fill.className = "inferviz-lens-bar";
+    fill.style.width = `${Math.round(100 * Math.max(0, Math.min(1, prob)))}px`;
+    bar.appendChild(fill);
+    tr.insertCell().textContent = formatProb(prob);
+    tr.insertCell().textContent = `#${tokenId}`;
+  }
+  box.append(title, facts, list);
+  return box;
+}
+
+/**
+ * @param {{model: any, el: HTMLElement}} ctx
+ * @returns {() => void} cleanup
+ */
+export function renderLensWidget({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "inferviz-lens";
+  el.replaceChildren(root);
+
+  const bar = document.createElement("div");
+  bar.className = "inferviz-lens-controls";
+  const label = document.createElement("label");
+  label.textContent = "colour by ";
+  const picker = document.createElement("select");
+  picker.name = "color_by";
+  for (const value of ["prob", "entropy"]) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = value === "prob" ? "top-1 probability" : "entropy";
+    picker.appendChild(option);
+  }
+  picker.addEventListener("change", () => {
+    model.set("color_by", picker.value);
+    model.save_changes();
+  });
+  label.appendChild(picker);
+  bar.appendChild(label);
+
+  const errorEl = document.createElement("div");
+  errorEl.className = "inferviz-error";
+  const body = document.createElement("div");
+  body.className = "inferviz-lens-body";
+  const grid = document.createElement("div");
+  grid.className = "inferviz-lens-grid";
+  const panel = document.createElement("div");
+  panel.className = "inferviz-lens-panel";
+  const tooltip = document.createElement("div");
+  tooltip.className = "inferviz-tooltip";
+  tooltip.hidden = true;
+  body.append(grid, panel, tooltip);
+  root.append(bar, errorEl, body);
+
+  let lens = decodeLens(model.get("lens"));
+
+  function drawGrid() {
+    grid.replaceChildren();
+    if (!lens) return;
+    const colorBy = model.get("color_by") === "entropy" ? "entropy" : "prob";
+    picker.value = colorBy;
+    grid.style.gridTemplateColumns = `max-content repeat(${lens.nPositions}, minmax(48px, max-content))`;
+    grid.appendChild(Object.assign(document.createElement("div"), { className: "inferviz-lens-corner", textContent: "layer \\ input" }));
+    for (let pos = 0; pos < lens.nPositions; pos++) {
+      const head = document.createElement("div");
+      head.className = "inferviz-lens-input";
+      head.dataset.pos = String(pos);
+      head.textContent = truncate(displayToken(lens.inputTokens[pos]), 10);
+      head.title = displayToken(lens.inputTokens[pos]);
+      grid.appendChild(head);
+    }
+    const pinned = model.get("pinned");
+    for (let layer = lens.nLayers - 1; layer >= 0; layer--) {
+      const name = document.createElement("div");
+      name.className = "inferviz-lens-layer";
+      name.textContent = lens.layerNames[layer];
+      grid.appendChild(name);
+      for (let pos = 0; pos < lens.nPositions; pos++) {
+        const cellEl = document.createElement("div");
+        cellEl.className = "inferviz-lens-cell";
+        cellEl.dataset.layer = String(layer);
+        cellEl.dataset.pos = String(pos);
+        const { background, t } = cellColor(lens, layer, pos, colorBy);
+        cellEl.style.background = background;
+        cellEl.style.color = textColorOn(t);
+        if (cellStats(lens, layer, pos).finalTopRank === 0) cellEl.classList.add("matches-final");
+        if (pinned && pinned[0] === layer && pinned[1] === pos) cellEl.classList.add("pinned");
+        cellEl.textContent = truncate(displayToken(lens.topTokens[(layer * lens.nPositions + pos) * lens.k]), 10);
+        grid.appendChild(cellEl);
+      }
+    }
+  }
+
+  function drawPanel() {
+    panel.replaceChildren();
+    const pinned = model.get("pinned");
+    if (!lens || !pinned) {
+      panel.textContent = "click a cell to pin its distribution";
+      return;
+    }
+    panel.appendChild(describeCell(lens, pinned[0], pinned[1]));
+  }
+
+  /** @param {Event} event */
+  function cellOf(event) {
+    const target = /** @type {HTMLElement} */ (event.target)?.closest?.(".inferviz-lens-cell");
+    if (!target) return null;
+    return [Number(target.getAttribute("data-layer")), Number(target.getAttribute("data-pos"))];
+  }
+
+  grid.addEventListener("click", (event) => {
+    const at = cellOf(event);
+    if (!at) return;
+    const pinned = model.get("pinned");
+    const same = pinned && pinned[0] === at[0] && pinned[1] === at[1];
+    model.set("pinned", same ? null : at);
+    model.save_changes();
+    drawGrid();
+    drawPanel();
+  });
+  grid.addEventListener("mousemove", (event) => {
+    const at = cellOf(event);
+    if (!at || !lens) { tooltip.hidden = true; return; }
+    tooltip.replaceChildren(describeCell(lens, at[0], at[1]));
+    const box = body.getBoundingClientRect();
+    tooltip.style.left = `${event.clientX - box.left + 14}px`;
+    tooltip.style.top = `${event.clientY - box.top + 10}px`;
+    tooltip.hidden = false;
+  });
+  grid.addEventListener("mouseleave", () => { tooltip.hidden = true; });
+
+  const redraw = () => { drawGrid(); drawPanel(); };
+  const onLens = () => { lens = decodeLens(model.get("lens")); redraw(); };
+  const onError = () => { errorEl.textContent = model.get("error") || ""; };
+  model.on("change:lens", onLens);
+  model.on("change:color_by", drawGrid);
+  model.on("change:pinned", redraw);
+  model.on("change:error", onError);
+  onError();
+  redraw();
+  return () => {
+    model.off("change:lens", onLens);
+    model.off("change:color_by", drawGrid);
+    model.off("change:pinned", redraw);
+    model.off("change:error", onError);
+  };
+}
+
+export default {
+  /** @param {{model: any, el: HTMLElement}} ctx */
+  render({ model, el }) {
+    return renderLensWidget({ model, el });
+  },
+};

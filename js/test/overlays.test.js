@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { decodeTable } from "../src/columns.js";
+import { nodeOverlay, tooltipRows } from "../src/overlays.js";
+import { encodeTable, sampleColumns } from "./helpers.js";
+
+const withMeta = (extra) => decodeTable(encodeTable(sampleColumns(extra)));
+
+describe("nodeOverlay", () => {
+  it("marks pruned and kept beams", () => {
+    const table = withMeta({ beam_kept: [null, true, false, true], beam_score: [null, -0.3, -1.5, -0.4] });
+    expect(nodeOverlay(table, 1).classes).toContain("beam-kept");
+    expect(nodeOverlay(table, 2).classes).toContain("beam-pruned");
+  });
+
+  it("badges SMC particle counts and greys extinct particles", () => {
+    const table = withMeta({ smc_count: [null, 12, 0, 4], smc_resampled: [null, true, false, false] });
+    expect(nodeOverlay(table, 1).badges).toEqual(["×12"]);
+    expect(nodeOverlay(table, 1).classes).toContain("smc-resampled");
+    expect(nodeOverlay(table, 2).classes).toContain("smc-extinct");
+  });
+
+  it("greys implausible contrastive tokens and badges plausible scores", () => {
+    const table = withMeta({ cd_plausible: [null, true, false, true], cd_score: [null, 0.75, -Infinity, 0.1] });
+    expect(nodeOverlay(table, 1).badges).toEqual(["cd 0.75"]);
+    expect(nodeOverlay(table, 2).classes).toContain("cd-implausible");
+    expect(nodeOverlay(table, 2).badges).toEqual([]);
+  });
+
+  it("adds nothing without strategy columns", () => {
+    expect(nodeOverlay(withMeta({}), 1)).toEqual({ classes: [], badges: [] });
+  });
+});
+
+describe("tooltipRows", () => {
+  it("lists the core numbers then every meta column", () => {
+    const rows = Object.fromEntries(tooltipRows(withMeta({ smc_weight: [null, -1.25, null, 0] }), 1));
+    expect(rows.prob).toBe("0.7000");
+    expect(rows.raw_logprob).toBe("-0.3000");
+    expect(rows.rank).toBe("0");
+    expect(rows.entropy).toBe("1.200");
+    expect(rows.smc_weight).toBe("-1.2500");
+  });
+});

@@ -1,0 +1,243 @@
+"""Widget state: columnar, small, follows the tree as it grows; the built bundle ships."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from inferviz.tree import CORE_COLUMNS, TokenTree
+from inferviz.widgets import LensWidget, TreeWidget
+from inferviz.widgets.columns import decode_column, encode_columns
+
+STATIC = Path(__file__).resolve().parent.parent / "inferviz" / "static"
+
+
+def make_tree() -> TokenTree:
+    tree = TokenTree("Hi", [1, 2])
+    tree.add_child(0, 11, b" there", -0.3, 0.7, 0, 1.2)
+    tree.add_child(0, 12, b"!", -1.5, 0.2, 1, 1.2)
+    return tree
+
+
+def decoded(widget: TreeWidget) -> dict[str, list]:
+    nodes = widget.nodes
+    return {name: decode_column(nodes["columns"][name]) for name in nodes["names"]}
+
+
+class CountingSession:
+    def expand(self, tree, node_id, *, k, temperature, top_k, top_p, min_p):
+        return [
+            tree.add_child(node_id, 200 + i, f"<{i}>".encode(), -1.0, 0.1, i, 2.0) for i in range(k)
+        ]
+
+
+# ------------------------------------------------------------------ columnar state
+def test_nodes_trait_is_columnar_and_matches_to_columns():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    nodes = widget.nodes
+    assert nodes["n"] == 3
+    assert nodes["names"][: len(CORE_COLUMNS)] == list(CORE_COLUMNS)
+    assert set(nodes["columns"]) == set(nodes["names"])
+    assert decoded(widget) == tree.to_columns()
+
+
+def test_numeric_columns_travel_as_binary_buffers():
+    widget = TreeWidget(make_tree())
+    columns = widget.nodes["columns"]
+    for name in ("node_id", "parent_id", "raw_logprob", "prob", "rank", "entropy"):
+        assert columns[name]["dtype"] == "f64"
+        assert isinstance(columns[name]["data"], bytes)
+        assert len(columns[name]["data"]) == 8 * 3
+    assert columns["token"] == {"dtype": "str", "data": ["Hi", " there", "!"]}
+
+
+def test_ipywidgets_ships_the_numeric_columns_as_binary_buffers():
+    from ipywidgets.widgets.widget import _remove_buffers
+
+    _, paths, buffers = _remove_buffers({"nodes": TreeWidget(make_tree()).nodes})
+    assert ["nodes", "columns", "prob", "data"] in paths
+    assert len(buffers) == len(paths) >= len(CORE_COLUMNS) - 1  # every column but token
+
+
+def test_synced_traits_do_not_grow_with_the_tree():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    keys_before = set(widget.keys)
+    for i in range(50):
+        tree.add_child(1, 1000 + i, b"x", -3.0, 0.01, i, 3.0)
+    assert set(widget.keys) == keys_before
+    assert widget.nodes["n"] == 53
+
+
+def test_strategy_meta_columns_are_encoded_by_type():
+    tree = make_tree()
+    tree.add_child(
+        1,
+        21,
+        b" a",
+        -0.1,
+        0.9,
+        0,
+        0.5,
+        meta={
+            "beam_kept": True,
+            "beam_score": -0.4,
+            "smc_count": 3,
+            "cd_score": -math.inf,
+            "label": "kept",
+        },
+    )
+    cols = TreeWidget(tree).nodes["columns"]
+    assert cols["beam_kept"]["dtype"] == "bool"
+    assert cols["smc_count"]["dtype"] == "f64"
+    assert cols["label"]["dtype"] == "str"
+    assert decode_column(cols["beam_kept"]) == [None, None, None, True]
+    assert decode_column(cols["cd_score"])[-1] == -math.inf
+
+
+def test_mixed_meta_values_fall_back_to_strict_json():
+    encoded = encode_columns({"x": [None, {"a": math.nan}, [1, math.inf]]})
+    assert encoded["columns"]["x"] == {"dtype": "json", "data": [None, {"a": "nan"}, [1, "inf"]]}
+
+
+# ------------------------------------------------------------------ live growth
+def test_new_nodes_appear_when_the_tree_grows():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    child = tree.add_child(1, 31, b"\n", -0.2, 0.8, 0, 0.9)
+    assert widget.nodes["n"] == 4
+    assert decoded(widget)["node_id"][-1] == child.node_id
+    assert decoded(widget)["token"][-1] == "\n"
+
+
+def test_updated_nodes_are_resent():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    tree.add_child(0, 11, b" there", -0.3, 0.25, 0, 1.2)  # same token, new sampler settings
+    assert decoded(widget)["prob"][1] == 0.25
+
+
+def test_one_expansion_sends_the_tree_once():
+    tree = make_tree()
+    widget = TreeWidget(tree, session=CountingSession(), k=5)
+    changes: list[int] = []
+    widget.observe(lambda change: changes.append(change["new"]["n"]), names="nodes")
+    widget.expand(1)
+    assert changes == [8]
+
+
+def test_a_late_view_gets_the_current_tree_from_the_trait_state():
+    tree = make_tree()
+    widget = TreeWidget(tree, session=CountingSession(), k=2)
+    widget.expand(2)
+    state = widget.get_state()
+    assert state["nodes"]["n"] == 5
+
+
+def test_selected_text_follows_the_selection():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    widget.selected = 1
+    assert widget.selected_text == "Hi there"
+    widget.selected = None
+    assert widget.selected_text == ""
+
+
+def test_closed_widget_stops_following_the_tree():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    widget.close()
+    tree.add_child(1, 99, b"z", -1.0, 0.1, 0, 1.0)
+    assert not tree._listeners
+
+
+def test_settings_traits_hold_the_constructor_values():
+    widget = TreeWidget(make_tree(), k=8, temperature=0.5, top_k=40, top_p=0.95, min_p=0.05)
+    assert widget.params() == {
+        "k": 8,
+        "temperature": 0.5,
+        "top_k": 40,
+        "top_p": 0.95,
+        "min_p": 0.05,
+    }
+    assert widget.read_only is True and widget.error == "" and widget.pending == []
+
+
+# ------------------------------------------------------------------ bundle
+@pytest.mark.parametrize("name", ["tree.js", "lens.js", "tree.css", "lens.css"])
+def test_built_static_files_exist_and_are_not_empty(name):
+    path = STATIC / name
+    assert path.is_file(), f"{path} missing: run `cd js && npm install && npm run build`"
+    assert path.stat().st_size > 0
+
+
+def test_widgets_load_their_bundle_from_static():
+    assert "inferviz-tree" in TreeWidget(make_tree())._esm
+    assert "inferviz-lens" in LensWidget(lens_result())._esm
+
+
+def test_importing_the_core_does_not_import_widgets():
+    code = (
+        "import sys, inferviz, inferviz.tree; "
+        "assert 'inferviz.widgets' not in sys.modules and 'anywidget' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------------ lens
+def lens_result(layers: int = 3, positions: int = 4, k: int = 2):
+    rng = np.random.default_rng(0)
+    shape = (layers, positions)
+    return SimpleNamespace(
+        token_ids=rng.integers(0, 100, size=(*shape, k)),
+        probs=rng.random((*shape, k)),
+        entropy=rng.random(shape),
+        kl_to_final=rng.random(shape),
+        final_top_rank=rng.integers(0, 5, size=shape),
+        top_tokens=[
+            [[f"t{l}{p}{r}" for r in range(k)] for p in range(positions)] for l in range(layers)
+        ],
+        input_tokens=[f"in{p}" for p in range(positions)],
+        layer_names=["embed", *[str(i) for i in range(1, layers - 1)], "final"],
+    )
+
+
+def test_lens_state_is_compact_arrays():
+    result = lens_result()
+    lens = LensWidget(result).lens
+    assert (lens["n_layers"], lens["n_positions"], lens["k"]) == (3, 4, 2)
+    assert lens["probs"]["shape"] == [3, 4, 2] and isinstance(lens["probs"]["data"], bytes)
+    probs = np.frombuffer(lens["probs"]["data"], "<f4").reshape(3, 4, 2)
+    np.testing.assert_allclose(probs, result.probs, rtol=1e-6)
+    ids = np.frombuffer(lens["token_ids"]["data"], "<i4").reshape(3, 4, 2)
+    np.testing.assert_array_equal(ids, result.token_ids)
+    assert lens["top_tokens"][:3] == ["t000", "t001", "t010"]
+    assert lens["layer_names"] == ["embed", "1", "final"]
+
+
+def test_lens_color_by_and_pinned_are_validated():
+    widget = LensWidget(lens_result(), color_by="entropy")
+    assert widget.color_by == "entropy"
+    with pytest.raises(ValueError, match="color_by"):
+        LensWidget(lens_result(), color_by="rainbow")
+    widget.pinned = [2, 3]
+    with pytest.raises(ValueError, match="pinned"):
+        widget.pinned = [3, 0]
+
+
+def test_lens_rejects_mismatched_shapes():
+    result = lens_result()
+    result.entropy = np.zeros((2, 4))
+    with pytest.raises(ValueError, match="entropy"):
+        LensWidget(result)
+    result = lens_result()
+    result.input_tokens = ["a"]
+    with pytest.raises(ValueError, match="input_tokens"):
+        LensWidget(result)
