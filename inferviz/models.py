@@ -143,9 +143,16 @@ def _write_gguf_cache(model: Any, tokenizer: Any, target: Path) -> None:
 
 def _from_folder(folder: Path | str, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+    quiet = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar for a sub-second load
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
     return model, tokenizer
 
 

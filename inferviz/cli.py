@@ -1,0 +1,120 @@
+"""Command line: ``inferviz generate``, ``inferviz info``, ``inferviz demo``."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from typing import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inferviz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="stream a generation and print its per-token table")
+    gen.add_argument("prompt", help="prompt text")
+    gen.add_argument("--model", default="default", help="'default', a folder, a .gguf or hub id")
+    gen.add_argument("--strategy", default=None,
+                     help="greedy (default when no sampler option is given), sample, top_k, ...")
+    gen.add_argument("--max-new-tokens", type=int, default=48)
+    gen.add_argument("--temperature", type=float, default=None)
+    gen.add_argument("--top-k", type=int, default=None)
+    gen.add_argument("--top-p", type=float, default=None)
+    gen.add_argument("--min-p", type=float, default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
+    gen.add_argument("--device", default="auto")
+
+    info = sub.add_parser("info", help="versions, device and model details")
+    info.add_argument("--model", default="default")
+
+    demo = sub.add_parser("demo", help="serve the explorer dashboard with Voila")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8866)
+    return parser
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .session import Session
+
+    session = Session.from_pretrained(args.model, device=args.device)
+    prompt = session.chat_prompt(args.prompt) if args.chat else args.prompt
+    sampler = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k),
+                                 ("top_p", args.top_p), ("min_p", args.min_p)) if v is not None}
+    strategy = args.strategy or ("sample" if sampler else "greedy")
+    if sampler:
+        from .processors import SamplerSettings
+
+        SamplerSettings(**sampler)  # validate before anything is printed
+    tree = session.tree(prompt)
+
+    def stream(node_ids: list[int]) -> None:
+        for node_id in node_ids:
+            sys.stdout.write(tree.node(node_id).token)
+        sys.stdout.flush()
+
+    sys.stdout.write(args.prompt if not args.chat else "")
+    tree.on_change(stream)
+    result = session.generate(tree, strategy=strategy, max_new_tokens=args.max_new_tokens,
+                              seed=args.seed, **sampler)
+    sys.stdout.write("\n\n")
+    table = session.token_table(tree, result.node_id)
+    shown = table[["position", "token", "prob", "logprob", "rank", "entropy", "top_tokens"]]
+    with pd.option_context("display.max_rows", 500, "display.width", 160,
+                           "display.max_colwidth", 60):
+        print(shown.to_string(index=False, formatters={"token": repr}))
+    print(f"\nperplexity: {table.attrs['perplexity']:.3f}   stop: {result.stop_reason}   "
+          f"strategy: {strategy}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import torch
+    import transformers
+
+    from . import __version__
+    from .models import cache_dir, resolve_device
+    from .session import Session
+
+    print(f"inferviz      {__version__}")
+    print(f"python        {platform.python_version()}")
+    print(f"torch         {torch.__version__}")
+    print(f"transformers  {transformers.__version__}")
+    print(f"device        {resolve_device('auto')}")
+    print(f"cache         {cache_dir()}")
+    session = Session.from_pretrained(args.model)
+    config = session.model.config
+    params = sum(p.numel() for p in session.model.parameters())
+    print(f"model         {session.name} ({session.source}, loaded in {session.load_seconds:.2f} s)")
+    print(f"family        {session.adapter.family}")
+    print(f"parameters    {params / 1e6:.1f} M, {session.engine.dtype}")
+    print(f"layers        {session.adapter.num_layers}")
+    print(f"vocabulary    {session.vocab_size}")
+    print(f"context       {session.engine.max_positions}")
+    print(f"chat template {'yes' if getattr(session.tokenizer, 'chat_template', None) else 'no'}")
+    print(f"kv budget     {session.engine.store.budget_tokens} tokens")
+    del config
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .widgets.dashboard import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"generate": cmd_generate, "info": cmd_info, "demo": cmd_demo}[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
+        print(f"inferviz: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny random model with an in-process tokenizer (fast unit tests) and the
+embedded default model (real-model tests, marked `model`)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def _tiny_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = ["The capital of France is Paris.", "Hello world, hello there!",
+              "naïve café — 東京 🙂 tokens\nnew line\ttab"] * 20
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return _tiny_tokenizer()
+
+
+@pytest.fixture()
+def tiny_session(tiny_tokenizer):
+    from tiny_models import tiny_model
+
+    from inferviz import Session
+
+    model = tiny_model("llama", vocab_size=len(tiny_tokenizer), eos_token_id=0, pad_token_id=0,
+                       bos_token_id=0)
+    return Session(model, tiny_tokenizer, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def default_session():
+    from inferviz import Session
+
+    return Session.from_pretrained("default")

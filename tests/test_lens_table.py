@@ -1,0 +1,92 @@
+"""Logit lens and per-token table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+
+def test_lens_shapes_and_dataframe(tiny_session):
+    lens = tiny_session.logit_lens("Hello world", k=3)
+    layers = tiny_session.adapter.num_layers
+    positions = len(tiny_session.encode("Hello world"))
+    assert lens.token_ids.shape == (layers + 1, positions, 3)
+    assert lens.layer_names[0] == "embed" and len(lens.layer_names) == layers + 1
+    assert np.all(np.diff(lens.probs, axis=-1) <= 1e-7)  # best first
+    df = lens.to_pandas()
+    assert {"layer", "position", "rank", "token_id", "token", "prob"} <= set(df.columns)
+    assert len(df) == (layers + 1) * positions * 3
+    assert np.allclose(lens.kl_to_final[-1], 0, atol=1e-5)
+    assert np.all(lens.final_top_rank[-1] == 0)
+
+
+def test_lens_of_a_tree_node_covers_its_path(tiny_session):
+    tree = tiny_session.tree("Hello")
+    kid = tiny_session.expand(tree, 0, k=1)[0]
+    lens = tiny_session.logit_lens((tree, kid.node_id))
+    assert lens.input_ids == tree.token_ids(kid.node_id)
+
+
+def test_lens_rejects_bad_k(tiny_session):
+    with pytest.raises(ValueError, match="k must be"):
+        tiny_session.logit_lens("Hello", k=0)
+
+
+def test_lens_removes_its_hooks(tiny_session):
+    tiny_session.logit_lens("Hello")
+    assert all(not layer._forward_hooks and not layer._forward_pre_hooks
+               for layer in tiny_session.adapter.layers)
+
+
+@pytest.mark.model
+def test_lens_last_layer_equals_model_logits_on_default_model(default_session):
+    from inferviz.lens import capture_residuals
+
+    s = default_session
+    ids = torch.tensor([s.encode("The capital of France is")])
+    with torch.no_grad(), capture_residuals(s.adapter) as states:
+        logits = s.model(ids).logits[0]
+    assert len(states) == s.adapter.num_layers + 1
+    lens_last = s.adapter.lens_logits(states[-1][0])
+    torch.testing.assert_close(lens_last, logits, rtol=1e-4, atol=1e-4)
+    # Normalising HF's already-normalised last hidden state again would not match:
+    with torch.no_grad():
+        hf_last = s.model(ids, output_hidden_states=True).hidden_states[-1][0]
+    twice = s.adapter.lens_logits(hf_last)
+    assert not torch.allclose(twice, logits, atol=1e-2)
+    lens = s.logit_lens("The capital of France is", k=5)
+    final_top = logits.argmax(-1).numpy()
+    assert np.array_equal(lens.token_ids[-1, :, 0], final_top)
+    assert lens.top_tokens[-1][-1][0] == " Paris"
+
+
+def test_token_table_columns_and_perplexity(tiny_session):
+    df = tiny_session.token_table("Hello world, hello there!")
+    ids = tiny_session.encode("Hello world, hello there!")
+    assert len(df) == len(ids) - 1
+    assert list(df["token_id"]) == ids[1:]
+    assert df["prob"].between(0, 1).all() and (df["rank"] >= 0).all()
+    assert all(len(t) == 5 for t in df["top_tokens"])
+    assert df.attrs["perplexity"] == pytest.approx(math.exp(-df["logprob"].mean()))
+
+
+def test_token_table_matches_tree_numbers(tiny_session):
+    tree = tiny_session.tree("Hello")
+    kids = tiny_session.expand(tree, 0, k=3)
+    grand = tiny_session.expand(tree, kids[2].node_id, k=2)
+    df = tiny_session.token_table(tree, grand[1].node_id)
+    assert list(df["token_id"]) == [kids[2].token_id, grand[1].token_id]
+    assert list(df["rank"]) == [2, 1]
+    assert df["logprob"].tolist() == pytest.approx([kids[2].raw_logprob, grand[1].raw_logprob],
+                                                   abs=1e-5)
+
+
+@pytest.mark.model
+def test_token_table_on_default_model(default_session):
+    df = default_session.token_table("The capital of France is Paris.")
+    paris = df[df["token"] == " Paris"].iloc[0]
+    assert paris["rank"] == 0 and paris["prob"] > 0.5
+    assert 1 < df.attrs["perplexity"] < 1000
