@@ -231,6 +231,12 @@ class TreeWidget(anywidget.AnyWidget):
             protocol.response(rid, ok=True, action=action, node_id=node_id, child_ids=child_ids)
         )
 
+    def to_html(self, path: Any) -> Any:
+        """Write a standalone offline HTML page of this tree (read-only); returns the path."""
+        from .export import write_tree_html
+
+        return write_tree_html(path, self._tree, selected=self.selected)
+
     def close(self) -> None:
         unsubscribe = getattr(self, "_unsubscribe", None)
         if unsubscribe is not None:

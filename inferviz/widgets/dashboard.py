@@ -1,0 +1,127 @@
+"""The Voila dashboard: the explorer on the default model, as a web page without code.
+
+``serve()`` runs ``voila`` on ``notebooks/dashboard.ipynb`` and prints the URL (``inferviz demo``
+and ``make demo`` call it). In a repo checkout (``pip install -e .``) that notebook is used; an
+installed wheel has no ``notebooks/`` folder, so the same notebook is written from
+``DASHBOARD_CELLS`` into a temporary folder. ``tests/test_notebooks.py`` checks that the file
+and ``DASHBOARD_CELLS`` agree.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import webbrowser
+from pathlib import Path
+
+REPO_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
+EXAMPLE_PROMPT = "The capital of France is"
+
+DASHBOARD_CELLS: list[tuple[str, str]] = [
+    ("markdown",
+     ("# inferviz explorer\n"
+     "\n"
+     "SmolLM2-135M-Instruct, running on this machine. Click a node to expand it into the model's "
+     "most likely next tokens, or pick a decoding strategy and press **Run** to watch it grow "
+     "the tree. The tabs below show the selected path's per-token table, its logit lens, "
+     "charts and exports.")),
+    ("code",
+     ("import inferviz as iv\n"
+     "\n"
+     "session = iv.Session.from_pretrained(\"default\")\n"
+     f"explorer = session.explore({EXAMPLE_PROMPT!r}, expand_root=True, max_new_tokens=12)\n"
+     "explorer")),
+]
+
+
+def dashboard_notebook():
+    """The dashboard as an ``nbformat`` notebook (python3 kernel)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for kind, source in DASHBOARD_CELLS:
+        make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+        nb.cells.append(make(source))
+    return nb
+
+
+def write_dashboard(path: str | Path) -> Path:
+    import nbformat
+
+    path = Path(path)
+    nb = dashboard_notebook()
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"dashboard-{i}"  # stable ids: regenerating gives the same file
+    nbformat.write(nb, str(path))
+    return path
+
+
+def notebook_path() -> Path:
+    """The repo's ``notebooks/dashboard.ipynb``, or a generated copy when not in a checkout."""
+    if REPO_NOTEBOOK.is_file():
+        return REPO_NOTEBOOK
+    folder = Path(tempfile.mkdtemp(prefix="inferviz-dashboard-"))
+    return write_dashboard(folder / "dashboard.ipynb")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def voila_command(notebook: Path, host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
+            f"--Voila.ip={host}", "--theme=light",
+            "--VoilaConfiguration.show_tracebacks=True"]
+
+
+def start(host: str = "127.0.0.1", port: int = 8866, notebook: str | Path | None = None,
+          **popen_kwargs) -> subprocess.Popen:
+    """Start Voila on the dashboard in the background; returns the process (terminate it
+    when done). ``port=0`` picks a free port (read it back from ``process.args``)."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an integer in 0..65535, got {port!r}")
+    try:
+        import voila  # noqa: F401
+    except ImportError:
+        raise ImportError("the dashboard needs voila: pip install 'inferviz[dev]' "
+                          "or pip install voila") from None
+    path = Path(notebook) if notebook is not None else notebook_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"dashboard notebook {path} does not exist")
+    port = port or free_port(host)
+    return subprocess.Popen(voila_command(path, host, port), cwd=path.parent, **popen_kwargs)
+
+
+def url(host: str, port: int) -> str:
+    return f"http://{host}:{port}/"
+
+
+def serve(host: str = "127.0.0.1", port: int = 8866, open_browser: bool = False) -> int:
+    """Serve the dashboard with Voila until Ctrl-C; prints the URL. Returns Voila's exit code."""
+    port = port or free_port(host)
+    process = start(host, port)
+    address = url(host, port)
+    print(f"inferviz dashboard: {address}  (the first page load waits for the model; "
+          f"Ctrl-C stops)", flush=True)
+    if open_browser:
+        time.sleep(2.0)
+        webbrowser.open(address)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()

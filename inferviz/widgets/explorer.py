@@ -1,0 +1,374 @@
+"""Explorer: the whole inference view in one widget (``Session.explore(prompt)``).
+
+Prompt box and strategy controls on top; the live TreeWidget; under it tabs for the selected
+path (text + per-token table), its logit lens, plotly charts (probability and entropy along the
+path, SMC ESS, beam scores) and exports (CSV, JSON, standalone HTML).
+
+Runs go in a worker thread so the kernel stays free to hear Stop (a busy kernel would process
+the click only after the run). Stop sets a flag that a ``tree.on_change`` listener checks at
+every step the strategy writes: the next step raises :class:`RunStopped` inside the strategy and
+the run ends there, keeping the nodes it made. A strategy that writes its nodes only at the end
+cannot be interrupted mid-way (Python cannot kill a thread): Stop then discards its result and
+Run stays disabled until the thread returns. While a run goes on, clicks that would expand a
+node are refused with a message, since the model and its cache serve one caller at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import threading
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from ..tree import TokenTree
+from . import figures
+from .export import tree_html
+from .run_controls import RunControls
+from .tree_widget import TreeWidget
+
+TABS = ("Path", "Logit lens", "Charts", "Export")
+LENS_TAB = 1
+CHARTS_TAB = 2
+BUSY_MESSAGE = "a strategy run is going on: press Stop or wait for it to finish"
+
+
+class RunStopped(Exception):
+    """Raised from the tree listener at the next step after Stop was pressed."""
+
+
+class _GuardedSession:
+    """What the TreeWidget expands with: the session, refusing while a run holds the model."""
+
+    def __init__(self, session: Any, lock: threading.RLock) -> None:
+        self._session = session
+        self._lock = lock
+
+    def expand(self, tree: TokenTree, node_ids: Any, **params: Any) -> Any:
+        if not self._lock.acquire(blocking=False):
+            raise ValueError(BUSY_MESSAGE)
+        try:
+            return self._session.expand(tree, node_ids, **params)
+        finally:
+            self._lock.release()
+
+
+class Explorer(widgets.VBox):
+    """``Explorer(session, prompt=None, strategy="greedy", expand_root=False,
+    extra_params=None, **params)``; ``params`` are the starting values of the parameter boxes
+    (``max_new_tokens``, ``temperature``, ``top_k``, ``top_p``, ``min_p``, ``num_beams``,
+    ``particles``, ``alpha``, ``amateur_layer``, ``k``, ``depth``, ``threshold``, ``seed``). ``extra_params`` go to every
+    run as they are (callables such as an SMC ``potential`` included).
+
+    Python API: ``run(wait=True)`` returns the result, ``stop()``, ``new_tree(prompt)``,
+    ``select(node_id)``, ``to_csv``/``to_json``/``to_html(path)``; ``tree``, ``tree_widget``,
+    ``result`` are the current objects."""
+
+    def __init__(self, session: Any, prompt: str | None = None, strategy: str = "greedy",
+                 expand_root: bool = False, extra_params: dict[str, Any] | None = None,
+                 **params: Any) -> None:
+        if not callable(getattr(session, "generate", None)):
+            raise TypeError("session must be an inferviz Session (with generate and expand)")
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str or None, got {type(prompt).__name__}")
+        if extra_params is not None and not isinstance(extra_params, dict):
+            raise TypeError("extra_params must be a dict of keyword arguments for generate()")
+        self.session = session
+        self.extra_params = dict(extra_params or {})
+        self.controls = RunControls(strategy, **params)
+        self.tree: TokenTree | None = None
+        self.tree_widget: TreeWidget | None = None
+        self.result: Any = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._running = threading.Event()
+        self._lens_for: tuple[int, int] | None = None
+
+        self.prompt = widgets.Textarea(value=prompt or "", placeholder="Type a prompt",
+                                       layout=widgets.Layout(width="100%", height="60px"))
+        self.new_button = widgets.Button(description="New tree", icon="tree")
+        self.status = widgets.HTML("")
+        self.tree_box = widgets.VBox([widgets.HTML(
+            "<i>Type a prompt, then press <b>New tree</b> (click nodes to expand) or "
+            "<b>Run</b> (a strategy).</i>")])
+        self.path_html = widgets.HTML("")
+        self.table_html = widgets.HTML("")
+        self.lens_box = widgets.VBox([])
+        # Plotly's front end is a large bundle: made on first use of the Charts tab, so the
+        # page does not load it (anywidget gives a model 2 s to initialise) with everything else.
+        self.path_fig = self.ess_fig = self.beam_fig = None
+        self._charts = widgets.VBox([widgets.HTML("<i>loading charts…</i>")])
+        self.export_stem = widgets.Text(value="inferviz_tree", description="file stem")
+        self.export_buttons = {fmt: widgets.Button(description=f"Export {fmt.upper()}")
+                               for fmt in ("csv", "json", "html")}
+        self.export_links = widgets.HTML("")
+        export_tab = widgets.VBox([
+            widgets.HBox([self.export_stem, *self.export_buttons.values()]),
+            self.export_links])
+        self.tabs = widgets.Tab(children=[widgets.VBox([self.path_html, self.table_html]),
+                                          self.lens_box, self._charts, export_tab])
+        for i, title in enumerate(TABS):
+            self.tabs.set_title(i, title)
+
+        self.new_button.on_click(lambda _b: self._guard(self.new_tree))
+        self.controls.run_button.on_click(lambda _b: self._guard(self.run))
+        self.controls.stop_button.on_click(lambda _b: self.stop())
+        for fmt, button in self.export_buttons.items():
+            button.on_click(lambda _b, fmt=fmt: self._guard(self._export_click, fmt))
+        self.tabs.observe(lambda _c: self._guard(self._tab_changed), names="selected_index")
+
+        super().__init__([
+            widgets.HTML(f"<b>inferviz explorer</b> · model <code>"
+                         f"{html.escape(str(getattr(session, 'name', '')))}</code>"),
+            widgets.HBox([self.prompt, self.new_button]),
+            self.controls.widget, self.status, self.tree_box, self.tabs],
+            layout=widgets.Layout(width="100%"))
+        self.add_class("inferviz-explorer")
+        if prompt:
+            self.new_tree(prompt)
+            if expand_root:
+                self.tree_widget.expand(self.tree.root_id)
+                self.select(self.tree.root_id)
+
+    # ------------------------------------------------------------ tree and selection
+    def new_tree(self, prompt: str | None = None) -> TokenTree:
+        """Start a new tree at ``prompt`` (default: the prompt box) and show it."""
+        if self.running:
+            raise ValueError(BUSY_MESSAGE)
+        prompt = self.prompt.value if prompt is None else prompt
+        tree = self.session.tree(prompt)
+        self.prompt.value = prompt
+        if self.tree_widget is not None:
+            self.tree_widget.close()
+        self.tree, self.result, self._lens_for = tree, None, None
+        self.tree_widget = TreeWidget(tree, session=_GuardedSession(self.session, self._lock))
+        self.tree_widget.observe(lambda _c: self._guard(self._refresh_views), names="selected")
+        self.tree_box.children = [self.tree_widget]
+        self._show_optional_charts()
+        self.select(tree.root_id)
+        return tree
+
+    def select(self, node_id: int) -> None:
+        """Select ``node_id`` in the tree view (updates the path, table, lens and charts)."""
+        self._require_tree()
+        if self.tree_widget.selected == node_id:
+            self._refresh_views()
+        else:
+            self.tree_widget.selected = node_id
+
+    @property
+    def selected(self) -> int | None:
+        return None if self.tree_widget is None else self.tree_widget.selected
+
+    def _refresh_views(self) -> None:
+        node_id = self.selected
+        if self.tree is None or node_id is None:
+            return
+        tree = self.tree
+        completion = tree.completion(node_id)
+        self.path_html.value = (
+            f"<div class='inferviz-explorer-path'><span style='color:#6b7280'>"
+            f"{html.escape(tree.prompt)}</span><b>{html.escape(completion)}</b></div>")
+        if self.path_fig is not None:
+            figures.update_figure(self.path_fig, figures.path_figure(tree, node_id))
+        if not self._lock.acquire(blocking=False):
+            self.table_html.value = "<i>the token table updates when the run ends</i>"
+            return
+        try:
+            self.table_html.value = token_table_html(self.session.token_table(tree, node_id))
+            self._refresh_lens()
+        finally:
+            self._lock.release()
+
+    def _tab_changed(self) -> None:
+        if self.tabs.selected_index == CHARTS_TAB:
+            self.show_charts()
+        self._refresh_lens()
+
+    def show_charts(self) -> None:
+        """Create the plotly figures (once) and draw the current path, ESS and beam data."""
+        if self.path_fig is None:
+            self.path_fig = go.FigureWidget(figures.path_figure())
+            self.ess_fig = go.FigureWidget(figures.ess_figure())
+            self.beam_fig = go.FigureWidget(figures.beam_figure())
+        if self.tree is not None and self.selected is not None:
+            figures.update_figure(self.path_fig, figures.path_figure(self.tree, self.selected))
+        self._show_optional_charts()
+
+    def _refresh_lens(self) -> None:
+        node_id = self.selected
+        if self.tabs.selected_index != LENS_TAB or self.tree is None or node_id is None:
+            return
+        key = (id(self.tree), node_id)
+        if key == self._lens_for:
+            return
+        if not self._lock.acquire(blocking=False):
+            self.lens_box.children = [widgets.HTML("<i>the lens updates when the run ends</i>")]
+            return
+        try:
+            self.lens_box.children = [widgets.HTML("<i>computing the logit lens…</i>")]
+            lens = self.session.logit_lens((self.tree, node_id))
+            self.lens_box.children = [lens.widget()]
+            self._lens_for = key
+        finally:
+            self._lock.release()
+
+    # ------------------------------------------------------------ runs
+    @property
+    def running(self) -> bool:
+        return self._running.is_set()
+
+    def run(self, wait: bool = False) -> Any:
+        """Run the chosen strategy from the root (or the selected node, when "continue from
+        selected" is ticked) in a worker thread;
+        the tree grows live. ``wait=True`` blocks and returns the result (None if stopped)."""
+        if self.running:
+            raise ValueError(BUSY_MESSAGE)
+        strategy, params = self.controls.values(self.extra_params)
+        if self.tree is None or self.prompt.value != self.tree.prompt:
+            self.new_tree()
+        start_id = self.tree.root_id
+        if self.controls.from_selected.value and self.selected is not None:
+            start_id = self.selected
+        max_new = params.pop("max_new_tokens")
+        seed = params.pop("seed", None)
+        self._stop.clear()
+        self._running.set()
+        self.controls.progress.max, self.controls.progress.value = max_new, 0
+        self.controls.set_running(True)
+        self._status(f"running <b>{strategy}</b> from node {start_id}…")
+        self._worker = threading.Thread(
+            target=self._run_worker, name="inferviz-explorer-run", daemon=True,
+            args=(strategy, start_id, max_new, seed, params))
+        self._worker.start()
+        if wait:
+            self._worker.join()
+            return self.result
+        return None
+
+    def stop(self) -> None:
+        """Ask the current run to stop at its next step."""
+        if self.running:
+            self._stop.set()
+            self._status("stopping at the next step…")
+
+    def _run_worker(self, strategy: str, start_id: int, max_new: int, seed: int | None,
+                    params: dict[str, Any]) -> None:
+        tree, progress = self.tree, self.controls.progress
+        start_depth = tree.node(start_id).depth
+
+        def on_step(node_ids: list[int]) -> None:
+            depths = [tree.nodes[i].depth for i in node_ids if i in tree.nodes]
+            if depths:
+                progress.value = max(progress.value, min(max_new, max(depths) - start_depth))
+            if self._stop.is_set():
+                raise RunStopped()
+
+        unsubscribe = tree.on_change(on_step)
+        with self._lock:
+            try:
+                result = self.session.generate(tree, strategy=strategy, start_id=start_id,
+                                               max_new_tokens=max_new, seed=seed, **params)
+            except RunStopped:
+                self._status(f"stopped after {progress.value} step(s); the tree keeps what "
+                             f"the run made", "warn")
+            except Exception as exc:  # noqa: BLE001 -- shown to the user, as in Voila
+                self._status(f"{strategy} failed: {type(exc).__name__}: {exc}", "error")
+            else:
+                if self._stop.is_set():
+                    self._status(f"{strategy} could not be interrupted; its result was "
+                                 f"discarded", "warn")
+                else:
+                    self._finish(result)
+            finally:
+                unsubscribe()
+                self.tree_widget.refresh()
+                self.controls.set_running(False)
+                self._running.clear()
+
+    def _finish(self, result: Any) -> None:
+        self.result = result
+        self.controls.progress.value = self.controls.progress.max
+        self._show_optional_charts()
+        self.select(result.node_id)
+        text = html.escape(result.text)
+        self._status(f"<b>{result.strategy}</b> done ({result.stop_reason}): <b>{text}</b>")
+
+    def _show_optional_charts(self) -> None:
+        if self.path_fig is None:
+            return
+        ess = getattr(self.result, "ess", None)
+        if ess is not None and len(ess):
+            particles = getattr(self.result, "params", {}).get("particles")
+            figures.update_figure(self.ess_fig, figures.ess_figure(list(ess), particles))
+        has_beam = self.tree is not None and bool(figures.beam_points(self.tree)["step"])
+        if has_beam:
+            figures.update_figure(self.beam_fig, figures.beam_figure(self.tree))
+        show = [(self.path_fig, True), (self.ess_fig, ess is not None and len(ess) > 0),
+                (self.beam_fig, has_beam)]
+        self._charts.children = [fig for fig, visible in show if visible]
+
+    # ------------------------------------------------------------ exports
+    def to_csv(self, path: str | Path) -> Path:
+        """The tree's DataFrame (``tree.to_pandas()``) as CSV."""
+        path = Path(path)
+        self._require_tree().to_pandas().to_csv(path, index=False)
+        return path
+
+    def to_json(self, path: str | Path) -> Path:
+        """The tree as versioned JSON (``TokenTree.from_json`` reads it back)."""
+        path = Path(path)
+        path.write_text(self._require_tree().to_json(indent=1), encoding="utf-8")
+        return path
+
+    def to_html(self, path: str | Path) -> Path:
+        """A standalone offline HTML page of the current tree view (read-only)."""
+        path = Path(path)
+        path.write_text(tree_html(self._require_tree(), selected=self.selected),
+                        encoding="utf-8")
+        return path
+
+    def _export_click(self, fmt: str) -> None:
+        stem = self.export_stem.value.strip() or "inferviz_tree"
+        path = getattr(self, f"to_{fmt}")(Path(f"{stem}.{fmt}"))
+        mime = {"csv": "text/csv", "json": "application/json", "html": "text/html"}[fmt]
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        self.export_links.value = (
+            f"wrote <code>{html.escape(str(path.resolve()))}</code> · <a download="
+            f"'{html.escape(path.name)}' href='data:{mime};base64,{data}'>download</a>")
+
+    # ------------------------------------------------------------ helpers
+    def _require_tree(self) -> TokenTree:
+        if self.tree is None:
+            raise ValueError("there is no tree yet: give a prompt and press New tree or Run")
+        return self.tree
+
+    def _status(self, message: str, level: str = "info") -> None:
+        color = {"info": "#374151", "warn": "#b45309", "error": "#b91c1c"}[level]
+        role = " role='alert' class='inferviz-error'" if level == "error" else ""
+        self.status.value = f"<div style='color:{color}'{role}>{message}</div>"
+
+    def _guard(self, action: Any, *args: Any) -> None:
+        """Run a button's action; show an error in the status line instead of raising in the
+        kernel (where nobody would see it in Voila)."""
+        try:
+            action(*args)
+        except Exception as exc:  # noqa: BLE001 -- a button has no caller to raise to
+            self._status(html.escape(f"{type(exc).__name__}: {exc}"), "error")
+
+
+def token_table_html(df: Any) -> str:
+    """The per-token table (``Session.token_table``) as a compact HTML table."""
+    if len(df) == 0:
+        return "<i>select a generated token to see its per-token table</i>"
+    view = df[["position", "token", "prob", "logprob", "rank", "entropy", "top_tokens"]].copy()
+    view["token"] = view["token"].map(repr)
+    view["top_tokens"] = view["top_tokens"].map(lambda ts: " ".join(repr(t) for t in ts))
+    table = view.to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0,
+                         classes="inferviz-token-table", escape=True)
+    ppl = df.attrs.get("perplexity")
+    return f"<div>perplexity <b>{ppl:.3f}</b></div>{table}" if ppl is not None else table

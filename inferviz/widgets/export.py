@@ -1,0 +1,165 @@
+"""Standalone, offline HTML of a token tree: the TreeWidget's own JS bundle and CSS inlined in
+one file, rendered against a tiny read-only stand-in for the widget model. No CDN, no network:
+the page opens from disk in any modern browser.
+
+The page keeps timing marks in ``window.inferviz`` (``renderStart``, ``renderEnd``, from
+``performance.now()``) so a browser test can measure drawing time.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from ..tree import TokenTree
+from .columns import encode_columns
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+STATIC_READ_ONLY = "this is a static export: expanding a node needs a running kernel"
+
+
+def _json_ready(value: Any) -> Any:
+    """Widget state -> JSON: bytes (binary columns) become ``{"__b64__": "..."}``."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"__b64__": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _script_safe(text: str) -> str:
+    # Inside <script>, "</" could close the element early; "<\/" means the same in JS and JSON
+    # strings (where the only "</" of serialised JSON can occur).
+    return text.replace("</", "<\\/")
+
+
+def tree_state(tree: TokenTree, selected: int | None = None, k: int = 5,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               min_p: float | None = None) -> dict[str, Any]:
+    """The TreeWidget traits for ``tree``, read-only (what the static page's model serves)."""
+    if not isinstance(tree, TokenTree):
+        raise TypeError(f"tree must be an inferviz TokenTree, got {type(tree).__name__}")
+    if selected is not None and selected not in tree:
+        raise ValueError(f"selected node {selected!r} is not in this tree")
+    return {
+        "nodes": encode_columns(tree.to_columns()),
+        "k": k, "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
+        "selected": selected,
+        "selected_text": "" if selected is None else tree.text(selected),
+        "pending": [],
+        "error": "",
+        "read_only": True,
+    }
+
+
+BOOTSTRAP = r"""
+const state = JSON.parse(document.getElementById("inferviz-state").textContent);
+const unpack = (v) => {
+  if (v && typeof v === "object" && !Array.isArray(v)) {
+    if (typeof v.__b64__ === "string") {
+      const raw = atob(v.__b64__);
+      const bytes = new Uint8Array(raw.length);
+      for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+      return new DataView(bytes.buffer);
+    }
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unpack(x)]));
+  }
+  return Array.isArray(v) ? v.map(unpack) : v;
+};
+const values = unpack(state);
+const prompt = values.nodes.columns.token.data[0] ?? "";
+const parents = new Float64Array(values.nodes.columns.parent_id.data.buffer);
+const ids = new Float64Array(values.nodes.columns.node_id.data.buffer);
+const rowOf = new Map(Array.from(ids, (id, row) => [id, row]));
+function textOf(id) {
+  const tokens = [];
+  for (let row = rowOf.get(id); row !== undefined && !Number.isNaN(parents[row]);
+       row = rowOf.get(parents[row])) tokens.push(values.nodes.columns.token.data[row] ?? "");
+  return prompt + tokens.reverse().join("");
+}
+const listeners = new Map();
+const emit = (event, ...args) => (listeners.get(event) ?? []).forEach((cb) => cb(...args));
+// A read-only stand-in for the anywidget model: enough for the tree view, no kernel.
+const model = {
+  get: (name) => values[name],
+  set(name, value) {
+    values[name] = value;
+    if (name === "selected") values.selected_text = value === null ? "" : textOf(value);
+    emit(`change:${name}`);
+  },
+  save_changes() {},
+  on(event, cb) { listeners.set(event, [...(listeners.get(event) ?? []), cb]); },
+  off(event, cb) { listeners.set(event, (listeners.get(event) ?? []).filter((x) => x !== cb)); },
+  send(msg) {
+    setTimeout(() => emit("msg:custom", {kind: "inferviz:response", id: msg.id, ok: false,
+      action: msg.action ?? null, node_id: msg.node_id ?? null, child_ids: [],
+      error: READ_ONLY}), 0);
+  },
+};
+const url = URL.createObjectURL(new Blob([BUNDLE], {type: "text/javascript"}));
+const widget = (await import(url)).default;
+window.inferviz = {model, renderStart: performance.now()};
+widget.render({model, el: document.getElementById("inferviz-root")});
+window.inferviz.renderEnd = performance.now();
+"""
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="inferviz">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #111827; }}
+h1 {{ font-size: 1.2rem; margin: 0 0 .25rem; }}
+.inferviz-export-meta {{ color: #6b7280; font-size: .85rem; margin-bottom: .75rem; }}
+</style>
+<style>{css}</style>
+</head>
+<body>
+<h1>{title}</h1>
+<div class="inferviz-export-meta">{meta}</div>
+<div id="inferviz-root"></div>
+<script id="inferviz-state" type="application/json">{state}</script>
+<script type="module">
+const BUNDLE = {bundle};
+const READ_ONLY = {read_only};
+{bootstrap}
+</script>
+</body>
+</html>
+"""
+
+
+def tree_html(tree: TokenTree, selected: int | None = None, title: str | None = None) -> str:
+    """A self-contained HTML page showing ``tree`` with the TreeWidget front end (read-only:
+    select, hover, collapse, pan and zoom work; expanding needs a kernel)."""
+    state = tree_state(tree, selected=selected)
+    bundle = (STATIC / "tree.js").read_text(encoding="utf-8")
+    css = (STATIC / "tree.css").read_text(encoding="utf-8")
+    title = title or f"inferviz tree: {tree.prompt[:60]}"
+    depth = max(n.depth for n in tree.nodes.values())
+    meta = f"model {tree.model or '?'} · {len(tree)} nodes · depth {depth} · static export"
+    return PAGE.format(
+        title=html.escape(title),
+        meta=html.escape(meta),
+        css=css.replace("</", "<\\/"),
+        state=_script_safe(json.dumps(_json_ready(state), allow_nan=False)),
+        bundle=_script_safe(json.dumps(bundle)),
+        read_only=json.dumps(STATIC_READ_ONLY),
+        bootstrap=BOOTSTRAP,
+    )
+
+
+def write_tree_html(path: str | Path, tree: TokenTree, selected: int | None = None,
+                    title: str | None = None) -> Path:
+    """Write :func:`tree_html` to ``path`` (UTF-8) and return the path."""
+    path = Path(path)
+    path.write_text(tree_html(tree, selected=selected, title=title), encoding="utf-8")
+    return path

@@ -1,0 +1,199 @@
+"""The explorer's strategy controls: which parameters each strategy takes, their input boxes,
+and turning what a user typed into keyword arguments for ``Session.generate``.
+
+Strategies reject parameters they do not know, so the explorer sends each one only its own
+(``STRATEGY_PARAMS``); anything else can go through the free-form "extra" box
+(``name=value, ...``, Python literals). Empty optional boxes mean "off" and are not sent.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    kind: type  # int or float
+    default: int | float | None  # None: optional, empty box = off
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+
+
+PARAMS: dict[str, ParamSpec] = {p.name: p for p in (
+    ParamSpec("max_new_tokens", int, 12, 1, 4096, "tokens to generate"),
+    ParamSpec("temperature", float, 1.0, 0.0, None, "softmax temperature (> 0)"),
+    ParamSpec("top_k", int, None, 1, None, "keep the k most likely tokens"),
+    ParamSpec("top_p", float, None, 0.0, 1.0, "nucleus: smallest set with mass >= top_p"),
+    ParamSpec("min_p", float, None, 0.0, 1.0, "keep p >= min_p * p_max"),
+    ParamSpec("num_beams", int, 4, 1, 64, "beam width"),
+    ParamSpec("particles", int, 8, 1, 1024, "SMC particles"),
+    ParamSpec("alpha", float, 0.1, 0.0, 1.0, "plausibility: p_exp >= alpha * max p_exp"),
+    ParamSpec("amateur_layer", int, 6, 0, None, "expert layer read as the amateur"),
+    ParamSpec("k", int, 3, 1, 50, "children per node"),
+    ParamSpec("depth", int, 3, 1, 64, "levels to expand breadth-first"),
+    ParamSpec("threshold", float, 0.05, 0.0, 1.0, "expand children with prob above this"),
+    ParamSpec("seed", int, 0, 0, None, "random seed (empty: fresh each run)"),
+)}
+
+_SAMPLING = ("max_new_tokens", "temperature", "top_k", "top_p", "min_p", "seed")
+STRATEGY_PARAMS: dict[str, tuple[str, ...]] = {
+    "greedy": ("max_new_tokens",),
+    "sample": _SAMPLING,
+    "top_k": _SAMPLING,
+    "top_p": _SAMPLING,
+    "min_p": _SAMPLING,
+    "beam": ("max_new_tokens", "num_beams"),
+    "beam_search": ("max_new_tokens", "num_beams"),
+    "contrastive": ("max_new_tokens", "alpha", "amateur_layer"),
+    "smc": ("max_new_tokens", "particles", "temperature", "top_k", "top_p", "seed"),
+    "bfs": ("max_new_tokens", "k", "depth"),
+    "threshold": ("max_new_tokens", "threshold", "k"),
+    "custom": ("max_new_tokens",),  # needs choose=fn: Explorer(..., extra_params={"choose": fn})
+}
+
+
+# The strategies named after a processor need it set: prefill an empty box when picked.
+PRESETS = {"top_k": ("top_k", "40"), "top_p": ("top_p", "0.9"), "min_p": ("min_p", "0.05")}
+
+
+def params_for(strategy: str) -> tuple[str, ...]:
+    """Parameter boxes shown for ``strategy`` (a strategy registered later gets the basics)."""
+    return STRATEGY_PARAMS.get(strategy, ("max_new_tokens", "seed"))
+
+
+def available_strategies() -> tuple[list[str], list[str]]:
+    """``(available, missing)`` strategy names: a name is missing when its module is not
+    installed (yet), so the picker never offers something that cannot run."""
+    from .. import strategies
+
+    available, missing = [], []
+    for name, (module, _preset) in strategies.STRATEGIES.items():
+        found = importlib.util.find_spec(f"{strategies.__name__}.{module}") is not None
+        (available if found else missing).append(name)
+    return available, missing
+
+
+def parse_value(spec: ParamSpec, text: str) -> int | float | None:
+    """The value typed in ``spec``'s box; ``ValueError`` naming the parameter if it is bad."""
+    text = text.strip()
+    if text == "" or text.lower() in ("off", "none"):
+        if spec.name in ("seed", "top_k", "top_p", "min_p"):
+            return None
+        raise ValueError(f"{spec.name} needs a value ({spec.help})")
+    try:
+        value: int | float = int(text) if spec.kind is int else float(text)
+    except ValueError:
+        kind = "an integer" if spec.kind is int else "a number"
+        raise ValueError(f"{spec.name} must be {kind}, got {text!r}") from None
+    if spec.kind is float and not math.isfinite(value):
+        raise ValueError(f"{spec.name} must be finite, got {text!r}")
+    low_ok = spec.low is None or value >= spec.low
+    high_ok = spec.high is None or value <= spec.high
+    if spec.name == "temperature" and value <= 0:
+        low_ok = False
+    if not (low_ok and high_ok):
+        lo = "" if spec.low is None else spec.low
+        hi = "" if spec.high is None else spec.high
+        raise ValueError(f"{spec.name} must be in [{lo}, {hi}] ({spec.help}), got {value}")
+    return value
+
+
+def parse_extra(text: str) -> dict[str, Any]:
+    """``"a=1, b='x'"`` -> ``{"a": 1, "b": "x"}`` (Python literals only; nothing is run)."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        call = ast.parse(f"f({text})", mode="eval").body
+        if not isinstance(call, ast.Call) or call.args:
+            raise ValueError
+        out = {}
+        for kw in call.keywords:
+            if kw.arg is None:
+                raise ValueError
+            out[kw.arg] = ast.literal_eval(kw.value)
+        return out
+    except (SyntaxError, ValueError):
+        raise ValueError(f"extra parameters must look like name=value, name=value with "
+                         f"Python literals; got {text!r}") from None
+
+
+class RunControls:
+    """The strategy picker, one text box per parameter, the extra box, Run/Stop and progress.
+    ``values()`` reads them into ``(strategy, kwargs)`` for ``Session.generate``."""
+
+    def __init__(self, strategy: str = "greedy", **initial: Any) -> None:
+        unknown = sorted(set(initial) - set(PARAMS))
+        if unknown:
+            raise TypeError(f"unknown explorer parameter(s) {unknown}; allowed: "
+                            f"{sorted(PARAMS)} (others go in extra_params=)")
+        available, self.missing = available_strategies()
+        if strategy not in available:
+            raise ValueError(f"strategy {strategy!r} is not available; choose one of "
+                             f"{available}")
+        self.strategy = widgets.Dropdown(options=available, value=strategy,
+                                         description="strategy",
+                                         layout=widgets.Layout(width="210px"))
+        self.boxes: dict[str, widgets.Text] = {}
+        for name, spec in PARAMS.items():
+            value = initial.get(name, spec.default)
+            self.boxes[name] = widgets.Text(
+                value="" if value is None else str(value), description=name,
+                placeholder="off", tooltip=spec.help,
+                layout=widgets.Layout(width="190px"),
+                style={"description_width": "initial"})
+        self.extra = widgets.Text(value="", description="extra", placeholder="name=value, ...",
+                                  layout=widgets.Layout(width="300px"))
+        self.run_button = widgets.Button(description="Run", button_style="primary",
+                                         icon="play", layout=widgets.Layout(width="90px"))
+        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True,
+                                          layout=widgets.Layout(width="90px"))
+        self.run_button.add_class("inferviz-run")
+        self.stop_button.add_class("inferviz-stop")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="",
+                                            layout=widgets.Layout(width="200px"))
+        self.from_selected = widgets.Checkbox(value=False, description="continue from selected",
+                                              indent=False, layout=widgets.Layout(width="190px"))
+        self.strategy.observe(lambda _change: self.show_params(), names="value")
+        self.show_params()
+        self.widget = widgets.VBox([
+            widgets.HBox([self.strategy, self.run_button, self.stop_button, self.progress,
+                          self.from_selected]),
+            widgets.HBox(list(self.boxes.values()) + [self.extra],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+        ])
+
+    def show_params(self) -> None:
+        wanted = params_for(self.strategy.value)
+        if self.strategy.value in PRESETS:
+            name, value = PRESETS[self.strategy.value]
+            if not self.boxes[name].value.strip():
+                self.boxes[name].value = value
+        for name, box in self.boxes.items():
+            box.layout.display = None if name in wanted else "none"
+
+    def values(self, extra_params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """``(strategy, kwargs)``: the visible boxes' values (empty optional ones left out),
+        then ``extra_params`` and the extra box. ``ValueError`` names a bad box."""
+        strategy = self.strategy.value
+        kwargs: dict[str, Any] = {}
+        for name in params_for(strategy):
+            value = parse_value(PARAMS[name], self.boxes[name].value)
+            if value is not None:
+                kwargs[name] = value
+        kwargs.update(extra_params or {})
+        kwargs.update(parse_extra(self.extra.value))
+        return strategy, kwargs
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.disabled = running
+        self.stop_button.disabled = not running
+        self.strategy.disabled = running

@@ -1,0 +1,144 @@
+"""Browser fixtures: Debian chromium driven by playwright (nothing downloads a browser), and
+Voila / JupyterLab servers on free ports, torn down with their kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+SERVER_START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early ({process.returncode}):\n{log.read_text()}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"server not listening on {port} after {SERVER_START_TIMEOUT_S} s")
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (server and kernels), then SIGKILL stragglers."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def voila_server(tmp_path_factory):
+    pytest.importorskip("voila")
+    from inferviz.widgets.dashboard import voila_command
+
+    workdir = tmp_path_factory.mktemp("voila")
+    notebook = shutil.copy(NOTEBOOKS / "dashboard.ipynb", workdir / "dashboard.ipynb")
+    port = free_port()
+    log = workdir / "voila.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(voila_command(Path(notebook), "127.0.0.1", port), cwd=workdir,
+                                   stdout=out, stderr=subprocess.STDOUT, env=server_env(),
+                                   start_new_session=True)
+    try:
+        wait_for_port(port, process, log)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        stop_process_group(process)
+        print(f"\n--- voila log (tail) ---\n{log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory):
+    pytest.importorskip("jupyterlab")
+    workdir = tmp_path_factory.mktemp("lab")
+    for nb in NOTEBOOKS.glob("*.ipynb"):  # a copy: Lab autosaves outputs into what it opens
+        shutil.copy(nb, workdir / nb.name)
+    settings = workdir / ".settings"
+    for plugin, values in {
+        # Render every cell (the default windowing leaves off-screen widgets out of the DOM).
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
+                                                        "checkForUpdates": False},
+    }.items():
+        package, name = plugin.rsplit("/", 1)
+        target = settings / package / f"{name}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
+    env = server_env()
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(workdir / ".workspaces")
+    port = free_port()
+    log = workdir / "lab.log"
+    command = [sys.executable, "-m", "jupyter", "lab", "--allow-root", "--no-browser",
+               f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
+               "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
+               f"--ServerApp.root_dir={workdir}", "--LabApp.expose_app_in_browser=True"]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+                                   env=env, start_new_session=True)
+    try:
+        wait_for_port(port, process, log)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        stop_process_group(process)
+        print(f"\n--- lab log (tail) ---\n{log.read_text()[-2000:]}")
