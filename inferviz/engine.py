@@ -1,14 +1,23 @@
 """Engine: batched forward passes that reuse every cached prefix.
 
 ``Engine.next_logits(seqs)`` returns the raw next-token logits after each token sequence, in one
-forward over the tokens that are not cached yet. Rows are laid out as
+forward over the tokens that are not cached yet. Row ``i`` with ``c_i`` cached and ``n_i`` new
+tokens is laid out in a past block of width ``P = max c`` and a new block of width ``N = max n``:
 
-    past:  [cached_i ..., pad ...]          (P = max cached length, from the KV store)
-    new:   [uncached_i ..., pad ...]        (N = max uncached length)
+    past:  [pad ..., cached_i ...]          right-aligned: cached_i ends at column P - 1
+    new:   [uncached_i ..., pad ...]        left-aligned: uncached_i starts at column P
 
-with an attention mask hiding the pads and explicit position ids (cached_i + j), so rows of any
-depth share one forward. Pads in the new block sit after the real tokens: every query row then
-sees at least one real key, so no attention row is fully masked (which would give NaN).
+so every row's real tokens are contiguous in the cache index space, and index distances equal
+position distances: masks computed from cache indices (sliding windows: Gemma 3, Mistral) stay
+right. Position ids are explicit (``c_i + j``). The attention mask hides the past pads only: the
+new-block pads sit after every real token, so causality hides them from real queries, and each
+pad query sees at least itself, so no attention row is fully masked (which would give NaN and
+poison the batch through the pads' keys).
+
+Failure is transactional: slots are allocated before the forward and released if it fails, keys
+and values are written before the trie learns about them, so an error (KV budget, out of memory,
+a bad input) never leaves a trie node pointing at unwritten data. When a batch does not fit the
+budget (or the forward runs out of memory) it is split in halves and retried.
 """
 
 from __future__ import annotations
@@ -19,14 +28,31 @@ from typing import Any
 
 import torch
 
-from .kvstore import KVStore
+from .kvstore import KVBudgetError, KVStore, TrieNode
+
+_OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()
 
 
 @dataclass
 class EngineStats:
-    forwards: int = 0
-    tokens_computed: int = 0
-    tokens_reused: int = 0
+    forwards: int = 0          # model forward passes
+    rows: int = 0              # sequences computed (after merging duplicates in a call)
+    tokens_computed: int = 0   # real tokens that went through the model
+    tokens_reused: int = 0     # tokens whose keys/values came from the store
+    splits: int = 0            # batches split in halves because they did not fit
+
+    def reset(self) -> None:
+        self.forwards = self.rows = self.tokens_computed = self.tokens_reused = self.splits = 0
+
+
+@dataclass
+class _NewToken:
+    """A token whose keys/values this forward computes and the store will keep."""
+
+    parent: TrieNode | int  # a cached trie node, or the index of an earlier _NewToken
+    token_id: int
+    row: int
+    column: int  # index in the new block
 
 
 class Engine:
@@ -41,70 +67,143 @@ class Engine:
         self.max_positions = _max_positions(model.config)
         self.stats = EngineStats()
         self.lock = threading.RLock()
-        layers, heads, head_dim = self._probe_kv_shape()
+        layers, heads, head_dim, kv_dtype = self._probe_kv_shape()
         if kv_budget_tokens is None:
-            per_token = 2 * layers * heads * head_dim * torch.finfo(self.dtype).bits // 8
+            per_token = 2 * layers * heads * head_dim * torch.finfo(kv_dtype).bits // 8
             kv_budget_tokens = max(4096, (1 << 30) // per_token)  # ~1 GiB of KV by default
-        self.store = KVStore(kv_budget_tokens, self.device, self.dtype)
+        self.store = KVStore(kv_budget_tokens, self.device, kv_dtype)
         self.store.ensure_shapes(layers, heads, head_dim, need=min(kv_budget_tokens, 512))
 
-    def _probe_kv_shape(self) -> tuple[int, int, int]:
+    @torch.no_grad()
+    def _probe_kv_shape(self) -> tuple[int, int, int, torch.dtype]:
         """Read the KV layout off a one-token forward: works for every architecture."""
         from transformers import DynamicCache
 
         cache = DynamicCache()
         ids = torch.tensor([[self.pad_token_id]], device=self.device)
-        with torch.no_grad():
-            self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        self.model(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=cache,
+                   use_cache=True, logits_to_keep=1)
         keys = cache.layers[0].keys  # [B, H, T, D]
-        return len(cache.layers), keys.shape[1], keys.shape[3]
+        return len(cache.layers), keys.shape[1], keys.shape[3], keys.dtype
+
+    def next_logits(self, seqs: list[list[int]]) -> torch.Tensor:
+        """Raw logits ``[B, V]`` (float32, on CPU) of the token after each sequence.
+
+        Identical sequences are computed once; the rest go through one forward (or a few, if
+        the batch does not fit the KV budget or memory)."""
+        if not isinstance(seqs, (list, tuple)) or not seqs:
+            raise ValueError("seqs must be a non-empty list of token-id lists")
+        keys: dict[tuple[int, ...], int] = {}
+        index = []
+        for seq in seqs:
+            self._check_seq(seq)
+            index.append(keys.setdefault(tuple(int(t) for t in seq), len(keys)))
+        unique = [list(k) for k in keys]
+        with self.lock:
+            logits = self._run(unique)
+        return logits[torch.tensor(index)] if len(unique) != len(seqs) else logits
+
+    def _check_seq(self, seq: list[int]) -> None:
+        if len(seq) == 0:
+            raise ValueError("a token sequence is empty: a prompt needs at least one token")
+        if len(seq) > self.max_positions:
+            raise ValueError(f"sequence of {len(seq)} tokens is longer than the model's context "
+                             f"({self.max_positions}); shorten the prompt or max_new_tokens")
+        if len(seq) > self.store.budget_tokens:
+            raise KVBudgetError(
+                f"sequence of {len(seq)} tokens does not fit kv_budget_tokens="
+                f"{self.store.budget_tokens}; create the Session with a larger kv_budget_tokens")
+
+    def _run(self, seqs: list[list[int]]) -> torch.Tensor:
+        """Forward ``seqs``, splitting the batch in halves while it does not fit."""
+        try:
+            return self._forward(seqs)
+        except (KVBudgetError, *_OOM) as err:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(seqs) == 1:
+                if isinstance(err, KVBudgetError):
+                    raise
+                raise KVBudgetError(
+                    f"out of memory in a forward over one sequence of {len(seqs[0])} tokens; "
+                    f"free device memory or create the Session with a smaller "
+                    f"kv_budget_tokens") from err
+            self.stats.splits += 1
+            half = len(seqs) // 2
+            return torch.cat([self._run(seqs[:half]), self._run(seqs[half:])])
 
     @torch.no_grad()
-    def next_logits(self, seqs: list[list[int]]) -> torch.Tensor:
-        """Raw logits ``[B, V]`` (float32, on CPU) of the token after each sequence."""
-        if not seqs:
-            raise ValueError("seqs must hold at least one token sequence")
-        with self.lock:
-            return self._next_logits(seqs)
-
-    def _next_logits(self, seqs: list[list[int]]) -> torch.Tensor:
-        from transformers import DynamicCache
-
+    def _forward(self, seqs: list[list[int]]) -> torch.Tensor:
         store = self.store
         store.begin()
-        matched = []
-        for seq in seqs:
-            if not seq:
-                raise ValueError("a token sequence is empty: a prompt needs at least one token")
-            if len(seq) > self.max_positions:
-                raise ValueError(
-                    f"sequence of {len(seq)} tokens is longer than the model's context "
-                    f"({self.max_positions}); shorten the prompt or max_new_tokens"
-                )
-            matched.append(store.match(seq))
+        matched = [store.match(seq) for seq in seqs]
         # The last token is always recomputed: logits are not cached, only keys and values.
-        cached_len = [min(len(m), len(s) - 1) for m, s in zip(matched, seqs)]
-        new_len = [len(s) - c for s, c in zip(seqs, cached_len)]
-        fresh_start = [len(m) for m in matched]  # first token whose KV is not stored yet
-        slots = store.allocate(sum(len(s) - f for s, f in zip(seqs, fresh_start)))
+        cached = [min(len(m), len(s) - 1) for m, s in zip(matched, seqs)]
+        new = [len(s) - c for s, c in zip(seqs, cached)]
+        plan = self._plan_new_tokens(seqs, matched, cached)
+        slots = store.allocate(len(plan))  # may evict; raises with nothing changed
+        try:
+            logits, cache = self._model_forward(seqs, matched, cached, new)
+            past = max(cached)
+            if plan:
+                rows = torch.tensor([t.row for t in plan], device=self.device)
+                cols = torch.tensor([past + t.column for t in plan], device=self.device)
+                keys = torch.stack([layer.keys[rows, :, cols] for layer in cache.layers])
+                values = torch.stack([layer.values[rows, :, cols] for layer in cache.layers])
+                store.write(torch.tensor(slots, device=self.device), keys, values)  # [L, M, H, D]
+        except BaseException:
+            store.release(slots)
+            raise
+        nodes: list[TrieNode] = []
+        for token, slot in zip(plan, slots):
+            parent = token.parent if isinstance(token.parent, TrieNode) else nodes[token.parent]
+            nodes.append(store.insert(parent, token.token_id, slot))
+        self.stats.forwards += 1
+        self.stats.rows += len(seqs)
+        self.stats.tokens_computed += sum(new)
+        self.stats.tokens_reused += sum(cached)
+        return logits
 
-        batch, past, width = len(seqs), max(cached_len), max(new_len)
+    def _plan_new_tokens(self, seqs, matched, cached) -> list[_NewToken]:
+        """Tokens to store, parents before children; a prefix that several rows share but the
+        store lacks (identical SMC particles, two new prompts) is stored once."""
+        plan: list[_NewToken] = []
+        seen: dict[tuple[int, int], int] = {}  # (parent key, token) -> plan index
+        for row, (seq, m, c) in enumerate(zip(seqs, matched, cached)):
+            parent: TrieNode | int = m[-1] if m else self.store.root
+            for j in range(len(m), len(seq)):
+                key = (id(parent) if isinstance(parent, TrieNode) else -1 - parent, seq[j])
+                if key not in seen:
+                    seen[key] = len(plan)
+                    plan.append(_NewToken(parent, seq[j], row, j - c))
+                parent = seen[key]
+        return plan
+
+    def _model_forward(self, seqs, matched, cached, new):
+        """One forward in the layout of the module docstring: logits ``[B, V]`` (float32, CPU)
+        and the cache holding the keys/values of every column."""
+        from transformers import DynamicCache
+
+        batch, past, width = len(seqs), max(cached), max(new)
         slot_rows = torch.zeros(batch, past, dtype=torch.long)
         input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros(batch, past + width, dtype=torch.long)
-        positions = torch.zeros(batch, width, dtype=torch.long)
-        for i, (seq, c, n) in enumerate(zip(seqs, cached_len, new_len)):
+        mask = torch.ones(batch, past + width, dtype=torch.long)
+        mask[:, :past] = 0
+        positions = torch.empty(batch, width, dtype=torch.long)
+        steps = torch.arange(width)
+        for i, (seq, c, n) in enumerate(zip(seqs, cached, new)):
             if c:
-                slot_rows[i, :c] = torch.tensor([node.slot for node in matched[i][:c]])
-                mask[i, :c] = 1
+                slot_rows[i, past - c:] = torch.tensor([node.slot for node in matched[i][:c]])
+                mask[i, past - c : past] = 1
             input_ids[i, :n] = torch.tensor(seq[c:])
-            mask[i, past : past + n] = 1
-            positions[i] = c + torch.arange(width)
+            # Pads repeat the last real position: never past the model's position table.
+            positions[i] = c + steps.clamp(max=n - 1)
         cache = DynamicCache()
         if past:
-            keys, values = store.gather(slot_rows.to(self.device))
+            keys, values = self.store.gather(slot_rows.to(self.device))
             cache = DynamicCache(ddp_cache_data=list(zip(keys, values)))
-        keep = sorted(set(n - 1 for n in new_len))
+        keep = sorted(set(n - 1 for n in new))
+        column = {p: j for j, p in enumerate(keep)}
         out = self.model(
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),
@@ -113,50 +212,12 @@ class Engine:
             use_cache=True,
             logits_to_keep=torch.tensor(keep, device=self.device),
         )
-        col = {p: j for j, p in enumerate(keep)}
         rows = torch.arange(batch, device=self.device)
-        cols = torch.tensor([col[n - 1] for n in new_len], device=self.device)
-        logits = out.logits[rows, cols].float().cpu()
-        self._store_new(seqs, cached_len, fresh_start, slots, past, out.past_key_values)
-        self.stats.forwards += 1
-        self.stats.tokens_computed += sum(new_len)
-        self.stats.tokens_reused += sum(cached_len)
-        return logits
-
-    def _store_new(self, seqs, cached_len, fresh_start, slots, past, cache) -> None:
-        """Write the keys/values of tokens not yet in the trie into their slots. Rows of one
-        batch may share uncached tokens (identical SMC particles): re-matching before each
-        insert stores each token once and returns the spare slots."""
-        store = self.store
-        rows, cols, owners, spare = [], [], [], []
-        taken = 0
-        for i, (seq, c, m) in enumerate(zip(seqs, cached_len, fresh_start)):
-            own = slots[taken : taken + len(seq) - m]
-            taken += len(seq) - m
-            if not own:
-                continue
-            now = store.match(seq)
-            start = len(now)  # > m when an earlier row of this batch inserted part of it
-            spare.extend(own[: start - m])
-            own = own[start - m :]
-            if not own:
-                continue
-            parent = now[-1] if now else store.root
-            store.insert(parent, seq[start:], own)
-            for j, slot in enumerate(own):
-                rows.append(i)
-                cols.append(past + (start - c) + j)
-                owners.append(slot)
-        store.release(spare)
-        if not owners:
-            return
-        r = torch.tensor(rows, device=self.device)
-        t = torch.tensor(cols, device=self.device)
-        keys = torch.stack([layer.keys[r, :, t] for layer in cache.layers])  # [L, M, H, D]
-        values = torch.stack([layer.values[r, :, t] for layer in cache.layers])
-        store.write(torch.tensor(owners, device=self.device), keys, values)
+        cols = torch.tensor([column[n - 1] for n in new], device=self.device)
+        return out.logits[rows, cols].float().cpu(), out.past_key_values
 
     def clear_cache(self) -> None:
+        """Forget every cached prefix (the next expansions recompute them)."""
         with self.lock:
             self.store.clear()
 

@@ -7,7 +7,12 @@ node costs a forward over its uncached tokens only, whatever its depth.
 
 Memory is bounded by ``budget_tokens``: when the pool is full, least recently used trie leaves
 are evicted (a leaf before its ancestors, so a cached node's prefix is always cached), and the
-engine transparently recomputes an evicted suffix when it is needed again.
+engine transparently recomputes an evicted suffix when it is needed again. Nodes matched by the
+request being served (those touched since the last ``begin``) are never evicted.
+
+Invariants (checked by :meth:`KVStore.check`): every trie node owns one distinct slot in
+``1..capacity``; a slot is either owned by exactly one node or free; a node's slot holds the keys
+and values of its token given the whole prefix above it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch
 
 
 class KVBudgetError(MemoryError):
-    """A single request needs more KV slots than the budget allows, even after eviction."""
+    """A request needs more KV slots (or memory) than is available, even after eviction."""
 
 
 @dataclass(eq=False)
@@ -32,12 +37,14 @@ class TrieNode:
 
 
 class KVStore:
-    """Slots ``[num_layers, capacity, kv_heads, head_dim]`` for keys and values; slot 0 is an
-    all-zero pad slot. Shapes are taken from the first write."""
+    """Slots ``[num_layers, capacity + 1, kv_heads, head_dim]`` for keys and values; slot 0 is an
+    all-zero pad slot. Shapes are set by :meth:`ensure_shapes` before the first write; the pool
+    grows by doubling up to ``budget_tokens`` slots."""
 
     def __init__(self, budget_tokens: int, device: torch.device, dtype: torch.dtype) -> None:
-        if not isinstance(budget_tokens, int) or budget_tokens < 1:
-            raise ValueError(f"budget_tokens must be an int >= 1; got {budget_tokens!r}")
+        if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) \
+                or budget_tokens < 1:
+            raise ValueError(f"kv_budget_tokens must be an int >= 1; got {budget_tokens!r}")
         self.budget_tokens = budget_tokens
         self.device = device
         self.dtype = dtype
@@ -69,54 +76,42 @@ class KVStore:
             node = child
         return out
 
-    def insert(self, parent: TrieNode, token_ids: list[int], slots: list[int]) -> list[TrieNode]:
-        nodes = []
-        for tok, slot in zip(token_ids, slots):
-            child = TrieNode(tok, slot, parent, parent.depth + 1, self.tick)
-            parent.children[tok] = child
-            nodes.append(child)
-            parent = child
-        self.num_cached += len(nodes)
-        return nodes
+    def insert(self, parent: TrieNode, token_id: int, slot: int) -> TrieNode:
+        """Add the child ``token_id`` of ``parent`` owning ``slot`` (whose data is written)."""
+        if token_id in parent.children:
+            raise RuntimeError(f"KV trie already holds token {token_id} under this prefix")
+        child = TrieNode(token_id, slot, parent, parent.depth + 1, self.tick)
+        parent.children[token_id] = child
+        self.num_cached += 1
+        return child
 
     # ------------------------------------------------------------------ slots
     def allocate(self, n: int) -> list[int]:
-        """``n`` free slots, growing the pool or evicting LRU leaves not used in this tick."""
+        """``n`` free slots, growing the pool or evicting LRU leaves not used in this request.
+        Raises :class:`KVBudgetError` (with nothing allocated) when that is not enough."""
+        if n == 0:
+            return []
         if n > self.budget_tokens:
             raise KVBudgetError(
                 f"this request needs {n} KV slots but kv_budget_tokens={self.budget_tokens}; "
-                f"raise kv_budget_tokens or expand fewer nodes at once"
-            )
+                f"raise kv_budget_tokens or expand fewer nodes at once")
         if len(self.free) < n:
-            self._grow(n)
+            self._grow(n - len(self.free))
         if len(self.free) < n:
             self._evict(n - len(self.free))
         if len(self.free) < n:
             raise KVBudgetError(
                 f"KV budget exhausted: {n} slots needed, {len(self.free)} free after evicting "
-                f"everything not used by this request (kv_budget_tokens={self.budget_tokens})"
-            )
+                f"everything this request does not use (kv_budget_tokens={self.budget_tokens})")
         slots, self.free = self.free[-n:], self.free[:-n]
-        return slots
+        return slots[::-1]  # ascending: a path's tokens get neighbouring slots
 
     def release(self, slots: list[int]) -> None:
+        """Give back slots that were allocated but not inserted into the trie."""
         self.free.extend(slots)
 
-    def _grow(self, need: int) -> None:
-        if self.keys is None:
-            return  # allocated on first write, when shapes are known
-        target = min(self.budget_tokens, max(self.capacity * 2, self.capacity + need))
-        if target <= self.capacity:
-            return
-        extra = target - self.capacity
-        shape = list(self.keys.shape)
-        shape[1] = extra
-        self.keys = torch.cat([self.keys, self.keys.new_zeros(shape)], dim=1)
-        self.values = torch.cat([self.values, self.values.new_zeros(shape)], dim=1)
-        self.free.extend(range(self.capacity + 1, target + 1))
-        self.capacity = target
-
     def ensure_shapes(self, layers: int, heads: int, head_dim: int, need: int) -> None:
+        """Allocate the pool for ``need`` tokens (at most the budget) once the KV shape is known."""
         if self.keys is not None:
             return
         self.capacity = min(self.budget_tokens, max(1, need))
@@ -125,9 +120,24 @@ class KVStore:
         self.values = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.free = list(range(self.capacity, 0, -1))
 
+    def _grow(self, need: int) -> None:
+        if self.keys is None:
+            raise RuntimeError("KVStore.ensure_shapes must run before the first allocation")
+        target = min(self.budget_tokens, max(self.capacity * 2, self.capacity + need))
+        if target <= self.capacity:
+            return
+        shape = list(self.keys.shape)
+        shape[1] = target - self.capacity
+        # Build both before assigning either: an allocation failure leaves the pool as it was.
+        keys = torch.cat([self.keys, self.keys.new_zeros(shape)], dim=1)
+        values = torch.cat([self.values, self.values.new_zeros(shape)], dim=1)
+        self.keys, self.values = keys, values
+        self.free.extend(range(target, self.capacity, -1))
+        self.capacity = target
+
     def _evict(self, need: int) -> None:
-        """Free at least ``need`` slots, least recently used leaves first; nodes touched in the
-        current tick (the request being served) are never evicted."""
+        """Free at least ``need`` slots if possible, least recently used leaves first (deepest
+        first among equals); nodes touched in the current request are never evicted."""
         freed = 0
         while freed < need:
             leaves = [n for n in self._iter_nodes() if not n.children and n.last_used < self.tick]
@@ -151,10 +161,23 @@ class KVStore:
             yield node
 
     def clear(self) -> None:
+        """Drop every cached prefix (the pool stays allocated)."""
         self.root.children.clear()
         self.num_cached = 0
         if self.keys is not None:
             self.free = list(range(self.capacity, 0, -1))
+
+    def check(self) -> None:
+        """Raise AssertionError if the trie and the free list disagree (for tests)."""
+        owned = [n.slot for n in self._iter_nodes()]
+        assert len(owned) == self.num_cached, (len(owned), self.num_cached)
+        assert len(set(owned)) == len(owned), "two trie nodes share a slot"
+        assert not set(owned) & set(self.free), "a slot is both owned and free"
+        assert len(set(self.free)) == len(self.free), "a slot is free twice"
+        assert set(owned) | set(self.free) == set(range(1, self.capacity + 1)), "slots leaked"
+        for node in self._iter_nodes():
+            assert node.parent.children.get(node.token_id) is node
+            assert node.depth == node.parent.depth + 1
 
     # ------------------------------------------------------------------ data
     def gather(self, slot_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,6 +193,7 @@ class KVStore:
 
     @property
     def bytes_used(self) -> int:
+        """Bytes held by the pool (keys and values, allocated capacity)."""
         if self.keys is None:
             return 0
         return 2 * self.keys.element_size() * self.keys.numel()

@@ -110,19 +110,32 @@ class Session:
     def distributions(self, tree: TokenTree, node_ids: list[int],
                       settings: SamplerSettings | None = None) -> Distributions:
         """Next-token distributions after each node (one batched forward, cached prefixes)."""
-        settings = settings or SamplerSettings()
         seqs = [tree.token_ids(n) for n in node_ids]
-        for seq in seqs:
-            if len(seq) >= self.engine.max_positions:
-                raise ValueError(f"node at {len(seq)} tokens reached the model's context "
-                                 f"({self.engine.max_positions}); cannot expand further")
-        logits = self.engine.next_logits(seqs)
+        return self.sequence_distributions(seqs, list(node_ids), settings)
+
+    def sequence_distributions(self, seqs: list[list[int]], parent_ids: list[int],
+                               settings: SamplerSettings | None = None,
+                               logits: torch.Tensor | None = None) -> Distributions:
+        """Next-token distributions after each token-id sequence (rows may come from several
+        trees: the request batcher uses this). ``logits`` ``[B, V]``: raw logits already
+        computed for ``seqs`` (by one forward shared with other rows); None runs the engine."""
+        settings = settings or SamplerSettings()
+        if logits is None:
+            for seq in seqs:
+                self.check_context(seq)
+            logits = self.engine.next_logits(seqs)
         input_ids = None
         if settings.repetition_penalty is not None:
             width = max(len(s) for s in seqs)
             input_ids = torch.tensor([[s[0]] * (width - len(s)) + s for s in seqs])
         probs = processed_probs(logits, settings, input_ids)
-        return Distributions.from_logits(list(node_ids), logits, probs)
+        return Distributions.from_logits(list(parent_ids), logits, probs)
+
+    def check_context(self, seq: list[int]) -> None:
+        """ValueError if a node with these token ids cannot be expanded (context full)."""
+        if len(seq) >= self.engine.max_positions:
+            raise ValueError(f"node at {len(seq)} tokens reached the model's context "
+                             f"({self.engine.max_positions}); cannot expand further")
 
     def expand(self, tree: TokenTree, node_ids: int | list[int], k: int = 5,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,

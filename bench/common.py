@@ -1,0 +1,116 @@
+"""Shared helpers for the benchmarks: timing, memory, sessions, JSON output.
+
+Every benchmark prints one JSON object on stdout. Ratios are always measured side by side in the
+same process, alternating the two sides, and reported as medians of several runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def maxrss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) of this process (Linux >= 4.0: write 5 to
+    /proc/self/clear_refs), so ``peak_rss_mib`` afterwards is the peak of what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float:
+    """VmHWM of this process, MiB (ru_maxrss where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return maxrss_mib()
+
+
+def current_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peak_growth_mib(fn) -> tuple[float, object]:
+    """Run ``fn``; return (peak RSS during it minus RSS before it, MiB; fn's result)."""
+    reset_peak_rss()
+    before = current_rss_mib()
+    out = fn()
+    return peak_rss_mib() - before, out
+
+
+def machine() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "device": "cpu",
+            "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def load_session(name: str = "default", **kwargs: Any):
+    import inferviz
+
+    return inferviz.Session.from_pretrained(name, device="cpu", **kwargs)
+
+
+def emit(result: dict[str, Any]) -> None:
+    result.setdefault("machine", machine())
+    print(json.dumps(result, indent=2, default=float))
+
+
+def prompt_of_tokens(session, n_tokens: int) -> str:
+    """A natural-ish English prompt that encodes to exactly ``n_tokens`` tokens (with BOS)."""
+    base = ("The history of the river valley is long and varied. Farmers settled along its banks, "
+            "traders followed the water south, and towns grew where the roads met the fords. ")
+    text = base
+    while len(session.encode(text)) < n_tokens:
+        text += base
+    ids = session.encode(text)[:n_tokens]
+    bos = 1 if session.tokenizer.bos_token_id is not None and \
+        ids[0] == session.tokenizer.bos_token_id else 0
+    prompt = session.tokenizer.decode(ids[bos:])
+    # Decoding and re-encoding can shift a boundary by a token; trim until it fits.
+    while len(session.encode(prompt)) > n_tokens:
+        prompt = prompt[:-1]
+    return prompt

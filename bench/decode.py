@@ -1,0 +1,115 @@
+"""Greedy decoding speed: inferviz (node by node, and ``generate``) vs HF ``model.generate``,
+and the time of a second load of the default model in a fresh process.
+
+    .venv/bin/python bench/decode.py [--tokens 128] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from common import ROOT, emit, load_session, median, timed
+
+PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
+
+LOAD_SNIPPET = """
+import json, time
+t0 = time.perf_counter()
+import torch, transformers
+t1 = time.perf_counter()
+import inferviz
+s = inferviz.Session.from_pretrained("default")
+t2 = time.perf_counter()
+print(json.dumps({"import_torch_transformers_s": t1 - t0, "after_imports_s": t2 - t1,
+                  "from_pretrained_s": s.load_seconds, "source": s.source}))
+"""
+
+
+def inferviz_expand(session, n: int) -> list[int]:
+    session.engine.clear_cache()
+    tree = session.tree(PROMPT)
+    node = tree.root_id
+    for _ in range(n):
+        node = session.expand(tree, node, k=1)[0].node_id
+    return tree.token_ids(node)[len(tree.prompt_ids):]
+
+
+def inferviz_generate(session, n: int) -> list[int]:
+    session.engine.clear_cache()
+    res = session.generate(PROMPT, strategy="greedy", max_new_tokens=n, stop_at_eos=False)
+    return res.token_ids
+
+
+def hf_generate(session, n: int) -> list[int]:
+    import copy
+
+    import torch
+
+    # No EOS: decode exactly n tokens, like inferviz with stop_at_eos=False (min_new_tokens
+    # would instead mask EOS out of the logits and change the greedy path).
+    config = copy.deepcopy(session.model.generation_config)
+    config.eos_token_id = None
+    config.pad_token_id = session.tokenizer.pad_token_id or 0
+    ids = torch.tensor([session.encode(PROMPT)])
+    out = session.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                 max_new_tokens=n, num_beams=1, generation_config=config)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def second_load(runs: int) -> dict:
+    walls, inner = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", LOAD_SNIPPET], capture_output=True,
+                              text=True, cwd=ROOT, check=True)
+        walls.append(time.perf_counter() - start)
+        inner.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {
+        "process_wall_s": median(walls),
+        "import_torch_transformers_s": median([r["import_torch_transformers_s"] for r in inner]),
+        "load_excluding_torch_transformers_import_s": median([r["after_imports_s"] for r in inner]),
+        "from_pretrained_s": median([r["from_pretrained_s"] for r in inner]),
+        "source": inner[-1]["source"],
+        "target_excluding_imports_s": 3.0,
+        "runs": runs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    session = load_session("default")
+    n = args.tokens
+    hf_generate(session, 8)  # warm up both paths
+    inferviz_expand(session, 8)
+    times = {"inferviz_expand": [], "inferviz_generate": [], "hf_generate": []}
+    tokens = {}
+    for _ in range(args.runs):  # alternate the sides so load drifts hit both alike
+        for name, fn in (("hf_generate", hf_generate), ("inferviz_expand", inferviz_expand),
+                         ("inferviz_generate", inferviz_generate)):
+            seconds, tokens[name] = timed(lambda fn=fn: fn(session, n))
+            times[name].append(seconds)
+    tps = {name: n / median(values) for name, values in times.items()}
+    emit({
+        "benchmark": "decode",
+        "model": "default (SmolLM2-135M-Instruct)",
+        "new_tokens": n,
+        "runs": args.runs,
+        "tokens_per_s": tps,
+        "ratio_expand_vs_hf": tps["inferviz_expand"] / tps["hf_generate"],
+        "ratio_generate_vs_hf": tps["inferviz_generate"] / tps["hf_generate"],
+        "target_ratio": 1.0,
+        "same_tokens_as_hf": {name: tokens[name] == tokens["hf_generate"]
+                              for name in ("inferviz_expand", "inferviz_generate")},
+        "second_load": second_load(args.runs),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Run every benchmark and write docs/benchmarks.md (``make bench``).
+
+    .venv/bin/python bench/run_all.py [--quick] [--only decode,depth,...] [--from DIR]
+
+Each benchmark runs in its own process and prints JSON; the raw JSON is kept in the page.
+Each result is also saved to ``bench/results/<name>.json``; ``--from DIR`` renders the page from
+``DIR/<name>.json`` files instead of running (``--from bench/results`` after a partial run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT
+
+RESULTS = ROOT / "bench" / "results"
+
+BENCHES = {
+    "decode": ["--runs", "3"],
+    "depth": ["--runs", "15"],
+    "tree_expansion": ["--runs", "3", "--sample", "6"],
+    "strategies_table": ["--tokens", "64"],
+}
+QUICK = {
+    "decode": ["--runs", "1", "--tokens", "64"],
+    "depth": ["--runs", "3"],
+    "tree_expansion": ["--runs", "1", "--sample", "4", "--quick"],
+    "strategies_table": ["--tokens", "16", "--models", "default"],
+}
+
+
+def run(name: str, args: list[str]) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        return {"benchmark": name, "error": done.stderr.strip()[-2000:]}
+    result = json.loads(done.stdout)
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def fmt(x, digits: int = 2) -> str:
+    if isinstance(x, bool) or x is None:
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def render(results: dict[str, dict], command: str) -> str:
+    out = ["# Benchmarks", "",
+           f"Reproduce with `make bench` (= `{command}`). Every ratio is measured side by side in",
+           "one process (the two sides alternate) and is a median of several runs. CPU-only",
+           "figures from a shared 2-core machine: absolute times are noisy, ratios less so.", ""]
+    machine = next((r.get("machine") for r in results.values() if "machine" in r), None)
+    if machine:
+        out += ["Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), ""]
+    d = results.get("decode")
+    if d and "error" not in d:
+        tps, load = d["tokens_per_s"], d["second_load"]
+        out += ["## Greedy decoding (default model, %d new tokens)" % d["new_tokens"], "",
+                "| path | tokens/s | ratio vs HF generate | same tokens as HF |",
+                "|---|---|---|---|",
+                f"| HF `model.generate(do_sample=False)` | {fmt(tps['hf_generate'], 1)} | 1.00 | - |",
+                f"| `Session.expand(k=1)` node by node | {fmt(tps['inferviz_expand'], 1)} | "
+                f"{fmt(d['ratio_expand_vs_hf'])} | {d['same_tokens_as_hf']['inferviz_expand']} |",
+                f"| `Session.generate(strategy='greedy')` | {fmt(tps['inferviz_generate'], 1)} | "
+                f"{fmt(d['ratio_generate_vs_hf'])} | "
+                f"{d['same_tokens_as_hf']['inferviz_generate']} |", "",
+                "Target: ratio >= 1.0.", "",
+                "Second load of the default model in a fresh process (cache warm): "
+                f"process wall {fmt(load['process_wall_s'])} s; `import torch, transformers` "
+                f"{fmt(load['import_torch_transformers_s'])} s; the rest (import inferviz + "
+                f"`Session.from_pretrained`) {fmt(load['load_excluding_torch_transformers_import_s'])}"
+                f" s (target < 3 s); `from_pretrained` alone {fmt(load['from_pretrained_s'])} s.",
+                ""]
+    t = results.get("tree_expansion")
+    if t and "error" not in t:
+        out += ["## Tree expansion (default model)", "",
+                "Every node at depths 0..d-1 expanded to its top k; inferviz batches each level "
+                "into one call and reuses cached prefixes; naive = HF forward over the node's full "
+                "path per node, no cache. " + t["naive_method"] + ".", "",
+                "| P | k | d | nodes | inferviz s | naive s | speedup | forwards (iv / naive) | "
+                "tokens (iv / naive) | KV store MiB | top-k equal |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in t["configs"]:
+            out.append(
+                f"| {r['prompt_tokens']} | {r['k']} | {r['depth']} | {r['nodes_expanded']} | "
+                f"{fmt(r['inferviz_s'])} | {fmt(r['naive_s_extrapolated'], 1)}"
+                f"{'*' if r['naive_extrapolated'] else ''} | {fmt(r['speedup'], 1)}x | "
+                f"{r['forwards']['inferviz']} / {r['forwards']['naive']} | "
+                f"{r['tokens_processed']['inferviz']} / {r['tokens_processed']['naive']} | "
+                f"{fmt(r['kv_store_mib'], 1)} | {r['topk_equal_on_sample']} |")
+        mem = t["peak_memory"]
+        out += ["", "\\* extrapolated from the timed sample.", "",
+                f"Headline (P=512, k=4, d=4): {fmt(t['headline']['speedup'], 1)}x, target >= 50x.",
+                "", f"Peak memory ({mem['method']}): inferviz +"
+                f"{fmt(mem['inferviz_mib'], 0)} MiB, naive +"
+                f"{fmt(mem['naive_mib'], 0)} MiB.", ""]
+    p = results.get("depth")
+    if p and "error" not in p:
+        names = list(p["median_s"])
+        out += ["## Depth independence (default model)", "",
+                f"One-node expansion (k=5) at {names[0]} vs {names[1]} (prefix cached): "
+                f"{fmt(p['median_s'][names[0]] * 1e3, 1)} ms vs "
+                f"{fmt(p['median_s'][names[1]] * 1e3, 1)} ms, ratio "
+                f"**{fmt(p['ratio_deep_vs_shallow'])}** (target <= 1.2; ratio of the fastest runs "
+                f"{fmt(p.get('ratio_of_fastest_runs'))}); tokens computed per "
+                f"expansion: {p['tokens_computed_per_expansion']}.", ""]
+    s = results.get("strategies_table")
+    if s and "error" not in s:
+        out += ["## Strategies (Inference Edge's table, with the code behind it)", "",
+                f"Prompt {s['prompt']!r}, {s['max_new_tokens']} new tokens, seed 0, cold KV cache "
+                "per run; peak memory = growth of peak RSS (VmHWM reset before the run), "
+                "fresh process per row.", "",
+                "| model | strategy | tokens/s | TTFT s | peak RSS +MiB | perplexity |",
+                "|---|---|---|---|---|---|"]
+        for r in s["rows"]:
+            if not r.get("available"):
+                out.append(f"| {r['model']} | {r.get('strategy', '-')} | not available: "
+                           f"{r.get('reason', '')[:80]} | | | |")
+                continue
+            out.append(f"| {r['model']} | {r['strategy']} | {fmt(r['tokens_per_s'], 1)} | "
+                       f"{fmt(r['ttft_s'], 3)} | {fmt(r['peak_rss_growth_mib'], 0)} | "
+                       f"{fmt(r['perplexity'])} |")
+        out.append("")
+    for name, r in results.items():
+        if "error" in r:
+            out += [f"## {name}: failed", "", "```", r["error"][-1500:], "```", ""]
+    out += ["## Raw results", ""]
+    for name, r in results.items():
+        out += [f"<details><summary>{name}</summary>", "", "```json",
+                json.dumps(r, indent=1, default=float), "```", "", "</details>", ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=",".join(BENCHES))
+    parser.add_argument("--from", dest="source", default=None,
+                        help="render from DIR/<name>.json instead of running")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    results = {}
+    for name in args.only.split(","):
+        if args.source:
+            path = Path(args.source) / f"{name}.json"
+            if path.is_file():
+                results[name] = json.loads(path.read_text())
+            continue
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = run(name, (QUICK if args.quick else BENCHES)[name])
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=1, default=float))
+    Path(args.out).write_text(render(results, ".venv/bin/python bench/run_all.py"))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Tree expansion: inferviz (every level in one batched forward, prefixes cached) vs a naive
+per-node HF forward over the node's full path (no cache), on the default model.
+
+For prompt length P, branching k and depth d, every node at depths 0..d-1 is expanded (its k
+most likely children are added): 1 + k + ... + k^(d-1) expansions. The naive side is timed on a
+random sample of those nodes (stratified by depth) and extrapolated to all of them: per depth,
+mean sampled time x number of nodes at that depth. The sample's top-k must equal the tree's.
+
+Peak memory: torch allocations are invisible to tracemalloc, so for the headline configuration
+we reset the kernel's peak-RSS counter before each side and report the growth of the peak over
+the RSS before it. The KV store's own size is exact (slots in use x bytes per token).
+
+    .venv/bin/python bench/tree_expansion.py [--runs 3] [--sample 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+from common import emit, load_session, maxrss_mib, median, peak_growth_mib, prompt_of_tokens, timed
+
+CONFIGS = [(p, k, d) for p in (128, 512) for k in (3, 4) for d in (3, 4)]
+HEADLINE = (512, 4, 4)
+
+
+def expand_levels(session, tree, k: int, depth: int) -> list[list[int]]:
+    """Expand level by level; returns the node ids expanded at each depth."""
+    levels, frontier = [], [tree.root_id]
+    for _ in range(depth):
+        levels.append(frontier)
+        frontier = [c.node_id for c in session.expand(tree, frontier, k=k)]
+    return levels
+
+
+def naive_topk(session, token_ids: list[int], k: int) -> list[int]:
+    import torch
+
+    with torch.no_grad():
+        logits = session.model(input_ids=torch.tensor([token_ids]), use_cache=False).logits
+    return torch.topk(logits[0, -1].float(), k).indices.tolist()
+
+
+def run_config(session, p: int, k: int, d: int, runs: int, sample: int, rng) -> dict:
+    prompt = prompt_of_tokens(session, p)
+    times, stats = [], None
+    for _ in range(runs):
+        session.engine.clear_cache()
+        session.engine.stats.reset()
+        tree = session.tree(prompt)
+        seconds, levels = timed(lambda tree=tree: expand_levels(session, tree, k, d))
+        times.append(seconds)
+        stats = dict(vars(session.engine.stats))
+    kv_bytes_per_token = session.engine.store.bytes_used // (session.engine.store.capacity + 1)
+    cached_tokens = session.engine.store.num_cached
+    naive_total, sampled, topk_equal = 0.0, 0, True
+    for nodes in levels:
+        chosen = rng.sample(nodes, min(len(nodes), max(1, sample // d)))
+        per_node = []
+        for node in chosen:
+            seconds, top = timed(lambda node=node: naive_topk(session, tree.token_ids(node), k))
+            per_node.append(seconds)
+            topk_equal &= top == [c.token_id for c in sorted(
+                tree.children(node), key=lambda c: c.rank)][:k]
+        sampled += len(chosen)
+        naive_total += sum(per_node) / len(per_node) * len(nodes)
+    expanded = sum(len(nodes) for nodes in levels)
+    naive_tokens = sum(len(nodes) * (len(tree.prompt_ids) + depth)
+                       for depth, nodes in enumerate(levels))
+    inferviz_s = median(times)
+    return {
+        "prompt_tokens": len(tree.prompt_ids), "k": k, "depth": d, "nodes_expanded": expanded,
+        "inferviz_s": inferviz_s, "naive_s_extrapolated": naive_total,
+        "naive_nodes_timed": sampled, "naive_extrapolated": sampled < expanded,
+        "speedup": naive_total / inferviz_s,
+        "forwards": {"inferviz": stats["forwards"], "naive": expanded},
+        "tokens_processed": {"inferviz": stats["tokens_computed"], "naive": naive_tokens},
+        "kv_store_mib": cached_tokens * kv_bytes_per_token / 2**20,
+        "topk_equal_on_sample": topk_equal,
+    }
+
+
+def peak_memory(session, p: int, k: int, d: int) -> dict:
+    """Peak RSS growth of each side, in this process (the kernel's peak counter is reset before
+    each side; both sides free their activations afterwards)."""
+    prompt = prompt_of_tokens(session, p)
+    session.engine.clear_cache()
+    tree = session.tree(prompt)
+    inferviz_mib, levels = peak_growth_mib(lambda: expand_levels(session, tree, k, d))
+    deepest = levels[-1][0]
+    naive_mib, _ = peak_growth_mib(lambda: naive_topk(session, tree.token_ids(deepest), k))
+    return {"method": "growth of the process's peak RSS (VmHWM, reset through "
+                      "/proc/self/clear_refs before each side) over its RSS before; inferviz: "
+                      "the whole level-by-level expansion (the KV pool is preallocated, so its "
+                      "size shows as kv_store_mib instead); naive: one forward over the deepest "
+                      "path, its largest", "inferviz_mib": inferviz_mib, "naive_mib": naive_mib}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sample", type=int, default=6, help="naive nodes timed per config")
+    parser.add_argument("--quick", action="store_true", help="only the headline configuration")
+    args = parser.parse_args()
+    session = load_session("default")
+    rng = random.Random(0)
+    expand_levels(session, session.tree("warm up"), 2, 2)
+    configs = [HEADLINE] if args.quick else CONFIGS
+    rows = [run_config(session, p, k, d, args.runs, args.sample, rng) for p, k, d in configs]
+    head = next(r for r in rows if (r["prompt_tokens"], r["k"], r["depth"]) == HEADLINE)
+    emit({
+        "benchmark": "tree_expansion",
+        "model": "default (SmolLM2-135M-Instruct)",
+        "runs": args.runs,
+        "naive_method": "HF model(input_ids) over the full path, no cache, per node; a random "
+                        "sample per depth timed and extrapolated to all nodes of that depth",
+        "configs": rows,
+        "headline": {"config": dict(zip(("prompt_tokens", "k", "depth"), HEADLINE)),
+                     "speedup": head["speedup"], "target_speedup": 50},
+        "peak_memory": peak_memory(session, *HEADLINE),
+        "this_process_maxrss_mib": maxrss_mib(),
+    })
+
+
+if __name__ == "__main__":
+    main()

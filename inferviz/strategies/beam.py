@@ -1,0 +1,167 @@
+"""Beam search with the semantics of transformers' ``generate(num_beams=N, do_sample=False)``
+(``GenerationMixin._beam_search`` in transformers 5.x), step for step:
+
+- every live beam advances in one batched forward; candidates are ranked by the running sum of
+  raw log-probabilities (log_softmax of the logits), and the best ``K = max(2, 1 + #eos) * N``
+  of all ``beam x vocabulary`` continuations are kept;
+- a candidate ending in EOS (or reaching ``max_new_tokens``) is finished only if it is among
+  the top ``N`` of those ``K``; its final score is ``sum_logprobs / generated_len **
+  length_penalty`` where ``generated_len`` counts the new tokens including the EOS;
+- the best ``N`` unfinished candidates become the next beams;
+- ``early_stopping`` True stops once ``N`` hypotheses are finished; False and "never" stop when
+  the best running beam can no longer beat the worst finished one (heuristic length: the
+  current length, or ``max_new_tokens`` for "never" with a positive length penalty).
+
+Every candidate of every step is written into the tree with meta ``beam_step`` (new tokens so
+far), ``beam_score`` (running sum of log-probabilities), ``beam_kept`` (it became a live beam),
+and ``beam_final_score`` on the candidates that entered the finished set. Scores are float32
+tensors throughout, as in transformers, so ties break the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..scoring import record_children
+from ..validate import check_int, reject_unknown
+from .result import GenerationResult
+
+NEG = -1.0e9  # transformers' "never pick this" offset
+
+
+def check_beam_args(num_beams: Any, length_penalty: Any, early_stopping: Any,
+                    num_return_sequences: Any, stop_at_eos: Any) -> None:
+    check_int("num_beams", num_beams, 1)
+    if isinstance(num_return_sequences, bool) or not isinstance(num_return_sequences, int):
+        raise TypeError(f"num_return_sequences must be an int; got {num_return_sequences!r}")
+    if not 1 <= num_return_sequences <= num_beams:
+        raise ValueError(f"num_return_sequences must be in [1, num_beams={num_beams}]; got "
+                         f"{num_return_sequences} (raise num_beams to return more sequences)")
+    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) \
+            or not math.isfinite(length_penalty):
+        raise ValueError(f"length_penalty must be a finite number (> 0 favours longer "
+                         f"sequences, < 0 shorter); got {length_penalty!r}")
+    if early_stopping not in (True, False, "never") or early_stopping in (0, 1) \
+            and not isinstance(early_stopping, bool):
+        raise ValueError(f"early_stopping must be True, False or 'never'; got {early_stopping!r}")
+    if not isinstance(stop_at_eos, bool):
+        raise TypeError(f"stop_at_eos must be a bool; got {stop_at_eos!r}")
+
+
+def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
+        strategy: str = "beam", num_beams: int = 4, length_penalty: float = 1.0,
+        early_stopping: bool | str = False, num_return_sequences: int = 1,
+        stop_at_eos: bool = True, **params: Any) -> GenerationResult:
+    reject_unknown(f"strategy={strategy!r}", params, ())
+    check_beam_args(num_beams, length_penalty, early_stopping, num_return_sequences, stop_at_eos)
+    eos = sorted(session.eos_token_ids) if stop_at_eos else []
+    beams_to_keep = max(2, 1 + len(eos)) * num_beams
+    if beams_to_keep > session.vocab_size:
+        raise ValueError(f"num_beams={num_beams} keeps {beams_to_keep} candidates a step, more "
+                         f"than the vocabulary ({session.vocab_size}); lower num_beams")
+    eos_set = torch.tensor(eos, dtype=torch.long)
+    length_penalty = float(length_penalty)
+
+    running_ids = [start_id]  # node ids of the live beams, best first (transformers' order)
+    running_scores = torch.zeros(1)
+    finished_ids: list[int | None] = [None] * num_beams
+    finished_scores = torch.full((num_beams,), NEG)
+    finished_flags = torch.zeros(num_beams, dtype=torch.bool)
+    improvable = True
+    stop = "max_new_tokens"
+    top_n = torch.arange(beams_to_keep) < num_beams
+
+    for step in range(max_new_tokens):
+        new_len = step + 1
+        dists = session.distributions(tree, running_ids)
+        vocab = dists.logprobs.shape[-1]
+        flat = (dists.logprobs + running_scores[:, None]).reshape(-1)
+        cand_scores, cand_index = torch.topk(flat, k=beams_to_keep)
+        cand_row, cand_token = cand_index // vocab, cand_index % vocab
+        hits = torch.isin(cand_token, eos_set) | (new_len >= max_new_tokens)
+
+        # The next live beams: best num_beams candidates that did not stop.
+        masked = cand_scores + hits.float() * NEG
+        next_pos = torch.topk(masked, k=num_beams)[1]
+
+        # Finished hypotheses: only the top num_beams candidates may enter.
+        final = cand_scores / (new_len ** length_penalty)
+        if bool(finished_flags.all()) and early_stopping is True:
+            final = final + NEG
+        if not improvable:
+            final = final + NEG
+        just_finished = hits & top_n
+        final = final + (~just_finished).float() * NEG
+        merged = torch.cat((finished_scores, final))
+        keep = torch.topk(merged, k=num_beams)[1]
+
+        nodes = _record_step(session, tree, dists, cand_row, cand_token, cand_scores,
+                             set(next_pos.tolist()), hits, just_finished, final, keep,
+                             num_beams, new_len, strategy)
+        merged_ids = finished_ids + nodes
+        merged_flags = torch.cat((finished_flags, just_finished))
+        finished_ids = [merged_ids[i] for i in keep.tolist()]
+        finished_scores = merged[keep]
+        finished_flags = merged_flags[keep]
+        running_ids = [nodes[i] for i in next_pos.tolist()]
+        running_scores = masked[next_pos]
+
+        improvable = improvable and _can_improve(
+            running_scores, finished_scores, finished_flags, new_len, max_new_tokens,
+            early_stopping, length_penalty)
+        all_full = bool(finished_flags.all()) and early_stopping is True
+        if not improvable or all_full or bool(hits.all()):
+            if new_len < max_new_tokens:
+                stop = "beams_finished"
+            break
+
+    leaf_ids = [int(n) for n in finished_ids[:num_return_sequences] if n is not None]
+    scores = [float(s) for s in finished_scores[:num_return_sequences]]
+    params_out = {"max_new_tokens": max_new_tokens, "num_beams": num_beams,
+                  "length_penalty": length_penalty, "early_stopping": early_stopping,
+                  "num_return_sequences": num_return_sequences}
+    return GenerationResult(strategy, tree, leaf_ids, params_out, scores, stop)
+
+
+def _can_improve(running_scores: torch.Tensor, finished_scores: torch.Tensor,
+                 finished_flags: torch.Tensor, new_len: int, max_new_tokens: int,
+                 early_stopping: bool | str, length_penalty: float) -> bool:
+    """transformers' ``_check_early_stop_heuristic``: can the best live beam still beat the
+    worst finished hypothesis? (Always True while a finished slot is empty.)"""
+    if early_stopping == "never" and length_penalty > 0.0:
+        best_length = max_new_tokens
+    else:
+        best_length = new_len
+    best_possible = running_scores[:1] / (best_length ** length_penalty)
+    worst = torch.where(finished_flags, finished_scores.min(), torch.tensor(NEG))
+    return bool((best_possible > worst).any())
+
+
+def _record_step(session, tree, dists, cand_row, cand_token, cand_scores, kept: set[int],
+                 hits, just_finished, final, keep, num_beams: int, new_len: int,
+                 strategy: str) -> list[int]:
+    """Write the candidates of one step into the tree; returns their node ids in candidate
+    order. Candidates are grouped by parent so each parent's children go in one call."""
+    entered = {int(i) - num_beams for i in keep
+               if int(i) >= num_beams and bool(just_finished[int(i) - num_beams])}
+    metas = []
+    for j in range(len(cand_token)):
+        meta = {"strategy": strategy, "beam_step": new_len,
+                "beam_score": float(cand_scores[j]), "beam_kept": j in kept and not bool(hits[j])}
+        if j in entered:
+            meta["beam_final_score"] = float(final[j])
+        metas.append(meta)
+    node_ids: list[int] = [0] * len(cand_token)
+    changed = []
+    for row in sorted(set(cand_row.tolist())):
+        positions = [j for j in range(len(cand_token)) if int(cand_row[j]) == row]
+        children = record_children(tree, dists, row, [int(cand_token[j]) for j in positions],
+                                   session.token_bytes, [metas[j] for j in positions])
+        for j, child in zip(positions, children):
+            node_ids[j] = child.node_id
+            changed.append(child.node_id)
+    tree.notify(changed)
+    return node_ids

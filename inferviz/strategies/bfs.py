@@ -1,0 +1,69 @@
+"""Breadth-first tree expansion (InferActive's ``generate_with_bfs``): the ``k`` most likely
+children of every node, level by level, to ``depth`` tokens below the start node.
+
+Each level is one batched forward over all its nodes (cached prefixes are reused). Children are
+the top-``k`` tokens by raw probability; their ``prob`` column is the probability under the
+sampler settings given (temperature, top_k, top_p, min_p, ...). A child is not expanded further
+when it is EOS (with ``stop_at_eos``) or its processed probability is 0 (the sampler settings
+filter it: no sampler could reach its subtree).
+
+The result's ``leaf_ids`` are the terminal nodes of the run, most probable path first, and
+``scores`` their log-probabilities relative to the start node. Nodes get meta
+``strategy='bfs'`` and ``path_prob`` (raw probability of the path from the start node).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..scoring import record_children
+from ..validate import check_int
+from .common import check_stop, sampler_settings
+from .result import GenerationResult
+
+
+def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
+        strategy: str = "bfs", k: int = 3, depth: int = 3, max_nodes: int = 10_000,
+        **params: Any) -> GenerationResult:
+    where = f"strategy={strategy!r}"
+    check_int("k", k, 1, session.vocab_size)
+    check_int("depth", depth, 1)
+    check_int("max_nodes", max_nodes, 1)
+    if depth > max_new_tokens:
+        raise ValueError(f"depth must be <= max_new_tokens ({max_new_tokens}); got {depth}")
+    worst_case = sum(k ** level for level in range(1, depth + 1))
+    if worst_case > max_nodes:
+        raise ValueError(f"k={k}, depth={depth} can add {worst_case} nodes, more than "
+                         f"max_nodes={max_nodes}; lower k or depth, or raise max_nodes")
+    settings = sampler_settings(params, where)
+    stop_at_eos = check_stop(params, where)
+    eos = session.eos_token_ids if stop_at_eos else set()
+
+    base = tree.node(start_id).cum_logprob
+    level, terminal = [start_id], []
+    for _ in range(depth):
+        dists = session.distributions(tree, level, settings)
+        next_level, changed = [], []
+        for row, parent_id in enumerate(level):
+            tokens = dists.top_k(row, k)
+            parent_lp = tree.node(parent_id).cum_logprob - base
+            metas = [{"strategy": strategy,
+                      "path_prob": math.exp(parent_lp + float(dists.logprobs[row, t]))}
+                     for t in tokens]
+            for child in record_children(tree, dists, row, tokens, session.token_bytes, metas):
+                changed.append(child.node_id)
+                if child.token_id in eos or child.prob == 0.0:
+                    terminal.append(child.node_id)
+                else:
+                    next_level.append(child.node_id)
+        tree.notify(changed)
+        level = next_level
+        if not level:
+            break
+    leaves = sorted(terminal + level, key=lambda n: -tree.node(n).cum_logprob)
+    params_out = {"max_new_tokens": max_new_tokens, "k": k, "depth": depth,
+                  **settings.to_dict()}
+    return GenerationResult(strategy, tree, leaves, params_out,
+                            [tree.node(n).cum_logprob - base for n in leaves],
+                            "depth" if level else "eos")

@@ -1,0 +1,229 @@
+"""Sequential Monte Carlo over token sequences (particle filtering, as in llamppl).
+
+N particles grow together. At each step every live particle draws its next token from the
+proposal q (the model under the sampler settings given: temperature, top_k, top_p, min_p, ...),
+and its log-weight gains
+
+    log p(token | prefix) - log q(token | prefix) + potential(text_t) - potential(text_{t-1})
+
+where p is the model at temperature 1 and ``text_t`` the text this run generated so far (prompt
+excluded, EOS included as the tokenizer shows it: the very strings of ``res.posterior``). With a
+truncating proposal at temperature 1 (top_k/top_p/min_p/typical_p, no penalty) the first two
+terms are log of the raw mass the processors kept, the same for every kept token: NOT log p(token)
+(InferActive added log p(token) while proposing from the renormalised top-k, which targets p^2).
+Particles start with log-weight potential(""). When ESS < ess_threshold * N the particles are
+resampled and every weight set to the log-mean-exp of the weights before, so
+``log_ml = logsumexp(log_w) - log N`` at the end is the log of an unbiased estimate of
+
+    Z = sum over completed sequences x in the support of q of p(x) * exp(potential(x))
+
+(completed: ended by EOS or by max_new_tokens). With a truncated proposal, sequences outside its
+support are never drawn: Z counts only those inside it. A potential that is -inf on a prefix must
+be -inf on every extension of it (a particle at weight 0 stops advancing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..processors import SamplerSettings, log_kept_mass, process
+from ..resampling import RESAMPLERS, ess, normalize_log_weights, resample
+from ..scoring import Distributions, record_children
+from ..tree import TokenTree
+from ..validate import check_float, check_int
+from .common import check_stop, make_generator, sampler_settings
+from .smc_record import SMCRecord, SMCResult, SMCStep, final_node_weights
+
+MAX_PARTICLES = 4096  # one forward holds up to this many rows; each row keeps 3 x V floats
+SMC_ARGS = ("particles", "particlenum", "potential", "ess_threshold", "resampling")
+
+
+class PotentialError(ValueError):
+    """The user's potential raised, or returned something that is not a log-weight."""
+
+
+def incremental_log_weights(dists: Distributions, rows: np.ndarray, tokens: np.ndarray,
+                            settings: SamplerSettings) -> np.ndarray:
+    """log p(token) - log q(token) [M] for tokens drawn from rows of ``dists`` (p raw, q the
+    processed ``dists.probs``). Exactly 0 for identity settings; log kept mass for a pure
+    truncation at temperature 1."""
+    if settings.is_identity:
+        return np.zeros(len(tokens))
+    if settings.temperature == 1 and settings.repetition_penalty in (None, 1):
+        kept = log_kept_mass(dists.logits, process(dists.logits, settings)).double().numpy()
+        return kept[rows]
+    r, t = torch.as_tensor(rows), torch.as_tensor(tokens)
+    return (dists.logprobs[r, t].double() - dists.probs[r, t].double().log()).numpy()
+
+
+def _potential_name(potential: Callable) -> str:
+    return getattr(potential, "__qualname__", None) or repr(potential)
+
+
+def evaluate_potential(potential: Callable[[str], float], text: str) -> float:
+    """potential(text) as a float log-weight in [-inf, inf); PotentialError otherwise."""
+    name = _potential_name(potential)
+    try:
+        value = potential(text)
+    except Exception as exc:
+        raise PotentialError(f"potential {name} raised {type(exc).__name__}: {exc} (on text "
+                             f"{text!r}); the SMC run was abandoned, the tree is unchanged") \
+            from exc
+    if isinstance(value, bool):
+        raise PotentialError(f"potential {name} returned a bool on text {text!r}; return a "
+                             f"log-weight (a float; 0.0 to keep, -inf to rule out)")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise PotentialError(f"potential {name} returned {value!r} on text {text!r}; it must "
+                             f"return a float log-weight (-inf allowed)") from None
+    if math.isnan(value) or value == math.inf:
+        raise PotentialError(f"potential {name} returned {value} on text {text!r}; it must "
+                             f"return a finite float or -inf; the tree is unchanged")
+    return value
+
+
+def _check_params(params: dict[str, Any]) -> tuple[int, Any, float, str]:
+    n = params.pop("particles", None)
+    alias = params.pop("particlenum", None)
+    if n is not None and alias is not None and n != alias:
+        raise ValueError(f"particles={n!r} and particlenum={alias!r} disagree; particlenum is "
+                         f"an alias of particles: give one")
+    n = check_int("particles", 16 if n is None and alias is None else n if n is not None
+                  else alias, 1, MAX_PARTICLES)
+    potential = params.pop("potential", None)
+    if potential is not None and not callable(potential):
+        raise TypeError(f"potential must be a callable text -> log-weight, or None; got "
+                        f"{potential!r}")
+    threshold = check_float("ess_threshold", params.pop("ess_threshold", 0.5), 0.0, 1.0)
+    scheme = params.pop("resampling", "multinomial")
+    if not isinstance(scheme, str) or scheme not in RESAMPLERS:
+        raise ValueError(f"resampling={scheme!r} is unknown; valid: {', '.join(RESAMPLERS)}")
+    return n, potential, threshold, scheme
+
+
+def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
+        seed: int | None = None, strategy: str = "smc", **params: Any) -> SMCResult:
+    n, potential, ess_threshold, scheme = _check_params(params)
+    settings = sampler_settings(params, "strategy='smc'")
+    stop_at_eos = check_stop(params, "strategy='smc'", SMC_ARGS)
+    eos = np.array(sorted(session.eos_token_ids) if stop_at_eos else [], dtype=np.int64)
+    gen = make_generator(seed)
+    rng = np.random.default_rng(gen.initial_seed())
+    # Grow a scratch tree rooted at the start node; copy it in only when the run succeeds.
+    scratch = TokenTree(tree.text(start_id), tree.token_ids(start_id), model=tree.model)
+    phi_of: dict[int, float] = {scratch.root_id: 0.0}
+    if potential is not None:
+        phi_of[scratch.root_id] = evaluate_potential(potential, "")
+        if phi_of[scratch.root_id] == -math.inf:
+            raise ValueError(f"potential {_potential_name(potential)} is -inf on the empty "
+                             f"text: every particle would start with weight 0")
+
+    nodes = np.full(n, scratch.root_id, dtype=np.int64)
+    log_w = np.full(n, phi_of[scratch.root_id])
+    done = np.zeros(n, dtype=bool)
+    record = SMCRecord(n)
+    record.add(SMCStep(0, nodes.tolist(), log_w.tolist(), None, done.tolist(), [False] * n,
+                       float(n)))
+    ancestors = np.arange(n)
+    stop = "max_new_tokens"
+    for step in range(1, max_new_tokens + 1):
+        live = np.flatnonzero(~done & (log_w > -np.inf))
+        if live.size == 0:  # resampling kept only finished particles
+            stop = "eos"
+            break
+        parents = list(dict.fromkeys(nodes[live].tolist()))  # identical particles share a row
+        dists = session.distributions(scratch, parents, settings)
+        row_of = {p: r for r, p in enumerate(parents)}
+        rows = np.array([row_of[p] for p in nodes[live].tolist()], dtype=np.int64)
+        tokens = np.empty(live.size, dtype=np.int64)
+        child_of: dict[tuple[int, int], int] = {}
+        for r in range(len(parents)):
+            members = np.flatnonzero(rows == r)
+            drawn = torch.multinomial(dists.probs[r], members.size, replacement=True,
+                                      generator=gen)
+            tokens[members] = drawn.numpy()
+            distinct = list(dict.fromkeys(tokens[members].tolist()))
+            children = record_children(scratch, dists, r, distinct, session.token_bytes)
+            child_of.update({(r, t): c.node_id for t, c in zip(distinct, children)})
+        new_nodes = np.array([child_of[(r, t)] for r, t in zip(rows.tolist(), tokens.tolist())])
+        for node_id in dict.fromkeys(new_nodes.tolist()):
+            if node_id not in phi_of:
+                phi_of[node_id] = (0.0 if potential is None else
+                                   evaluate_potential(potential, scratch.completion(node_id)))
+        old_phi = np.array([phi_of[x] for x in nodes[live]])
+        new_phi = np.array([phi_of[x] for x in new_nodes])
+        log_w[live] += incremental_log_weights(dists, rows, tokens, settings) + (new_phi - old_phi)
+        nodes[live] = new_nodes
+        done[live] |= np.isin(tokens, eos)
+        moved = np.zeros(n, dtype=bool)
+        moved[live] = True
+
+        all_zero = bool((log_w == -np.inf).all())
+        step_ess = 0.0 if all_zero else ess(log_w)
+        record.add(SMCStep(step, nodes.tolist(), log_w.tolist(), ancestors.tolist(),
+                           done.tolist(), moved.tolist(), step_ess))
+        ancestors = np.arange(n)
+        if all_zero:
+            stop = "zero_weight"
+            break
+        if not (~done & (log_w > -np.inf)).any():  # the weight left sits on finished particles
+            stop = "eos"
+            break
+        if step == max_new_tokens:
+            break  # no resampling after the last step: it would only add variance
+        if step_ess < ess_threshold * n:
+            log_norm, log_sum = normalize_log_weights(log_w)
+            ancestors = resample(scheme, np.exp(log_norm), rng)
+            log_w = np.full(n, log_sum - math.log(n))  # every weight := mean: Z stays unbiased
+            nodes, done = nodes[ancestors], done[ancestors]
+            record.steps[-1].resampled_to = ancestors.tolist()
+
+    record.finish(nodes.tolist(), log_w.tolist())
+    log_ml = -math.inf if all_zero else float(normalize_log_weights(log_w)[1] - math.log(n))
+    posterior: dict[str, float] = {}
+    for node_id, weight in final_node_weights(record).items():
+        if weight > 0:
+            text = scratch.completion(node_id)  # the text generated from the start node
+            posterior[text] = posterior.get(text, 0.0) + weight
+    posterior = dict(sorted(posterior.items(), key=lambda kv: -kv[1]))
+    _copy_into(tree, start_id, scratch, record)
+    node_weights = final_node_weights(record)
+    return SMCResult(
+        strategy, tree, list(node_weights),
+        {"max_new_tokens": max_new_tokens, "seed": seed, "particles": n,
+         "ess_threshold": ess_threshold, "resampling": scheme,
+         "potential": None if potential is None else _potential_name(potential),
+         **settings.to_dict()},
+        list(node_weights.values()), stop, log_ml=log_ml, ess=record.ess,
+        resampling_events=record.resampling_events, posterior=posterior,
+        particles=list(zip(record.final_node_ids, record.final_log_weights)), record=record,
+    )
+
+
+def _copy_into(tree: TokenTree, start_id: int, scratch: TokenTree,
+               record: SMCRecord) -> None:
+    """Add the scratch tree's nodes under ``start_id`` with their SMC meta (``smc_alive``: on the
+    path of a final particle of weight > 0); remap the record to the tree's node ids."""
+    meta = record.node_meta()
+    final_nodes = [k for k, w in final_node_weights(record).items() if w > 0]
+    mapping = {scratch.root_id: start_id}
+    for node_id in sorted(scratch.nodes):  # parents have smaller ids than their children
+        node = scratch.nodes[node_id]
+        if node.parent_id is None:
+            continue
+        child = tree.add_child(mapping[node.parent_id], node.token_id, node.token_bytes,
+                               node.raw_logprob, node.prob, node.rank, node.entropy,
+                               meta=meta.get(node_id), notify=False)
+        mapping[node_id] = child.node_id
+    for node_id in final_nodes:  # smc_alive: on the path of a final particle
+        while node_id != scratch.root_id:
+            tree.node(mapping[node_id]).meta["smc_alive"] = True
+            node_id = scratch.nodes[node_id].parent_id
+    record.remap(mapping)
+    tree.notify([mapping[i] for i in sorted(scratch.nodes) if i != scratch.root_id])
