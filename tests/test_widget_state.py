@@ -202,7 +202,7 @@ def lens_result(layers: int = 3, positions: int = 4, k: int = 2):
         kl_to_final=rng.random(shape),
         final_top_rank=rng.integers(0, 5, size=shape),
         top_tokens=[
-            [[f"t{l}{p}{r}" for r in range(k)] for p in range(positions)] for l in range(layers)
+            [[f"t{layer}{p}{r}" for r in range(k)] for p in range(positions)] for layer in range(layers)
         ],
         input_tokens=[f"in{p}" for p in range(positions)],
         layer_names=["embed", *[str(i) for i in range(1, layers - 1)], "final"],
