@@ -51,12 +51,13 @@ def hf_generate(session, n: int) -> list[int]:
 
     # No EOS: decode exactly n tokens, like inferviz with stop_at_eos=False (min_new_tokens
     # would instead mask EOS out of the logits and change the greedy path).
+    # (eos None is replaced by the model's default, so name an id no token has.)
     config = copy.deepcopy(session.model.generation_config)
-    config.eos_token_id = None
-    config.pad_token_id = session.tokenizer.pad_token_id or 0
+    config.update(eos_token_id=-1, pad_token_id=session.tokenizer.pad_token_id or 0,
+                  do_sample=False, num_beams=1, max_new_tokens=n)
     ids = torch.tensor([session.encode(PROMPT)])
-    out = session.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                 max_new_tokens=n, num_beams=1, generation_config=config)
+    out = session.model.generate(ids, attention_mask=torch.ones_like(ids),
+                                 generation_config=config)
     return out[0, ids.shape[1]:].tolist()
 
 

@@ -16,12 +16,15 @@ poison the batch through the pads' keys).
 
 Failure is transactional: slots are allocated before the forward and released if it fails, keys
 and values are written before the trie learns about them, so an error (KV budget, out of memory,
-a bad input) never leaves a trie node pointing at unwritten data. When a batch does not fit the
+a bad input) never leaves a trie node pointing at unwritten data. Cached keys/values are read
+from the store layer by layer, inside the forward, so a wide batch never holds every layer's
+gathered past at once. When a batch does not fit the
 budget (or the forward runs out of memory) it is split in halves and retried.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -143,13 +146,12 @@ class Engine:
         plan = self._plan_new_tokens(seqs, matched, cached)
         slots = store.allocate(len(plan))  # may evict; raises with nothing changed
         try:
-            logits, cache = self._model_forward(seqs, matched, cached, new)
-            past = max(cached)
+            logits, layers = self._model_forward(seqs, matched, cached, new)
             if plan:
                 rows = torch.tensor([t.row for t in plan], device=self.device)
-                cols = torch.tensor([past + t.column for t in plan], device=self.device)
-                keys = torch.stack([layer.keys[rows, :, cols] for layer in cache.layers])
-                values = torch.stack([layer.values[rows, :, cols] for layer in cache.layers])
+                cols = torch.tensor([t.column for t in plan], device=self.device)
+                keys = torch.stack([layer.new_keys[rows, :, cols] for layer in layers])
+                values = torch.stack([layer.new_values[rows, :, cols] for layer in layers])
                 store.write(torch.tensor(slots, device=self.device), keys, values)  # [L, M, H, D]
         except BaseException:
             store.release(slots)
@@ -181,7 +183,7 @@ class Engine:
 
     def _model_forward(self, seqs, matched, cached, new):
         """One forward in the layout of the module docstring: logits ``[B, V]`` (float32, CPU)
-        and the cache holding the keys/values of every column."""
+        and the cache layers holding the new block's keys/values."""
         from transformers import DynamicCache
 
         batch, past, width = len(seqs), max(cached), max(new)
@@ -198,10 +200,11 @@ class Engine:
             input_ids[i, :n] = torch.tensor(seq[c:])
             # Pads repeat the last real position: never past the model's position table.
             positions[i] = c + steps.clamp(max=n - 1)
+        slot_rows = slot_rows.to(self.device)
+        slot_layer = _slot_layer_class()
+        layers = [slot_layer(self.store, i, slot_rows) for i in range(self.store.keys.shape[0])]
         cache = DynamicCache()
-        if past:
-            keys, values = self.store.gather(slot_rows.to(self.device))
-            cache = DynamicCache(ddp_cache_data=list(zip(keys, values)))
+        cache.layers = layers
         keep = sorted(set(n - 1 for n in new))
         column = {p: j for j, p in enumerate(keep)}
         out = self.model(
@@ -214,12 +217,50 @@ class Engine:
         )
         rows = torch.arange(batch, device=self.device)
         cols = torch.tensor([column[n - 1] for n in new], device=self.device)
-        return out.logits[rows, cols].float().cpu(), out.past_key_values
+        return out.logits[rows, cols].float().cpu(), layers
 
     def clear_cache(self) -> None:
         """Forget every cached prefix (the next expansions recompute them)."""
         with self.lock:
             self.store.clear()
+
+
+@functools.cache
+def _slot_layer_class():
+    """The cache-layer class below (built lazily: transformers is imported on first use)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class SlotLayer(DynamicLayer):
+        """One layer's cache for one forward: the past is read from the store's slots when the
+        layer needs it (one layer's worth at a time, not all layers up front), and only the new
+        block's keys/values are kept for the store."""
+
+        def __init__(self, store: KVStore, layer: int, slot_rows: torch.Tensor) -> None:
+            super().__init__()
+            self.store, self.layer, self.slot_rows = store, layer, slot_rows
+            self.past = slot_rows.shape[1]
+            self.dtype, self.device = store.dtype, store.device
+            self.is_initialized = True
+            self.new_keys = self.new_values = None
+
+        def get_seq_length(self) -> int:
+            return self.past
+
+        def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+            return self.past + query_length, 0
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            self.new_keys, self.new_values = key_states, value_states
+            if not self.past:
+                return key_states, value_states
+            # [B, P] slots -> [B, P, H, D] -> [B, H, P, D], then the new block after it.
+            past_keys = self.store.keys[self.layer][self.slot_rows].transpose(1, 2)
+            past_values = self.store.values[self.layer][self.slot_rows].transpose(1, 2)
+            keys = torch.cat([past_keys.to(key_states.dtype), key_states], dim=-2)
+            values = torch.cat([past_values.to(value_states.dtype), value_states], dim=-2)
+            return keys, values
+
+    return SlotLayer
 
 
 def _max_positions(config: Any) -> int:

@@ -67,3 +67,14 @@ def run_strategy(session: Any, prompt: str | TokenTree, strategy: str = "greedy"
 
 
 __all__ = ["GenerationResult", "STRATEGIES", "register", "run_strategy", "strategy_names"]
+
+
+def register_strategy(name: str, choose: Any, **preset: Any) -> None:
+    """Register your own strategy ``choose(dist, node) -> list[int]`` under ``name``; see
+    docs/strategies/custom.md."""
+    from .custom import register_strategy as _register
+
+    _register(name, choose, **preset)
+
+
+__all__.append("register_strategy")
