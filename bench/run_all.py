@@ -117,8 +117,8 @@ def render(results: dict[str, dict], command: str) -> str:
     if s and "error" not in s:
         out += ["## Strategies (Inference Edge's table, with the code behind it)", "",
                 f"Prompt {s['prompt']!r}, {s['max_new_tokens']} new tokens, seed 0, cold KV cache "
-                "per run; peak memory = growth of peak RSS (VmHWM reset before the run), "
-                "fresh process per row.", "",
+                "per run; peak memory = growth of peak RSS (VmHWM reset before the timed run, "
+                "which follows a 1-token warm-up), fresh process per row.", "",
                 "| model | strategy | tokens/s | TTFT s | peak RSS +MiB | perplexity |",
                 "|---|---|---|---|---|---|"]
         for r in s["rows"]:
@@ -130,6 +130,19 @@ def render(results: dict[str, dict], command: str) -> str:
                        f"{fmt(r['ttft_s'], 3)} | {fmt(r['peak_rss_growth_mib'], 0)} | "
                        f"{fmt(r['perplexity'])} |")
         out.append("")
+    out += ["## Notes", "",
+            "- Timings come from a shared 2-core CPU where other jobs run at the same time; the "
+            "two sides of each ratio alternate run by run so that load drifts hit both, but a "
+            "burst during one run still moves a median. Re-run before quoting a figure.",
+            "- Tree expansion: inferviz computes each token once (the tokens column), so the "
+            "speedup grows with P and with the tree; what is left at P=512 is the per-row read "
+            "of the cached prompt's keys/values (every row of a level gathers its own copy of the "
+            "shared prefix, layer by layer). A prefix-sharing attention kernel (cascade / tree "
+            "attention: attend once to the shared prefix, merge with each row's suffix by "
+            "log-sum-exp) would remove it; not done yet.",
+            "- Peak memory is resident-set growth, which includes allocator caching; it is an "
+            "upper bound on what the operation itself needed, not an exact tensor count. The "
+            "KV store column is exact (cached tokens x bytes per token).", ""]
     for name, r in results.items():
         if "error" in r:
             out += [f"## {name}: failed", "", "```", r["error"][-1500:], "```", ""]

@@ -3,7 +3,8 @@ time to first token, peak memory and the perplexity of the generated text under 
 
 Each (model, strategy) runs in a fresh subprocess; peak memory is the growth of the process's
 peak RSS (VmHWM, reset through /proc/self/clear_refs just before the timed run) over the RSS
-before it (torch allocations are invisible to tracemalloc).
+before it; the timed run follows the 1-token TTFT run, so memory the allocator already holds from
+that warm-up is not counted again (torch allocations are invisible to tracemalloc).
 Time to first token: a run with max_new_tokens=1 on a cold KV cache. Tokens/s: new tokens of the
 best sequence / wall time of a run with max_new_tokens=N on a cold KV cache (beam and SMC
 compute several sequences per token: their tokens/s counts the returned sequence only).
