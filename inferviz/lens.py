@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .tree import TokenTree, readable_token
-from .validate import check_int, check_prompt
+from .validate import check_int, resolve_token_ids
 
 
 @dataclass
@@ -120,17 +120,8 @@ def capture_residuals(adapter: Any) -> Iterator[list[torch.Tensor]]:
 def logit_lens(session: Any, text_or_tree: str | TokenTree, node_id: int | None = None,
                k: int = 5) -> LensResult:
     """Logit lens of a text, or of the path from a tree's root to ``node_id``."""
-    if isinstance(text_or_tree, TokenTree):
-        tree = text_or_tree
-        node_id = tree.root_id if node_id is None else node_id
-        if node_id not in tree:
-            raise ValueError(f"node_id {node_id} is not a node of this tree")
-        ids = tree.token_ids(node_id)
-    else:
-        ids = session.encode(check_prompt(text_or_tree))
+    ids, _ = resolve_token_ids(session, text_or_tree, node_id)
     check_int("k", k, 1, session.vocab_size)
-    if len(ids) > session.engine.max_positions:
-        raise ValueError(f"text is {len(ids)} tokens, longer than the model's context")
     adapter = session.adapter
     with capture_residuals(adapter) as states:
         session.model(input_ids=torch.tensor([ids], device=session.device))

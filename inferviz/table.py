@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .tree import TokenTree, readable_token
-from .validate import check_prompt
+from .validate import resolve_token_ids
 
 TOP_ALTERNATIVES = 5
 
@@ -24,19 +24,7 @@ def token_table(session: Any, text_or_tree: str | TokenTree, node_id: int | None
     log-likelihood of the scored tokens."""
     import pandas as pd
 
-    if isinstance(text_or_tree, TokenTree):
-        tree = text_or_tree
-        node_id = tree.root_id if node_id is None else node_id
-        if node_id not in tree:
-            raise ValueError(f"node_id {node_id} is not a node of this tree")
-        ids = tree.token_ids(node_id)
-        first = len(tree.prompt_ids)
-    else:
-        ids = session.encode(check_prompt(text_or_tree))
-        first = 1
-    if len(ids) > session.engine.max_positions:
-        raise ValueError(f"text is {len(ids)} tokens, longer than the model's context "
-                         f"({session.engine.max_positions})")
+    ids, first = resolve_token_ids(session, text_or_tree, node_id)
     rows: list[dict[str, Any]] = []
     if len(ids) > first:
         input_ids = torch.tensor([ids], device=session.device)

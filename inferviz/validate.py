@@ -64,3 +64,23 @@ def reject_unknown(where: str, kwargs: dict[str, Any], allowed: Iterable[str]) -
     if unknown:
         raise TypeError(f"{where} got unexpected argument(s) {', '.join(unknown)}; "
                         f"allowed: {', '.join(sorted(allowed))}")
+
+
+def resolve_token_ids(session: Any, text_or_tree: Any, node_id: int | None) -> tuple[list[int], int]:
+    """Token ids of a text, or of the path from a tree's root to ``node_id`` (the root by
+    default), and the index of the first generated token (1 for a text: the first token has no
+    prediction). Checks the node id and the model's context length."""
+    from .tree import TokenTree
+
+    if isinstance(text_or_tree, TokenTree):
+        tree = text_or_tree
+        node_id = tree.root_id if node_id is None else node_id
+        if node_id not in tree:
+            raise ValueError(f"node_id {node_id} is not a node of this tree")
+        ids, first = tree.token_ids(node_id), len(tree.prompt_ids)
+    else:
+        ids, first = session.encode(check_prompt(text_or_tree)), 1
+    if len(ids) > session.engine.max_positions:
+        raise ValueError(f"text is {len(ids)} tokens, longer than the model's context "
+                         f"({session.engine.max_positions})")
+    return ids, first

@@ -41,3 +41,27 @@ def check_stop(params: dict[str, Any], where: str, allowed: tuple[str, ...] = ()
         raise TypeError(f"stop_at_eos must be a bool; got {stop!r}")
     reject_unknown(where, params, (*allowed, *SAMPLER_ARGS, "mode", "stop_at_eos"))
     return stop
+
+
+def follow_one_path(session: Any, tree, start_id: int, max_new_tokens: int, pick,
+                    strategy: str, stop_at_eos: bool,
+                    settings: SamplerSettings | None = None) -> tuple[int, float, str]:
+    """Step one path: ``pick(dists) -> token id`` chooses each token, which is recorded with
+    meta ``strategy``. Returns the last node id, its score (sum of raw logprobs since
+    ``start_id``) and why it stopped ("eos" or "max_new_tokens")."""
+    from ..scoring import record_children
+
+    eos = session.eos_token_ids
+    node_id, stop = start_id, "max_new_tokens"
+    for _ in range(max_new_tokens):
+        dists = session.distributions(tree, [node_id], settings)
+        token = int(pick(dists))
+        (child,) = record_children(tree, dists, 0, [token], session.token_bytes,
+                                   [{"strategy": strategy}])
+        tree.notify([child.node_id])
+        node_id = child.node_id
+        if stop_at_eos and token in eos:
+            stop = "eos"
+            break
+    score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
+    return node_id, score, stop

@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-from ..scoring import record_children
-from .common import check_stop, make_generator, sampler_settings
+from .common import check_stop, follow_one_path, make_generator, sampler_settings
 from .result import GenerationResult
 
 
@@ -22,19 +21,10 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                          f"generate(prompt, strategy={strategy!r}, {strategy}=...)")
     stop_at_eos = check_stop(params, f"strategy={strategy!r}")
     gen = make_generator(seed)
-    eos = session.eos_token_ids
-    node_id, stop = start_id, "max_new_tokens"
-    for _ in range(max_new_tokens):
-        dists = session.distributions(tree, [node_id], settings)
-        token = int(torch.multinomial(dists.probs[0], 1, generator=gen))
-        (child,) = record_children(tree, dists, 0, [token], session.token_bytes,
-                                   [{"strategy": strategy}])
-        tree.notify([child.node_id])
-        node_id = child.node_id
-        if stop_at_eos and token in eos:
-            stop = "eos"
-            break
-    score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
+    node_id, score, stop = follow_one_path(
+        session, tree, start_id, max_new_tokens,
+        lambda d: torch.multinomial(d.probs[0], 1, generator=gen), strategy, stop_at_eos,
+        settings)
     return GenerationResult(strategy, tree, [node_id],
                             {"max_new_tokens": max_new_tokens, "seed": seed,
                              **settings.to_dict()}, [score], stop)
