@@ -73,3 +73,33 @@ def check_supported(family: str, where: str) -> None:
         raise ValueError(
             f"{where}: architecture {family!r} is not supported; supported: {', '.join(SUPPORTED)}"
         )
+
+
+@dataclass(frozen=True)
+class TreeMaskKind:
+    """How a family takes a custom 4D attention mask (for tree attention in one packed row).
+
+    ``mapping``: the model takes ``{"full_attention": m, "sliding_attention": m_window}`` (its
+    layers have different masks); otherwise one mask for every layer, limited to ``window``
+    positions when the family applies a sliding window to all of them (Mistral, Phi-3)."""
+
+    mapping: bool
+    window: int | None
+
+
+def tree_mask_kind(config: Any) -> TreeMaskKind | None:
+    """The custom-mask convention of a family, or None where it is not known (the engine then
+    keeps one padded row per sequence)."""
+    family = model_family(config)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(text, "sliding_window", None)
+    layer_types = list(getattr(text, "layer_types", None) or [])
+    if family in ("qwen2", "gemma3", "gemma3_text"):
+        if "sliding_attention" in layer_types:
+            return TreeMaskKind(mapping=True, window=int(window))
+        return TreeMaskKind(mapping=False, window=None)
+    if family in ("mistral", "phi3"):
+        return TreeMaskKind(mapping=False, window=int(window) if window else None)
+    if family in ("llama", "gpt2"):
+        return TreeMaskKind(mapping=False, window=None)
+    return None

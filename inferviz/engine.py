@@ -1,8 +1,9 @@
 """Engine: batched forward passes that reuse every cached prefix.
 
 ``Engine.next_logits(seqs)`` returns the raw next-token logits after each token sequence, in one
-forward over the tokens that are not cached yet. Row ``i`` with ``c_i`` cached and ``n_i`` new
-tokens is laid out in a past block of width ``P = max c`` and a new block of width ``N = max n``:
+forward over the tokens that are not cached yet. Padded rows (``layout="rows"``): row ``i`` with
+``c_i`` cached and ``n_i`` new tokens is laid out in a past block of width ``P = max c`` and a
+new block of width ``N = max n``:
 
     past:  [pad ..., cached_i ...]          right-aligned: cached_i ends at column P - 1
     new:   [uncached_i ..., pad ...]        left-aligned: uncached_i starts at column P
@@ -14,12 +15,21 @@ new-block pads sit after every real token, so causality hides them from real que
 pad query sees at least itself, so no attention row is fully masked (which would give NaN and
 poison the batch through the pads' keys).
 
+Tree attention (``layout="packed"``, chosen by ``"auto"`` when a batch shares its past, e.g. a
+tree level, beams, SMC particles): the batch becomes ONE row holding each cached token of the
+union of the rows' prefixes once, then every distinct uncached token; a 4D attention mask lets
+each token attend to its own ancestors only (and, for sliding-window layers, only within the
+window, computed from positions). A level of 256 nodes over a 512-token prompt then reads the
+prompt's keys/values once per layer instead of 256 times. Position ids are explicit; the
+families whose mask conventions are known are listed in ``adapter.tree_mask_kind`` (others
+always use padded rows).
+
 Failure is transactional: slots are allocated before the forward and released if it fails, keys
 and values are written before the trie learns about them, so an error (KV budget, out of memory,
 a bad input) never leaves a trie node pointing at unwritten data. Cached keys/values are read
 from the store layer by layer, inside the forward, so a wide batch never holds every layer's
-gathered past at once. When a batch does not fit the
-budget (or the forward runs out of memory) it is split in halves and retried.
+gathered past at once. When a batch does not fit the budget (or the forward runs out of
+memory) it is split in halves and retried.
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ import torch
 from .kvstore import KVBudgetError, KVStore, TrieNode
 
 _OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()
+LAYOUTS = ("auto", "rows", "packed")
+# A packed forward's mask is [queries, past + queries]; past this many entries, use rows.
+_PACKED_MASK_LIMIT = 1 << 24
 
 
 @dataclass
@@ -43,9 +56,11 @@ class EngineStats:
     tokens_computed: int = 0   # real tokens that went through the model
     tokens_reused: int = 0     # tokens whose keys/values came from the store
     splits: int = 0            # batches split in halves because they did not fit
+    packed: int = 0            # forwards done as one packed row with a tree attention mask
 
     def reset(self) -> None:
         self.forwards = self.rows = self.tokens_computed = self.tokens_reused = self.splits = 0
+        self.packed = 0
 
 
 @dataclass
@@ -58,11 +73,43 @@ class _NewToken:
     column: int  # index in the new block
 
 
+@dataclass
+class _Query:
+    """A token of a packed row whose keys/values this forward computes."""
+
+    parent_q: int | None       # the query it follows, or None if it follows the cached past
+    parent_node: TrieNode      # the cached node it follows (when parent_q is None)
+    top_column: int            # that node's column in the packed past (-1: the root)
+    token_id: int
+    position: int
+    store: bool                # False: already cached, recomputed only for its logits
+
+
+@dataclass
+class _Packed:
+    plan: list[_NewToken]      # tokens to store (row 0, column = query index)
+    past_slots: list[int]      # the packed past: each cached token once
+    positions: torch.Tensor    # [past + queries] position of every column
+    allowed: torch.Tensor      # [queries, past + queries] bool: query may attend to column
+    query_tokens: list[int]
+    last: list[int]            # for each sequence, the query of its last token
+
+
 class Engine:
     """Owns the model's KV store. Thread-safe: one forward at a time."""
 
     def __init__(self, model: Any, kv_budget_tokens: int | None = None,
-                 pad_token_id: int = 0) -> None:
+                 pad_token_id: int = 0, layout: str = "auto") -> None:
+        from .adapter import tree_mask_kind
+
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+        self.mask_kind = tree_mask_kind(model.config)
+        if layout == "packed" and self.mask_kind is None:
+            raise ValueError(f"layout='packed' needs a family whose custom attention masks "
+                             f"inferviz knows; {model.config.model_type!r} is not one of them "
+                             f"(use layout='rows' or 'auto')")
+        self.layout = layout
         self.model = model
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
@@ -143,10 +190,14 @@ class Engine:
         # The last token is always recomputed: logits are not cached, only keys and values.
         cached = [min(len(m), len(s) - 1) for m, s in zip(matched, seqs)]
         new = [len(s) - c for s, c in zip(seqs, cached)]
-        plan = self._plan_new_tokens(seqs, matched, cached)
+        packed = self._packed_plan(seqs, matched, cached, new)
+        plan = packed.plan if packed else self._plan_new_tokens(seqs, matched, cached)
         slots = store.allocate(len(plan))  # may evict; raises with nothing changed
         try:
-            logits, layers = self._model_forward(seqs, matched, cached, new)
+            if packed:
+                logits, layers = self._packed_forward(packed)
+            else:
+                logits, layers = self._model_forward(seqs, matched, cached, new)
             if plan:
                 rows = torch.tensor([t.row for t in plan], device=self.device)
                 cols = torch.tensor([t.column for t in plan], device=self.device)
@@ -161,10 +212,121 @@ class Engine:
             parent = token.parent if isinstance(token.parent, TrieNode) else nodes[token.parent]
             nodes.append(store.insert(parent, token.token_id, slot))
         self.stats.forwards += 1
+        self.stats.packed += bool(packed)
         self.stats.rows += len(seqs)
-        self.stats.tokens_computed += sum(new)
+        self.stats.tokens_computed += len(packed.query_tokens) if packed else sum(new)
         self.stats.tokens_reused += sum(cached)
         return logits
+
+    def _packed_plan(self, seqs, matched, cached, new) -> "_Packed | None":
+        """The layout of a tree-attention forward, or None to use padded rows.
+
+        One row holds the union of the cached prefixes (each cached token once, however many
+        sequences share it) followed by every distinct uncached token; a 4D mask lets each
+        token see exactly its own ancestors. "auto" packs when the batch shares enough of its
+        past that the packed row is under half the padded rows' size."""
+        if self.layout == "rows" or self.mask_kind is None or (
+                self.layout == "auto" and len(seqs) == 1):
+            return None
+        # Union of the cached prefixes. Each row's prefix is walked from its deepest token up
+        # to the first one already taken: its new columns form one segment, deepest first,
+        # and the rest of its ancestors are those of the column where it stopped.
+        column: dict[int, int] = {}
+        past_nodes: list[TrieNode] = []
+        segment_of: list[int] = []  # column -> segment
+        segments: list[tuple[int, int]] = []  # (end column, column of the stop or -1)
+        for m, c in zip(matched, cached):
+            stop = -1
+            for j in range(c - 1, -1, -1):
+                col = column.get(id(m[j]))
+                if col is not None:
+                    stop = col
+                    break
+                column[id(m[j])] = len(past_nodes)
+                past_nodes.append(m[j])
+                segment_of.append(len(segments))
+            segments.append((len(past_nodes), stop))
+        queries: list[_Query] = []
+        index: dict[tuple, int] = {}
+        last: list[int] = []
+        for seq, m, c in zip(seqs, matched, cached):
+            top = column[id(m[c - 1])] if c else -1
+            key_parent: tuple = ("past", top)
+            parent_q: int | None = None
+            for j in range(c, len(seq)):
+                key = (key_parent, seq[j])
+                q = index.get(key)
+                if q is None:
+                    q = index[key] = len(queries)
+                    queries.append(_Query(parent_q, m[c - 1] if c else self.store.root, top,
+                                          seq[j], j, j >= len(m)))
+                key_parent, parent_q = ("query", q), q
+            last.append(q)
+        width = len(past_nodes) + len(queries)
+        if self.layout == "auto" and (
+                2 * width > len(seqs) * (max(cached) + max(new))
+                or len(queries) * width > _PACKED_MASK_LIMIT):
+            return None
+
+        def ancestor_ranges(col: int):
+            while col >= 0:
+                end, stop = segments[segment_of[col]]
+                yield col, end
+                col = stop
+
+        past = len(past_nodes)
+        allowed = torch.zeros(len(queries), width, dtype=torch.bool)
+        plan: list[_NewToken] = []
+        plan_index: dict[int, int] = {}
+        for q, query in enumerate(queries):
+            if query.parent_q is None:
+                for start, end in ancestor_ranges(query.top_column):
+                    allowed[q, start:end] = True
+            else:
+                allowed[q] = allowed[query.parent_q]
+            allowed[q, past + q] = True
+            if query.store:
+                parent = query.parent_node if query.parent_q is None \
+                    else plan_index[query.parent_q]
+                plan_index[q] = len(plan)
+                plan.append(_NewToken(parent, query.token_id, 0, q))
+        positions = torch.tensor([n.depth - 1 for n in past_nodes]
+                                 + [query.position for query in queries], dtype=torch.long)
+        return _Packed(plan, [n.slot for n in past_nodes], positions, allowed,
+                       [query.token_id for query in queries], last)
+
+    def _packed_forward(self, packed: "_Packed"):
+        """One forward over a packed row: logits ``[B, V]`` (float32, CPU) and the layers."""
+        from transformers import DynamicCache
+
+        past = len(packed.past_slots)
+        query_positions = packed.positions[past:]
+        masks = {"full_attention": packed.allowed}
+        if self.mask_kind.window is not None:
+            distance = query_positions[:, None] - packed.positions[None, :]
+            windowed = packed.allowed & (distance < self.mask_kind.window)
+            masks = {"full_attention": packed.allowed, "sliding_attention": windowed} \
+                if self.mask_kind.mapping else {"full_attention": windowed}
+        blocked = torch.finfo(self.dtype).min
+        masks = {name: torch.zeros(m.shape, dtype=self.dtype).masked_fill_(~m, blocked)
+                 [None, None].to(self.device) for name, m in masks.items()}
+        slot_layer = _slot_layer_class()
+        slot_rows = torch.tensor([packed.past_slots], dtype=torch.long).to(self.device)
+        layers = [slot_layer(self.store, i, slot_rows) for i in range(self.store.keys.shape[0])]
+        cache = DynamicCache()
+        cache.layers = layers
+        keep = sorted(set(packed.last))
+        column = {q: j for j, q in enumerate(keep)}
+        out = self.model(
+            input_ids=torch.tensor([packed.query_tokens]).to(self.device),
+            attention_mask=masks if self.mask_kind.mapping else masks["full_attention"],
+            position_ids=query_positions[None].to(self.device),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=torch.tensor(keep, device=self.device),
+        )
+        cols = torch.tensor([column[q] for q in packed.last], device=self.device)
+        return out.logits[0, cols].float().cpu(), layers
 
     def _plan_new_tokens(self, seqs, matched, cached) -> list[_NewToken]:
         """Tokens to store, parents before children; a prefix that several rows share but the

@@ -28,8 +28,14 @@ def model(request):
     return tiny_model(request.param)
 
 
-def test_mixed_depth_batch_matches_full_forward(model):
-    engine = Engine(model)
+@pytest.fixture(params=["rows", "packed", "auto"])
+def layout(request):
+    """Padded rows, one packed row with a tree attention mask, or the engine's choice."""
+    return request.param
+
+
+def test_mixed_depth_batch_matches_full_forward(model, layout):
+    engine = Engine(model, layout=layout)
     prompt = random_ids(30, 1)
     engine.next_logits([prompt])
     engine.next_logits([prompt + [5, 6]])
@@ -39,8 +45,8 @@ def test_mixed_depth_batch_matches_full_forward(model):
     engine.store.check()
 
 
-def test_identical_sequences_in_one_batch_are_computed_and_stored_once(model):
-    engine = Engine(model)
+def test_identical_sequences_in_one_batch_are_computed_and_stored_once(model, layout):
+    engine = Engine(model, layout=layout)
     seq = random_ids(12, 4)
     logits = engine.next_logits([seq, seq, seq[:5], seq])
     assert_matches_full_forward(model, [seq, seq, seq[:5], seq], logits)
@@ -49,8 +55,8 @@ def test_identical_sequences_in_one_batch_are_computed_and_stored_once(model):
     engine.store.check()
 
 
-def test_shared_uncached_prefix_in_one_batch_is_stored_once(model):
-    engine = Engine(model)
+def test_shared_uncached_prefix_in_one_batch_is_stored_once(model, layout):
+    engine = Engine(model, layout=layout)
     stem = random_ids(10, 5)
     seqs = [stem + [3], stem + [4], stem + [4, 8]]
     assert_matches_full_forward(model, seqs, engine.next_logits(seqs))
@@ -71,17 +77,47 @@ def test_expanding_a_deep_node_computes_only_its_new_token(model):
 
 
 @pytest.mark.parametrize("family", ["gemma3_text", "mistral"])
-def test_sliding_window_holds_when_rows_have_different_cached_lengths(family):
+def test_sliding_window_holds_when_rows_have_different_cached_lengths(family, layout):
     """Window 8, prompts far beyond it, rows with 0..40 cached tokens and 1..50 new ones: the
     pads must not shift the window (index distance = position distance) or make NaN rows."""
     model = tiny_model(family, sliding_window=8)
-    engine = Engine(model)
+    engine = Engine(model, layout=layout)
     prompt = random_ids(40, 7)
     engine.next_logits([prompt])
     seqs = [prompt + [4], prompt[:20] + [5], random_ids(50, 8), prompt[:3], prompt + [4, 6, 9]]
     logits = engine.next_logits(seqs)
     assert not torch.isnan(logits).any()
     assert_matches_full_forward(model, seqs, logits)
+
+
+def test_a_tree_level_goes_through_one_packed_forward_computing_each_token_once(model):
+    """A level of a tree over a long shared prompt: "auto" packs it (the prompt's keys and
+    values are read once, not once per row), and the logits still equal full forwards."""
+    engine = Engine(model)
+    prompt = random_ids(50, 12)
+    engine.next_logits([prompt])
+    level = [prompt + [t] for t in (3, 4, 5, 6)]
+    engine.next_logits(level)
+    engine.stats.reset()
+    seqs = [seq + [t] for seq in level for t in (7, 8)] + [prompt + [3, 7, 9]]
+    logits = engine.next_logits(seqs)
+    assert engine.stats.packed == 1 and engine.stats.forwards == 1
+    # [3, 7] is shared by two rows: computed once; every other row adds one token
+    assert engine.stats.tokens_computed == 9
+    assert_matches_full_forward(model, seqs, logits)
+    engine.store.check()
+
+
+def test_auto_keeps_padded_rows_for_sequences_that_share_nothing(model):
+    engine = Engine(model)
+    seqs = [random_ids(20, 13), random_ids(20, 14)]
+    assert_matches_full_forward(model, seqs, engine.next_logits(seqs))
+    assert engine.stats.packed == 0
+
+
+def test_bad_layout_is_refused():
+    with pytest.raises(ValueError, match="layout must be one of auto, rows, packed"):
+        Engine(tiny_model("llama"), layout="tree")
 
 
 def test_pad_positions_never_pass_the_context_of_learned_position_tables():
