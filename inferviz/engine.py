@@ -317,14 +317,15 @@ class Engine:
         cache.layers = layers
         keep = sorted(set(packed.last))
         column = {q: j for j, q in enumerate(keep)}
-        out = self.model(
-            input_ids=torch.tensor([packed.query_tokens]).to(self.device),
-            attention_mask=masks if self.mask_kind.mapping else masks["full_attention"],
-            position_ids=query_positions[None].to(self.device),
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=torch.tensor(keep, device=self.device),
-        )
+        with torch.inference_mode():  # a little faster than no_grad; outputs are copied out
+            out = self.model(
+                input_ids=torch.tensor([packed.query_tokens]).to(self.device),
+                attention_mask=masks if self.mask_kind.mapping else masks["full_attention"],
+                position_ids=query_positions[None].to(self.device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=torch.tensor(keep, device=self.device),
+            )
         cols = torch.tensor([column[q] for q in packed.last], device=self.device)
         return out.logits[0, cols].float().cpu(), layers
 
@@ -369,14 +370,15 @@ class Engine:
         cache.layers = layers
         keep = sorted(set(n - 1 for n in new))
         column = {p: j for j, p in enumerate(keep)}
-        out = self.model(
-            input_ids=input_ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=positions.to(self.device),
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=torch.tensor(keep, device=self.device),
-        )
+        with torch.inference_mode():  # a little faster than no_grad; outputs are copied out
+            out = self.model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=torch.tensor(keep, device=self.device),
+            )
         rows = torch.arange(batch, device=self.device)
         cols = torch.tensor([column[n - 1] for n in new], device=self.device)
         return out.logits[rows, cols].float().cpu(), layers

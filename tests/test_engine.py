@@ -17,6 +17,7 @@ def random_ids(n: int, seed: int) -> list[int]:
 
 def assert_matches_full_forward(model, seqs, logits):
     assert logits.dtype == torch.float32 and logits.device.type == "cpu"
+    assert not logits.is_inference()  # the forward runs in inference mode; callers may mutate
     assert logits.shape[0] == len(seqs)
     for row, seq in enumerate(seqs):
         torch.testing.assert_close(logits[row], full_forward_last_logits(model, seq),
@@ -43,6 +44,7 @@ def test_mixed_depth_batch_matches_full_forward(model, layout):
             random_ids(45, 3)]
     assert_matches_full_forward(model, seqs, engine.next_logits(seqs))
     engine.store.check()
+    assert not engine.store.keys.is_inference() and not engine.store.values.is_inference()
 
 
 def test_identical_sequences_in_one_batch_are_computed_and_stored_once(model, layout):
