@@ -27,6 +27,7 @@ import inferviz as iv
 from inferviz.processors import SamplerSettings
 from inferviz.resampling import ess, normalize_log_weights, resample
 from inferviz.scoring import record_children
+from inferviz.strategies.common import draw_tokens
 from inferviz.strategies.smc import incremental_log_weights
 
 PROMPT = "Once upon a time, in a small village by the sea,"
@@ -54,7 +55,7 @@ def loop(session, n: int, tokens: int, top_k: int, seed: int) -> tuple[float, in
     for step in range(1, tokens + 1):
         for i in np.flatnonzero(~done):
             dists = session.distributions(tree, [nodes[i]], settings)
-            token = int(torch.multinomial(dists.probs[0], 1, generator=gen))
+            token = int(draw_tokens(dists.probs[0], 1, gen))  # as the batched SMC draws
             (child,) = record_children(tree, dists, 0, [token], session.token_bytes)
             log_w[i] += incremental_log_weights(dists, np.array([0]), np.array([token]),
                                                 settings)[0]

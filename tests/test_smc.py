@@ -264,3 +264,21 @@ def test_a_potential_that_rules_everything_out_gives_log_ml_minus_inf(tiny):
     assert res.stop_reason == "zero_weight" and res.log_ml == -math.inf
     assert res.posterior == {} and res.ess == [0.0]
     assert len(res.tree) == 1 + len({n for n, _ in res.particles})
+
+
+@pytest.mark.parametrize("keep", [5, 100, 1000])
+def test_drawing_over_the_support_gives_the_tokens_multinomial_gives(keep):
+    """SMC draws over the nonzero entries only (fast for a top-k proposal over a big vocab);
+    with the same generator state it must pick exactly what torch.multinomial picks."""
+    from inferviz.strategies.common import draw_tokens
+
+    for seed in range(10):
+        logits = torch.randn(1000, generator=torch.Generator().manual_seed(seed)) * 3
+        probs = torch.softmax(logits, 0)
+        probs = torch.where(probs >= torch.topk(probs, keep).values[-1], probs, 0.0)
+        probs /= probs.sum()
+        fast = draw_tokens(probs, 64, torch.Generator().manual_seed(seed))
+        slow = torch.multinomial(probs, 64, replacement=True,
+                                 generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(fast, slow)
+        assert (probs[fast] > 0).all()

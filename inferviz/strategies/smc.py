@@ -36,7 +36,7 @@ from ..resampling import RESAMPLERS, ess, normalize_log_weights, resample
 from ..scoring import Distributions, record_children
 from ..tree import TokenTree
 from ..validate import check_float, check_int
-from .common import check_stop, make_generator, sampler_settings
+from .common import check_stop, draw_tokens, make_generator, sampler_settings
 from .smc_record import SMCRecord, SMCResult, SMCStep, final_node_weights
 
 MAX_PARTICLES = 4096  # one forward holds up to this many rows; each row keeps 3 x V floats
@@ -145,8 +145,7 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
         child_of: dict[tuple[int, int], int] = {}
         for r in range(len(parents)):
             members = np.flatnonzero(rows == r)
-            drawn = torch.multinomial(dists.probs[r], members.size, replacement=True,
-                                      generator=gen)
+            drawn = draw_tokens(dists.probs[r], members.size, gen)
             tokens[members] = drawn.numpy()
             distinct = list(dict.fromkeys(tokens[members].tolist()))
             children = record_children(scratch, dists, r, distinct, session.token_bytes)
