@@ -24,12 +24,16 @@ BENCHES = {
     "decode": ["--runs", "3"],
     "depth": ["--runs", "15"],
     "tree_expansion": ["--runs", "3", "--sample", "6"],
+    "smc": ["--particles", "32", "--tokens", "32", "--repeats", "3"],
+    "beam": ["--repeats", "3"],
     "strategies_table": ["--tokens", "64"],
 }
 QUICK = {
     "decode": ["--runs", "1", "--tokens", "64"],
     "depth": ["--runs", "3"],
     "tree_expansion": ["--runs", "1", "--sample", "4", "--quick"],
+    "smc": ["--particles", "32", "--tokens", "8", "--repeats", "1"],
+    "beam": ["--repeats", "1", "--max-new-tokens", "8"],
     "strategies_table": ["--tokens", "16", "--models", "default"],
 }
 
@@ -113,33 +117,64 @@ def render(results: dict[str, dict], command: str) -> str:
                 f"**{fmt(p['ratio_deep_vs_shallow'])}** (target <= 1.2; ratio of the fastest runs "
                 f"{fmt(p.get('ratio_of_fastest_runs'))}); tokens computed per "
                 f"expansion: {p['tokens_computed_per_expansion']}.", ""]
+    m = results.get("smc")
+    if m and "error" not in m:
+        out += ["## SMC: batched particles vs a per-particle loop (default model)", "",
+                f"{m['particles']} particles, {m['max_new_tokens']} tokens, proposal top_k="
+                f"{m['top_k']}, median of {m['repeats']} repeats (the sides alternate). Batched = "
+                "`Session.generate(strategy='smc')` (every live particle in one forward per step); "
+                "loop = the same algorithm stepping each particle with its own forward.", "",
+                "| side | particle-tokens/s | wall s per run |", "|---|---|---|",
+                f"| batched | {fmt(m['batched_particle_tokens_per_s'], 1)} | "
+                f"{', '.join(fmt(w) for w in m['batched_wall_s'])} |",
+                f"| per-particle loop | {fmt(m['loop_particle_tokens_per_s'], 1)} | "
+                f"{', '.join(fmt(w) for w in m['loop_wall_s'])} |", "",
+                f"Speedup **{fmt(m['speedup'])}x** (target >= 10x).", ""]
+    b = results.get("beam")
+    if b and "error" not in b:
+        out += ["## Beam search vs transformers (default model)", "",
+                f"{b['num_beams']} beams, {b['max_new_tokens']} new tokens, median of "
+                f"{b['repeats']} runs per prompt; ratio = inferviz time / HF `generate(num_beams)` "
+                "time (< 1: inferviz faster).", "",
+                "| prompt | inferviz s | transformers s | ratio | same sequence | score diff |",
+                "|---|---|---|---|---|---|"]
+        for r in b["prompts"]:
+            out.append(f"| {r['prompt']} | {fmt(r['inferviz_s'])} | {fmt(r['transformers_s'])} "
+                       f"| {fmt(r['time_ratio'])} | {r['identical_sequence']} | "
+                       f"{r['score_diff']:.1e} |")
+        out += ["", f"Median ratio **{fmt(b['median_time_ratio'])}** (target <= 1.1); all "
+                f"identical: {b['all_identical']}.", ""]
     s = results.get("strategies_table")
     if s and "error" not in s:
         out += ["## Strategies (Inference Edge's table, with the code behind it)", "",
                 f"Prompt {s['prompt']!r}, {s['max_new_tokens']} new tokens, seed 0, cold KV cache "
-                "per run; peak memory = growth of peak RSS (VmHWM reset before the timed run, "
-                "which follows a 1-token warm-up), fresh process per row.", "",
-                "| model | strategy | tokens/s | TTFT s | peak RSS +MiB | perplexity |",
-                "|---|---|---|---|---|---|"]
+                "per run, fresh process per row. Peak RSS: the process's peak resident memory "
+                "during the timed run (model weights included); +MiB: its growth over the RSS "
+                "before the run (after a 1-token warm-up, so the allocator's cache hides most "
+                "of it); KV MiB: keys and values the run cached (exact). Tokens/s counts the "
+                "returned sequence only (beam and SMC compute several per token).", "",
+                "| model | strategy | tokens/s | TTFT s | peak RSS MiB | +MiB | KV MiB | "
+                "perplexity |",
+                "|---|---|---|---|---|---|---|---|"]
         for r in s["rows"]:
             if not r.get("available"):
                 out.append(f"| {r['model']} | {r.get('strategy', '-')} | not available: "
-                           f"{r.get('reason', '')[:80]} | | | |")
+                           f"{r.get('reason', '')[:80]} | | | | | |")
                 continue
             out.append(f"| {r['model']} | {r['strategy']} | {fmt(r['tokens_per_s'], 1)} | "
-                       f"{fmt(r['ttft_s'], 3)} | {fmt(r['peak_rss_growth_mib'], 0)} | "
+                       f"{fmt(r['ttft_s'], 3)} | {fmt(r.get('peak_rss_mib'), 0)} | "
+                       f"{fmt(r['peak_rss_growth_mib'], 0)} | {fmt(r.get('kv_cache_mib'), 1)} | "
                        f"{fmt(r['perplexity'])} |")
         out.append("")
     out += ["## Notes", "",
             "- Timings come from a shared 2-core CPU where other jobs run at the same time; the "
             "two sides of each ratio alternate run by run so that load drifts hit both, but a "
             "burst during one run still moves a median. Re-run before quoting a figure.",
-            "- Tree expansion: inferviz computes each token once (the tokens column), so the "
-            "speedup grows with P and with the tree; what is left at P=512 is the per-row read "
-            "of the cached prompt's keys/values (every row of a level gathers its own copy of the "
-            "shared prefix, layer by layer). A prefix-sharing attention kernel (cascade / tree "
-            "attention: attend once to the shared prefix, merge with each row's suffix by "
-            "log-sum-exp) would remove it; not done yet.",
+            "- Tree expansion: inferviz computes each token once (the tokens column) and runs "
+            "each level as one packed row with a tree attention mask, so the shared prompt's "
+            "keys/values are read once per layer, not once per node; the speedup grows with P "
+            "and with the tree. What is left of inferviz's time is mostly the prompt's own "
+            "forward.",
             "- Peak memory is resident-set growth, which includes allocator caching; it is an "
             "upper bound on what the operation itself needed, not an exact tensor count. The "
             "KV store column is exact (cached tokens x bytes per token).", ""]

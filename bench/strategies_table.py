@@ -1,10 +1,13 @@
 """The Inference Edge table, with code behind it: for each decoding strategy and model, tokens/s,
 time to first token, peak memory and the perplexity of the generated text under the model.
 
-Each (model, strategy) runs in a fresh subprocess; peak memory is the growth of the process's
-peak RSS (VmHWM, reset through /proc/self/clear_refs just before the timed run) over the RSS
-before it; the timed run follows the 1-token TTFT run, so memory the allocator already holds from
-that warm-up is not counted again (torch allocations are invisible to tracemalloc).
+Each (model, strategy) runs in a fresh subprocess. Memory, three ways: the process's peak RSS
+during the timed run (VmHWM, reset through /proc/self/clear_refs just before it: model weights
+included, what a user's machine must hold), its growth over the RSS before the run (the timed run
+follows the 1-token TTFT run, so memory the allocator already holds from that warm-up is not
+counted again; torch allocations are invisible to tracemalloc), and the exact size of the keys
+and values the run cached (tokens in the KV store x bytes per token: what differs most between
+strategies).
 Time to first token: a run with max_new_tokens=1 on a cold KV cache. Tokens/s: new tokens of the
 best sequence / wall time of a run with max_new_tokens=N on a cold KV cache (beam and SMC
 compute several sequences per token: their tokens/s counts the returned sequence only).
@@ -57,7 +60,10 @@ try:
     reset_peak_rss()
     base = current_rss_mib()
     seconds, res = run(n)
-    peak = peak_rss_mib() - base
+    peak_abs = peak_rss_mib()
+    peak = peak_abs - base
+    store = s.engine.store
+    kv_mib = store.num_cached * store.bytes_used / (store.capacity + 1) / 2**20
 except (ImportError, ModuleNotFoundError) as err:
     print(json.dumps({"available": False, "reason": f"{type(err).__name__}: {err}"}))
     raise SystemExit(0)
@@ -69,7 +75,8 @@ logp = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], -1)
 nll = -logp[torch.arange(len(gen)), torch.tensor(gen)].mean().item() if gen else float("nan")
 print(json.dumps({"available": True, "new_tokens": len(gen), "seconds": seconds,
                   "tokens_per_s": len(gen) / seconds, "ttft_s": ttft,
-                  "peak_rss_growth_mib": peak, "perplexity": math.exp(nll),
+                  "peak_rss_mib": peak_abs, "peak_rss_growth_mib": peak,
+                  "kv_cache_mib": kv_mib, "perplexity": math.exp(nll),
                   "text": res.text[:120]}))
 """.replace("PROMPT", repr(PROMPT))
 

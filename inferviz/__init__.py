@@ -15,6 +15,7 @@ _LAZY = {
     "Node": "inferviz.tree",
     "LensResult": "inferviz.lens",
     "SamplerSettings": "inferviz.processors",
+    "RequestBatcher": "inferviz.batching",
     "TreeWidget": "inferviz.widgets",
     "LensWidget": "inferviz.widgets",
 }

@@ -13,6 +13,9 @@ same node never duplicate a child.
         children = future.result()        # list[Node], best first
 
 ``Session.expand`` stays synchronous; the batcher is for callers that arrive concurrently.
+Every session has one, made on first use (``session.batcher``, or ``session.submit_expand``);
+the tree widget sends its clicks through it, so clicks in several explorers on one session
+(or a click while a thread expands) share a forward.
 """
 
 from __future__ import annotations
@@ -49,6 +52,16 @@ class BatcherStats:
     largest_batch: int = 0
 
 
+def check_batch_args(batch_size: Any, batch_timeout: Any) -> tuple[int, float]:
+    """Validated ``(batch_size, batch_timeout)``; ValueError naming the argument otherwise."""
+    check_int("batch_size", batch_size, 1)
+    if isinstance(batch_timeout, bool) or not isinstance(batch_timeout, (int, float)) \
+            or not 0 <= batch_timeout <= 60:
+        raise ValueError(f"batch_timeout must be a number of seconds in [0, 60]; "
+                         f"got {batch_timeout!r}")
+    return batch_size, float(batch_timeout)
+
+
 class RequestBatcher:
     """Coalesces concurrent expand requests on one :class:`~inferviz.session.Session`.
 
@@ -56,14 +69,10 @@ class RequestBatcher:
     worker waits after the first request of a batch for more to arrive (>= 0)."""
 
     def __init__(self, session: Any, batch_size: int = 16, batch_timeout: float = 0.005) -> None:
-        check_int("batch_size", batch_size, 1)
-        if isinstance(batch_timeout, bool) or not isinstance(batch_timeout, (int, float)) \
-                or not 0 <= batch_timeout <= 60:
-            raise ValueError(f"batch_timeout must be a number of seconds in [0, 60]; "
-                             f"got {batch_timeout!r}")
+        batch_size, batch_timeout = check_batch_args(batch_size, batch_timeout)
         self.session = session
         self.batch_size = batch_size
-        self.batch_timeout = float(batch_timeout)
+        self.batch_timeout = batch_timeout
         self.stats = BatcherStats()
         self._queue: queue.Queue = queue.Queue()
         self._closed = False

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import torch
@@ -23,7 +25,13 @@ class Session:
     shared by every tree grown from this session."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "",
-                 kv_budget_tokens: int | None = None) -> None:
+                 kv_budget_tokens: int | None = None, batch_size: int = 16,
+                 batch_timeout: float = 0.005) -> None:
+        from .batching import check_batch_args
+
+        self._batch_args = check_batch_args(batch_size, batch_timeout)
+        self._batcher: Any = None
+        self._batcher_lock = threading.Lock()
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "") or "model"
@@ -38,13 +46,15 @@ class Session:
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike = "default", device: str = "auto",
                         dtype: str = "auto", gguf_file: str | None = None,
-                        kv_budget_tokens: int | None = None) -> "Session":
+                        kv_budget_tokens: int | None = None, batch_size: int = 16,
+                        batch_timeout: float = 0.005) -> "Session":
         """Load ``"default"`` (embedded SmolLM2-135M-Instruct), a local folder (safetensors or
         GGUF), a ``.gguf`` file or a hub id. GGUF weights are cached as safetensors."""
         start = time.perf_counter()
         loaded = models.load(name_or_path, device=device, dtype=dtype, gguf_file=gguf_file)
         session = cls(loaded.model, loaded.tokenizer, name=loaded.name,
-                      kv_budget_tokens=kv_budget_tokens)
+                      kv_budget_tokens=kv_budget_tokens, batch_size=batch_size,
+                      batch_timeout=batch_timeout)
         session.load_seconds = time.perf_counter() - start
         session.source = loaded.source
         return session
@@ -155,6 +165,24 @@ class Session:
             children += record_children(tree, dists, row, dists.top_k(row, k), self.token_bytes)
         tree.notify([c.node_id for c in children])
         return children
+
+    @property
+    def batcher(self):
+        """This session's :class:`~inferviz.batching.RequestBatcher` (made on first use, with
+        the session's ``batch_size`` and ``batch_timeout``): concurrent expand requests (widget
+        clicks, several explorers, threads) share one forward."""
+        with self._batcher_lock:
+            if self._batcher is None:
+                from .batching import RequestBatcher
+
+                self._batcher = RequestBatcher(self, *self._batch_args)
+            return self._batcher
+
+    def submit_expand(self, tree: TokenTree, node_id: int, k: int = 5,
+                      **settings: Any) -> "Future[list[Node]]":
+        """Queue an expansion of one node on :attr:`batcher`; the future resolves to its ``k``
+        most likely children, as :meth:`expand` returns them. Bad input raises here."""
+        return self.batcher.submit(tree, node_id, k, **settings)
 
     # ------------------------------------------------------------------ analyses
     def token_table(self, text_or_tree: str | TokenTree, node_id: int | None = None):

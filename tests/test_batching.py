@@ -146,3 +146,67 @@ def test_an_engine_error_reaches_every_waiting_caller(session, monkeypatch):
             with pytest.raises(RuntimeError, match="simulated"):
                 future.result(timeout=10)
     assert len(tree) == 1  # nothing recorded
+
+
+# ------------------------------------------------------------------ widget clicks
+def _click_widget(session, prompt: str):
+    """A TreeWidget on a new tree whose replies are captured; each reply records whether the
+    children it names were already in the widget's ``nodes`` when it was sent."""
+    from inferviz.widgets import TreeWidget
+    from inferviz.widgets.columns import decode_column
+
+    tree = session.tree(prompt)
+    widget = TreeWidget(tree, session=session, k=3)
+    widget.replies = []
+    done = threading.Event()
+
+    def send(content, buffers=None):
+        shown = set(decode_column(widget.nodes["columns"]["node_id"]))
+        widget.replies.append((content, set(content.get("child_ids") or []) <= shown))
+        done.set()
+
+    widget.send = send
+    widget.done = done
+    return tree, widget
+
+
+def _request(node_id: int, rid: str) -> dict:
+    return {"kind": "inferviz:request", "id": rid, "action": "expand", "node_id": node_id}
+
+
+def test_clicks_in_two_widgets_share_one_forward_and_each_gets_its_children():
+    """Widget clicks go through the session's batcher: the kernel thread returns at once, and
+    two clicks within batch_timeout (two explorers on one session) are one engine call."""
+    session = tiny_session(batch_timeout=0.5)
+    tree_a, widget_a = _click_widget(session, "t5 t6 t7")
+    tree_b, widget_b = _click_widget(session, "t9 t8")
+    widget_a._handle_custom_msg(_request(tree_a.root_id, "a"), [])
+    widget_b._handle_custom_msg(_request(tree_b.root_id, "b"), [])
+    assert widget_a.done.wait(30) and widget_b.done.wait(30)
+    assert session.batcher.stats.batches == 1 and session.batcher.stats.largest_batch == 2
+    for tree, widget in ((tree_a, widget_a), (tree_b, widget_b)):
+        (reply, shown), = widget.replies
+        assert reply["ok"] and reply["id"] in "ab"
+        assert reply["child_ids"] == [c.node_id for c in tree.children(tree.root_id)]
+        assert len(reply["child_ids"]) == 3
+        assert shown, "the answer named children the views did not have yet"
+        assert widget.pending == [] and widget.error == ""
+    expected = session.distributions(tree_a, [tree_a.root_id]).top_k(0, 3)
+    assert [c.token_id for c in tree_a.children(tree_a.root_id)] == expected
+
+
+def test_a_bad_click_is_answered_at_once_and_changes_nothing():
+    session = tiny_session()
+    tree, widget = _click_widget(session, "t5 t6")
+    before = tree.to_json()
+    widget._handle_custom_msg({**_request(tree.root_id, "x"), "params": {"k": 10**6}}, [])
+    (reply, _), = widget.replies
+    assert not reply["ok"] and "k" in reply["error"]
+    assert tree.to_json() == before and widget.pending == []
+
+
+def test_session_batch_settings_are_checked():
+    with pytest.raises(ValueError, match="batch_timeout must be a number of seconds"):
+        tiny_session(batch_timeout=-1)
+    with pytest.raises(ValueError, match="batch_size"):
+        tiny_session(batch_size=0)

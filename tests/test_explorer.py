@@ -216,3 +216,44 @@ def test_every_installed_strategy_runs_from_the_explorer_with_its_boxes(tiny_ses
     for name in names:
         ex.controls.strategy.value = name
         assert ex.run(wait=True) is not None, f"{name}: {ex.status.value}"
+
+
+def _browser_click(explorer, node_id: int, rid: str = "c1") -> None:
+    explorer.tree_widget._handle_custom_msg(
+        {"kind": "inferviz:request", "id": rid, "action": "expand", "node_id": node_id}, [])
+
+
+def test_a_browser_click_during_a_run_is_answered_busy(explorer):
+    replies: list[dict] = []
+    explorer.tree_widget.send = lambda content, buffers=None: replies.append(content)
+    tree = explorer.tree
+
+    def click_once(node_ids):  # from another thread, as the kernel's would be
+        if not replies:
+            worker = threading.Thread(target=_browser_click, args=(explorer, tree.root_id))
+            worker.start()
+            worker.join()
+
+    tree.on_change(click_once)
+    explorer.run(wait=True)
+    assert replies[0]["ok"] is False and replies[0]["error"] == BUSY_MESSAGE
+    assert explorer.tree_widget.pending == []
+
+
+def test_a_run_waits_for_clicks_already_queued(tiny_session):
+    """A click goes to the session's batcher and returns at once; a run started right after
+    must not write to the tree before that click is answered."""
+    from inferviz.session import Session
+
+    session = Session(tiny_session.model, tiny_session.tokenizer, batch_timeout=0.3)
+    explorer = session.explore("Hello world", max_new_tokens=2)
+    events: list[tuple] = []
+    explorer.tree_widget.send = lambda content, buffers=None: events.append(
+        ("reply", content["ok"]))
+    explorer.tree.on_change(lambda ids: events.append(("nodes", len(ids))))
+    _browser_click(explorer, explorer.tree.root_id)
+    assert explorer.tree_widget.pending == [explorer.tree.root_id]  # queued, not done
+    explorer.run(wait=True)
+    assert events[:2] == [("nodes", 5), ("reply", True)]
+    assert ("nodes", 1) in events[2:]  # then the run's steps
+    assert explorer.result is not None and explorer.tree_widget.pending == []

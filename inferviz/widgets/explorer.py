@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,16 @@ class RunStopped(Exception):
 
 
 class _GuardedSession:
-    """What the TreeWidget expands with: the session, refusing while a run holds the model."""
+    """What the TreeWidget expands with: the session, refusing while a run holds the model.
+
+    Clicks go through the session's request batcher (``submit_expand``); a run waits until the
+    clicks already queued are answered (``wait_idle``) before it starts writing to the tree."""
 
     def __init__(self, session: Any, lock: threading.RLock) -> None:
         self._session = session
         self._lock = lock
+        self._in_flight = 0
+        self._idle = threading.Condition()
 
     def expand(self, tree: TokenTree, node_ids: Any, **params: Any) -> Any:
         if not self._lock.acquire(blocking=False):
@@ -54,6 +60,34 @@ class _GuardedSession:
             return self._session.expand(tree, node_ids, **params)
         finally:
             self._lock.release()
+
+    def submit_expand(self, tree: TokenTree, node_id: int, **params: Any) -> Any:
+        if not self._lock.acquire(blocking=False):
+            raise ValueError(BUSY_MESSAGE)
+        try:
+            submit = getattr(self._session, "submit_expand", None)
+            if submit is not None:
+                future = submit(tree, node_id, **params)
+            else:  # a session object without a batcher: expand now, answer at once
+                future = Future()
+                future.set_result(self._session.expand(tree, node_id, **params))
+            with self._idle:
+                self._in_flight += 1
+        finally:
+            self._lock.release()
+        future.add_done_callback(self._one_done)
+        return future
+
+    def _one_done(self, _future: Any) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self) -> None:
+        """Block until every submitted click is answered (call with the run lock held, so
+        that no new click starts meanwhile)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0)
 
 
 class Explorer(widgets.VBox):
@@ -83,6 +117,7 @@ class Explorer(widgets.VBox):
         self.tree_widget: TreeWidget | None = None
         self.result: Any = None
         self._lock = threading.RLock()
+        self._guarded = _GuardedSession(session, self._lock)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._running = threading.Event()
@@ -145,7 +180,7 @@ class Explorer(widgets.VBox):
         if self.tree_widget is not None:
             self.tree_widget.close()
         self.tree, self.result, self._lens_for = tree, None, None
-        self.tree_widget = TreeWidget(tree, session=_GuardedSession(self.session, self._lock))
+        self.tree_widget = TreeWidget(tree, session=self._guarded)
         self.tree_widget.observe(lambda _c: self._guard(self._refresh_views), names="selected")
         self.tree_box.children = [self.tree_widget]
         self._show_optional_charts()
@@ -270,6 +305,7 @@ class Explorer(widgets.VBox):
 
         unsubscribe = tree.on_change(on_step)
         with self._lock:
+            self._guarded.wait_idle()
             try:
                 result = self.session.generate(tree, strategy=strategy, start_id=start_id,
                                                max_new_tokens=max_new, seed=seed, **params)

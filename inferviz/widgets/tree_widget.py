@@ -216,20 +216,63 @@ class TreeWidget(anywidget.AnyWidget):
                 raise protocol.ProtocolError(protocol.READ_ONLY_MESSAGE)
             if node_id in self._in_flight:
                 raise protocol.ProtocolError(f"node {node_id} is already being expanded")
+            if callable(getattr(self._session, "submit_expand", None)):
+                # Answered from the session's request batcher when the forward is done: the
+                # kernel is free for the next click, and clicks close together share a forward.
+                self._submit(rid, action, node_id, params)
+                return
             child_ids = self.expand(node_id, **params)
         except Exception as exc:
-            message = _error_text(exc)
-            if not isinstance(exc, (ValueError, KeyError, TypeError)):
-                log.exception("inferviz: expand failed")
-            self.error = message
-            self.send(
-                protocol.response(rid, ok=False, action=action, node_id=node_id, error=message)
-            )
+            self._reply_error(rid, action, node_id, exc)
             return
         self.error = ""
         self.send(
             protocol.response(rid, ok=True, action=action, node_id=node_id, child_ids=child_ids)
         )
+
+    def _submit(self, rid: Any, action: Any, node_id: int, params: dict) -> None:
+        settings = protocol.validate_params(params, self.params())
+        with self._in_flight_lock:
+            if node_id in self._in_flight:
+                raise ValueError(f"node {node_id} is already being expanded")
+            self._in_flight.add(node_id)
+            self._batch_depth += 1
+        self.pending = sorted(self._in_flight)
+        try:
+            future = self._session.submit_expand(self._tree, node_id, **settings)
+        except BaseException:
+            self._settle(node_id)
+            raise
+        future.add_done_callback(
+            lambda done: self._answer(rid, action, node_id, done))
+
+    def _settle(self, node_id: int) -> None:
+        """A request is over: flush tree changes to the views, then update ``pending``."""
+        with self._in_flight_lock:
+            self._in_flight.discard(node_id)
+            self._batch_depth -= 1
+        if self._dirty:  # before the answer, so the views know the children it names
+            self.refresh()
+        self.pending = sorted(self._in_flight)
+
+    def _answer(self, rid: Any, action: Any, node_id: int, future: Any) -> None:
+        self._settle(node_id)
+        exc = future.exception()
+        if exc is not None:
+            self._reply_error(rid, action, node_id, exc)
+            return
+        self.error = ""
+        child_ids = [int(child.node_id) for child in future.result()]
+        self.send(
+            protocol.response(rid, ok=True, action=action, node_id=node_id, child_ids=child_ids)
+        )
+
+    def _reply_error(self, rid: Any, action: Any, node_id: Any, exc: BaseException) -> None:
+        message = _error_text(exc)
+        if not isinstance(exc, (ValueError, KeyError, TypeError)):
+            log.error("inferviz: expand failed", exc_info=exc)
+        self.error = message
+        self.send(protocol.response(rid, ok=False, action=action, node_id=node_id, error=message))
 
     def to_html(self, path: Any) -> Any:
         """Write a standalone offline HTML page of this tree (read-only); returns the path."""
