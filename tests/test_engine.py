@@ -323,7 +323,9 @@ def test_real_model_batched_expansion_equals_one_at_a_time(name):
     assert max(len(q) for q in seqs) > 520
     s.engine.clear_cache()
     s.engine.next_logits([long_tree.token_ids(long_nodes[1])[:300]])  # a partial prefix cached
+    s.engine.stats.reset()
     batched = s.engine.next_logits(seqs)
+    assert s.engine.stats.packed == 1  # one packed row: a tree attention mask over both trees
     s.engine.clear_cache()
     for row, seq in enumerate(seqs):
         alone = s.engine.next_logits([seq])[0]
