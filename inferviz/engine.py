@@ -45,6 +45,8 @@ from .kvstore import KVBudgetError, KVStore, TrieNode
 
 _OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()
 LAYOUTS = ("auto", "rows", "packed")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+_PAST_BUCKET = 128  # compiled forwards: the past block's width is a multiple of this
 # A packed forward's mask is [queries, past + queries]; past this many entries, use rows.
 _PACKED_MASK_LIMIT = 1 << 24
 
@@ -99,18 +101,31 @@ class Engine:
     """Owns the model's KV store. Thread-safe: one forward at a time."""
 
     def __init__(self, model: Any, kv_budget_tokens: int | None = None,
-                 pad_token_id: int = 0, layout: str = "auto") -> None:
+                 pad_token_id: int = 0, layout: str = "auto",
+                 compile: bool | str = False) -> None:
         from .adapter import tree_mask_kind
 
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+        if isinstance(compile, str) and compile not in COMPILE_MODES \
+                or not isinstance(compile, (bool, str)):
+            raise ValueError(f"compile must be False, True or a torch.compile mode "
+                             f"({', '.join(COMPILE_MODES)}); got {compile!r}")
+        if compile and layout == "packed":
+            raise ValueError("layout='packed' cannot be compiled (its mask changes shape with "
+                             "every batch); use layout='rows' or 'auto' with compile")
         self.mask_kind = tree_mask_kind(model.config)
         if layout == "packed" and self.mask_kind is None:
             raise ValueError(f"layout='packed' needs a family whose custom attention masks "
                              f"inferviz knows; {model.config.model_type!r} is not one of them "
                              f"(use layout='rows' or 'auto')")
-        self.layout = layout
+        self.layout = "rows" if compile else layout
         self.model = model
+        self.compiled = bool(compile)
+        # Compiled: padded rows only, widths rounded up to buckets so that shapes recur and
+        # compiled graphs (CUDA graphs with mode="reduce-overhead") are reused.
+        self._call_model = model if not compile else torch.compile(
+            model, dynamic=True, mode=None if compile is True else compile)
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.pad_token_id = int(pad_token_id)
@@ -350,6 +365,9 @@ class Engine:
         from transformers import DynamicCache
 
         batch, past, width = len(seqs), max(cached), max(new)
+        if self.compiled:  # recurring shapes: pads are masked (past) or after every real token
+            past = -(-past // _PAST_BUCKET) * _PAST_BUCKET
+            width = 1 << (width - 1).bit_length()
         slot_rows = torch.zeros(batch, past, dtype=torch.long)
         input_ids = torch.full((batch, width), self.pad_token_id, dtype=torch.long)
         mask = torch.ones(batch, past + width, dtype=torch.long)
@@ -371,7 +389,7 @@ class Engine:
         keep = sorted(set(n - 1 for n in new))
         column = {p: j for j, p in enumerate(keep)}
         with torch.inference_mode():  # a little faster than no_grad; outputs are copied out
-            out = self.model(
+            out = self._call_model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 position_ids=positions.to(self.device),

@@ -26,7 +26,7 @@ class Session:
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "",
                  kv_budget_tokens: int | None = None, batch_size: int = 16,
-                 batch_timeout: float = 0.005) -> None:
+                 batch_timeout: float = 0.005, compile: bool | str = False) -> None:
         from .batching import check_batch_args
 
         self._batch_args = check_batch_args(batch_size, batch_timeout)
@@ -37,7 +37,8 @@ class Session:
         self.name = name or getattr(model.config, "_name_or_path", "") or "model"
         self.adapter = adapter_for(model)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.engine = Engine(model, kv_budget_tokens=kv_budget_tokens, pad_token_id=pad)
+        self.engine = Engine(model, kv_budget_tokens=kv_budget_tokens, pad_token_id=pad,
+                             compile=compile)
         self.token_bytes = TokenBytes(tokenizer)
         self.load_seconds: float | None = None
         self.source = ""
@@ -47,14 +48,15 @@ class Session:
     def from_pretrained(cls, name_or_path: str | os.PathLike = "default", device: str = "auto",
                         dtype: str = "auto", gguf_file: str | None = None,
                         kv_budget_tokens: int | None = None, batch_size: int = 16,
-                        batch_timeout: float = 0.005) -> "Session":
+                        batch_timeout: float = 0.005,
+                        compile: bool | str = False) -> "Session":
         """Load ``"default"`` (embedded SmolLM2-135M-Instruct), a local folder (safetensors or
         GGUF), a ``.gguf`` file or a hub id. GGUF weights are cached as safetensors."""
         start = time.perf_counter()
         loaded = models.load(name_or_path, device=device, dtype=dtype, gguf_file=gguf_file)
         session = cls(loaded.model, loaded.tokenizer, name=loaded.name,
                       kv_budget_tokens=kv_budget_tokens, batch_size=batch_size,
-                      batch_timeout=batch_timeout)
+                      batch_timeout=batch_timeout, compile=compile)
         session.load_seconds = time.perf_counter() - start
         session.source = loaded.source
         return session

@@ -334,3 +334,39 @@ def test_real_model_batched_expansion_equals_one_at_a_time(name):
                                atol=2e-4, rtol=1e-4)
     torch.testing.assert_close(batched[2], full_forward_last_logits(s.model, seqs[2]),
                                atol=2e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ compiled forwards
+def test_bad_compile_option_is_refused():
+    with pytest.raises(ValueError, match="compile must be False, True or a torch.compile mode"):
+        Engine(tiny_model("llama"), compile="fast")
+    with pytest.raises(ValueError, match="layout='packed' cannot be compiled"):
+        Engine(tiny_model("llama"), compile=True, layout="packed")
+
+
+@pytest.mark.slow
+def test_compiled_engine_matches_eager_and_reuses_its_graphs():
+    """compile=True: torch.compile over padded rows whose widths are rounded up to buckets; the
+    logits equal the eager engine's, and decoding inside one bucket compiles nothing new."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    model = tiny_model("llama")
+    eager, compiled = Engine(model), Engine(model, compile=True)
+    prompt = random_ids(20, 21)
+    path = list(prompt)
+    for step in range(3):  # prefill + two decode steps: compiles the shapes it meets
+        torch.testing.assert_close(compiled.next_logits([path]), eager.next_logits([path]),
+                                   atol=1e-4, rtol=1e-4)
+        path.append(3 + step)
+    graphs = counters["stats"]["unique_graphs"]
+    for step in range(5):  # more decode steps in the same past bucket
+        torch.testing.assert_close(compiled.next_logits([path]), eager.next_logits([path]),
+                                   atol=1e-4, rtol=1e-4)
+        path.append(7 + step)
+    assert counters["stats"]["unique_graphs"] == graphs, "decode steps recompiled"
+    seqs = [prompt + [5], random_ids(9, 22), path]  # a batch of mixed depths
+    torch.testing.assert_close(compiled.next_logits(seqs), eager.next_logits(seqs),
+                               atol=1e-4, rtol=1e-4)
+    assert compiled.stats.packed == 0
+    compiled.store.check()
