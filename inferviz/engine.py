@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 
+from .adapter import tree_mask_kind
 from .kvstore import KVBudgetError, KVStore, TrieNode
 
 _OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()
@@ -103,8 +104,6 @@ class Engine:
     def __init__(self, model: Any, kv_budget_tokens: int | None = None,
                  pad_token_id: int = 0, layout: str = "auto",
                  compile: bool | str = False) -> None:
-        from .adapter import tree_mask_kind
-
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
         if isinstance(compile, str) and compile not in COMPILE_MODES \
@@ -312,8 +311,6 @@ class Engine:
 
     def _packed_forward(self, packed: "_Packed"):
         """One forward over a packed row: logits ``[B, V]`` (float32, CPU) and the layers."""
-        from transformers import DynamicCache
-
         past = len(packed.past_slots)
         query_positions = packed.positions[past:]
         masks = {"full_attention": packed.allowed}
@@ -324,25 +321,11 @@ class Engine:
                 if self.mask_kind.mapping else {"full_attention": windowed}
         blocked = torch.finfo(self.dtype).min
         masks = {name: torch.zeros(m.shape, dtype=self.dtype).masked_fill_(~m, blocked)
-                 [None, None].to(self.device) for name, m in masks.items()}
-        slot_layer = _slot_layer_class()
-        slot_rows = torch.tensor([packed.past_slots], dtype=torch.long).to(self.device)
-        layers = [slot_layer(self.store, i, slot_rows) for i in range(self.store.keys.shape[0])]
-        cache = DynamicCache()
-        cache.layers = layers
-        keep = sorted(set(packed.last))
-        column = {q: j for j, q in enumerate(keep)}
-        with torch.inference_mode():  # a little faster than no_grad; outputs are copied out
-            out = self.model(
-                input_ids=torch.tensor([packed.query_tokens]).to(self.device),
-                attention_mask=masks if self.mask_kind.mapping else masks["full_attention"],
-                position_ids=query_positions[None].to(self.device),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=torch.tensor(keep, device=self.device),
-            )
-        cols = torch.tensor([column[q] for q in packed.last], device=self.device)
-        return out.logits[0, cols].float().cpu(), layers
+                 [None, None] for name, m in masks.items()}
+        slot_rows = torch.tensor([packed.past_slots], dtype=torch.long)
+        return self._call(torch.tensor([packed.query_tokens]),
+                          masks if self.mask_kind.mapping else masks["full_attention"],
+                          query_positions[None], slot_rows, [0] * len(packed.last), packed.last)
 
     def _plan_new_tokens(self, seqs, matched, cached) -> list[_NewToken]:
         """Tokens to store, parents before children; a prefix that several rows share but the
@@ -362,8 +345,6 @@ class Engine:
     def _model_forward(self, seqs, matched, cached, new):
         """One forward in the layout of the module docstring: logits ``[B, V]`` (float32, CPU)
         and the cache layers holding the new block's keys/values."""
-        from transformers import DynamicCache
-
         batch, past, width = len(seqs), max(cached), max(new)
         if self.compiled:  # recurring shapes: pads are masked (past) or after every real token
             past = -(-past // _PAST_BUCKET) * _PAST_BUCKET
@@ -381,25 +362,39 @@ class Engine:
             input_ids[i, :n] = torch.tensor(seq[c:])
             # Pads repeat the last real position: never past the model's position table.
             positions[i] = c + steps.clamp(max=n - 1)
-        slot_rows = slot_rows.to(self.device)
+        return self._call(input_ids, mask, positions, slot_rows, list(range(batch)),
+                          [n - 1 for n in new])
+
+    def _call(self, input_ids, attention_mask, positions, slot_rows, rows: list[int],
+              columns: list[int]):
+        """The model over ``input_ids`` with the cached past read from ``slot_rows``' slots:
+        logits ``[B, V]`` (float32, CPU) of (row, column) pairs of the new block, and the cache
+        layers holding the new block's keys/values. Only those columns are unembedded."""
+        from transformers import DynamicCache
+
         slot_layer = _slot_layer_class()
+        slot_rows = slot_rows.to(self.device)
         layers = [slot_layer(self.store, i, slot_rows) for i in range(self.store.keys.shape[0])]
         cache = DynamicCache()
         cache.layers = layers
-        keep = sorted(set(n - 1 for n in new))
-        column = {p: j for j, p in enumerate(keep)}
+        keep = sorted(set(columns))
+        index = {p: j for j, p in enumerate(keep)}
+        if isinstance(attention_mask, dict):  # one mask per attention type (sliding windows)
+            attention_mask = {name: m.to(self.device) for name, m in attention_mask.items()}
+        else:
+            attention_mask = attention_mask.to(self.device)
         with torch.inference_mode():  # a little faster than no_grad; outputs are copied out
             out = self._call_model(
                 input_ids=input_ids.to(self.device),
-                attention_mask=mask.to(self.device),
+                attention_mask=attention_mask,
                 position_ids=positions.to(self.device),
                 past_key_values=cache,
                 use_cache=True,
                 logits_to_keep=torch.tensor(keep, device=self.device),
             )
-        rows = torch.arange(batch, device=self.device)
-        cols = torch.tensor([column[n - 1] for n in new], device=self.device)
-        return out.logits[rows, cols].float().cpu(), layers
+        rows_t = torch.tensor(rows, device=self.device)
+        cols = torch.tensor([index[c] for c in columns], device=self.device)
+        return out.logits[rows_t, cols].float().cpu(), layers
 
     def clear_cache(self) -> None:
         """Forget every cached prefix (the next expansions recompute them)."""

@@ -16,6 +16,7 @@ node are refused with a message, since the model and its cache serve one caller 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import threading
 from concurrent.futures import Future
@@ -53,18 +54,22 @@ class _GuardedSession:
         self._in_flight = 0
         self._idle = threading.Condition()
 
-    def expand(self, tree: TokenTree, node_ids: Any, **params: Any) -> Any:
+    @contextlib.contextmanager
+    def _no_run(self):
+        """Hold the run lock while a click starts; refuse at once if a run holds it."""
         if not self._lock.acquire(blocking=False):
             raise ValueError(BUSY_MESSAGE)
         try:
-            return self._session.expand(tree, node_ids, **params)
+            yield
         finally:
             self._lock.release()
 
+    def expand(self, tree: TokenTree, node_ids: Any, **params: Any) -> Any:
+        with self._no_run():
+            return self._session.expand(tree, node_ids, **params)
+
     def submit_expand(self, tree: TokenTree, node_id: int, **params: Any) -> Any:
-        if not self._lock.acquire(blocking=False):
-            raise ValueError(BUSY_MESSAGE)
-        try:
+        with self._no_run():
             submit = getattr(self._session, "submit_expand", None)
             if submit is not None:
                 future = submit(tree, node_id, **params)
@@ -73,8 +78,6 @@ class _GuardedSession:
                 future.set_result(self._session.expand(tree, node_id, **params))
             with self._idle:
                 self._in_flight += 1
-        finally:
-            self._lock.release()
         future.add_done_callback(self._one_done)
         return future
 

@@ -188,22 +188,12 @@ class TreeWidget(anywidget.AnyWidget):
             raise ValueError(protocol.READ_ONLY_MESSAGE)
         settings = protocol.validate_params(params, self.params())
         self._tree.node(node_id)
-        with self._in_flight_lock:
-            if node_id in self._in_flight:
-                raise ValueError(f"node {node_id} is already being expanded")
-            self._in_flight.add(node_id)
-        self.pending = sorted(self._in_flight)
-        self._batch_depth += 1
+        self._begin(node_id)
         try:
-            # Tree changes during the call are coalesced into one `nodes` update below.
+            # Tree changes during the call are coalesced into one `nodes` update at the end.
             children = self._session.expand(self._tree, node_id, **settings)
         finally:
-            self._batch_depth -= 1
-            with self._in_flight_lock:
-                self._in_flight.discard(node_id)
-            if self._dirty and not self._batch_depth:
-                self.refresh()
-            self.pending = sorted(self._in_flight)
+            self._settle(node_id)
         return [int(child.node_id) for child in (children or [])]
 
     def _handle_message(self, content: Any, buffers: list) -> None:
@@ -214,8 +204,6 @@ class TreeWidget(anywidget.AnyWidget):
             node_id, params = protocol.validate_request(content, self._tree, self.params())
             if self._session is None:
                 raise protocol.ProtocolError(protocol.READ_ONLY_MESSAGE)
-            if node_id in self._in_flight:
-                raise protocol.ProtocolError(f"node {node_id} is already being expanded")
             if callable(getattr(self._session, "submit_expand", None)):
                 # Answered from the session's request batcher when the forward is done: the
                 # kernel is free for the next click, and clicks close together share a forward.
@@ -225,19 +213,11 @@ class TreeWidget(anywidget.AnyWidget):
         except Exception as exc:
             self._reply_error(rid, action, node_id, exc)
             return
-        self.error = ""
-        self.send(
-            protocol.response(rid, ok=True, action=action, node_id=node_id, child_ids=child_ids)
-        )
+        self._reply_ok(rid, action, node_id, child_ids)
 
     def _submit(self, rid: Any, action: Any, node_id: int, params: dict) -> None:
         settings = protocol.validate_params(params, self.params())
-        with self._in_flight_lock:
-            if node_id in self._in_flight:
-                raise ValueError(f"node {node_id} is already being expanded")
-            self._in_flight.add(node_id)
-            self._batch_depth += 1
-        self.pending = sorted(self._in_flight)
+        self._begin(node_id)
         try:
             future = self._session.submit_expand(self._tree, node_id, **settings)
         except BaseException:
@@ -245,6 +225,16 @@ class TreeWidget(anywidget.AnyWidget):
             raise
         future.add_done_callback(
             lambda done: self._answer(rid, action, node_id, done))
+
+    def _begin(self, node_id: int) -> None:
+        """A request starts: refuse a node already being expanded, list it in ``pending``;
+        tree changes are held back (``_dirty``) until :meth:`_settle`."""
+        with self._in_flight_lock:
+            if node_id in self._in_flight:
+                raise ValueError(f"node {node_id} is already being expanded")
+            self._in_flight.add(node_id)
+            self._batch_depth += 1
+        self.pending = sorted(self._in_flight)
 
     def _settle(self, node_id: int) -> None:
         """A request is over: flush tree changes to the views, then update ``pending``."""
@@ -261,8 +251,10 @@ class TreeWidget(anywidget.AnyWidget):
         if exc is not None:
             self._reply_error(rid, action, node_id, exc)
             return
+        self._reply_ok(rid, action, node_id, [int(c.node_id) for c in future.result()])
+
+    def _reply_ok(self, rid: Any, action: Any, node_id: int, child_ids: list[int]) -> None:
         self.error = ""
-        child_ids = [int(child.node_id) for child in future.result()]
         self.send(
             protocol.response(rid, ok=True, action=action, node_id=node_id, child_ids=child_ids)
         )
