@@ -22,8 +22,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-SCHEMA = "inferviz.tree"
-SCHEMA_VERSION = 1
+from .tree_schema import SCHEMA, SCHEMA_VERSION, check_scores, parse_tree
+
+__all__ = ["CORE_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "Node", "TokenTree", "readable_token"]
 
 # Columns of to_pandas()/to_columns(), in order; meta keys follow.
 CORE_COLUMNS = (
@@ -132,14 +133,23 @@ class TokenTree:
         """Add (or update) the child of ``parent_id`` for ``token_id`` and return it.
 
         An existing child keeps its id; its processed ``prob`` is updated to the latest sampler
-        settings and ``meta`` is merged. Raw numbers never change for a given token."""
+        settings and ``meta`` is merged. Raw numbers never change for a given token. Numbers
+        outside the schema's ranges (see :mod:`inferviz.tree_schema`) raise ``ValueError``, so
+        every tree built here can be saved and loaded back."""
         with self._lock:
             parent = self.node(parent_id)
-            token_id = int(token_id)
+            token_id, rank = int(token_id), int(rank)
+            where = f"child of node {parent_id} with token_id {token_id}"
+            if token_id < 0 or rank < 0:
+                raise ValueError(f"{where}: token_id and rank must be >= 0, got {token_id}, "
+                                 f"{rank}")
+            raw_logprob, prob, entropy, cum_logprob = check_scores(
+                where, float(raw_logprob), float(prob), float(entropy),
+                parent.cum_logprob + float(raw_logprob))
             existing = parent.children.get(token_id)
             if existing is not None:
                 child = self.nodes[existing]
-                child.prob = float(prob)
+                child.prob = prob
                 if meta:
                     child.meta.update(meta)
             else:
@@ -150,11 +160,11 @@ class TokenTree:
                     token_id=token_id,
                     token=readable_token(token_bytes),
                     token_bytes=bytes(token_bytes),
-                    raw_logprob=float(raw_logprob),
-                    prob=float(prob),
-                    rank=int(rank),
-                    entropy=float(entropy),
-                    cum_logprob=parent.cum_logprob + float(raw_logprob),
+                    raw_logprob=raw_logprob,
+                    prob=prob,
+                    rank=rank,
+                    entropy=entropy,
+                    cum_logprob=cum_logprob,
                     meta=dict(meta or {}),
                 )
                 self.nodes[child.node_id] = child
@@ -280,39 +290,38 @@ class TokenTree:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TokenTree":
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise ValueError(f"not an inferviz tree: expected schema {SCHEMA!r}")
-        version = data.get("version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(
-                f"tree schema version {version!r} is not supported (this inferviz reads "
-                f"version {SCHEMA_VERSION}); upgrade inferviz"
-            )
+        """The tree of ``to_dict()`` output. Untrusted input is checked field by field
+        (:func:`inferviz.tree_schema.parse_tree`): a bad file raises ``ValueError`` naming the
+        node and the field, never loads half or as a tree that fails later."""
+        parsed = parse_tree(data)
         tree = cls.__new__(cls)
-        tree.prompt = data["prompt"]
-        tree.prompt_ids = [int(t) for t in data["prompt_ids"]]
-        tree.model = data.get("model", "")
+        tree.prompt = parsed["prompt"]
+        tree.prompt_ids = parsed["prompt_ids"]
+        tree.model = parsed["model"]
         tree.nodes = {}
         tree._listeners = []
         tree._lock = threading.RLock()
-        for raw in data["nodes"]:
-            node = _node_from_dict(raw)
+        for fields in parsed["nodes"]:  # parents come first
+            node = Node(**fields)
             tree.nodes[node.node_id] = node
-        roots = [n.node_id for n in tree.nodes.values() if n.parent_id is None]
-        if len(roots) != 1:
-            raise ValueError(f"a tree has exactly one root; this JSON has {len(roots)}")
-        tree.root_id = roots[0]
-        for node in tree.nodes.values():
             if node.parent_id is not None:
-                if node.parent_id not in tree.nodes:
-                    raise ValueError(f"node {node.node_id} names a missing parent {node.parent_id}")
                 tree.nodes[node.parent_id].children[node.token_id] = node.node_id
-        tree._next_id = int(data.get("next_id", max(tree.nodes) + 1))
+        tree.root_id = parsed["root_id"]
+        tree._next_id = parsed["next_id"]
         return tree
 
     @classmethod
-    def from_json(cls, text: str) -> "TokenTree":
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str | bytes) -> "TokenTree":
+        """The tree of a ``to_json()`` text; ``ValueError`` naming the problem otherwise."""
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise TypeError(f"text must be a str (the JSON of a tree), got {type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError("tree file is not valid JSON: nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"tree file is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
 
     def __repr__(self) -> str:
         depth = max(n.depth for n in self.nodes.values())
@@ -327,12 +336,6 @@ def _enc_float(x: float | None) -> float | str | None:
     if x is None or math.isfinite(x):
         return x
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
-def _dec_float(x: float | str | None) -> float | None:
-    if x is None:
-        return None
-    return float(x)
 
 
 def _node_to_dict(n: Node) -> dict[str, Any]:
@@ -352,23 +355,6 @@ def _node_to_dict(n: Node) -> dict[str, Any]:
     }
 
 
-def _node_from_dict(d: dict[str, Any]) -> Node:
-    return Node(
-        node_id=int(d["node_id"]),
-        parent_id=None if d["parent_id"] is None else int(d["parent_id"]),
-        depth=int(d["depth"]),
-        token_id=None if d["token_id"] is None else int(d["token_id"]),
-        token=d["token"],
-        token_bytes=bytes.fromhex(d["token_bytes"]),
-        raw_logprob=_dec_float(d["raw_logprob"]),
-        prob=_dec_float(d["prob"]),
-        rank=None if d["rank"] is None else int(d["rank"]),
-        entropy=_dec_float(d["entropy"]),
-        cum_logprob=_dec_float(d["cum_logprob"]),
-        meta=_decode_meta(d.get("meta", {})),
-    )
-
-
 # Meta values are JSON values; non-finite floats are tagged so they survive strict JSON.
 def _encode_meta(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -377,14 +363,4 @@ def _encode_meta(value: Any) -> Any:
         return {str(k): _encode_meta(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode_meta(v) for v in value]
-    return value
-
-
-def _decode_meta(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__float__"}:
-            return float(value["__float__"])
-        return {k: _decode_meta(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_meta(v) for v in value]
     return value

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tree_strategies import same, trees
 
 from inferviz.tree import CORE_COLUMNS, TokenTree, readable_token
 
@@ -94,38 +94,6 @@ def test_from_json_rejects_other_schemas_and_versions():
         TokenTree.from_dict({**data, "version": 99})
 
 
-floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
-meta_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**53, 2**53) | floats | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                  max_size=3),
-    max_leaves=6)
-
-
-@st.composite
-def trees(draw) -> TokenTree:
-    prompt = draw(st.text(min_size=1, max_size=10))
-    tree = TokenTree(prompt, draw(st.lists(st.integers(0, 50_000), min_size=1, max_size=5)),
-                     model=draw(st.text(max_size=6)))
-    for _ in range(draw(st.integers(0, 12))):
-        parent = draw(st.sampled_from(sorted(tree.nodes)))
-        tree.add_child(parent, draw(st.integers(0, 50_000)), draw(st.binary(max_size=6)),
-                       raw_logprob=draw(floats), prob=draw(st.floats(0, 1)),
-                       rank=draw(st.integers(0, 50_000)), entropy=draw(floats),
-                       meta=draw(st.dictionaries(st.text(max_size=6), meta_values, max_size=3)))
-    return tree
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b and type(a) is type(b)
-
-
 @settings(max_examples=150, deadline=None)
 @given(trees())
 def test_json_round_trip_is_exact(tree):
@@ -141,4 +109,4 @@ def test_json_round_trip_is_exact(tree):
         other = back.nodes[node_id]
         for field in ("parent_id", "depth", "token_id", "token", "token_bytes", "raw_logprob",
                       "prob", "rank", "entropy", "cum_logprob", "meta", "children"):
-            assert _same(getattr(node, field), getattr(other, field)), field
+            assert same(getattr(node, field), getattr(other, field)), field
