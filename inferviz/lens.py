@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from .logit_check import check_logits
 from .tree import TokenTree, readable_token
 from .validate import check_int, resolve_token_ids
 
@@ -124,10 +125,13 @@ def logit_lens(session: Any, text_or_tree: str | TokenTree, node_id: int | None 
     check_int("k", k, 1, session.vocab_size)
     adapter = session.adapter
     with capture_residuals(adapter) as states:
-        session.model(input_ids=torch.tensor([ids], device=session.device))
+        out = session.model(input_ids=torch.tensor([ids], device=session.device))
+    check_logits(out.logits[0], "position")
+    names = ["embed"] + [str(i) for i in range(1, len(states))]
     rows = []
-    for hidden in states:
+    for name, hidden in zip(names, states):
         logits = adapter.lens_logits(hidden[0]).float()  # [P, V]
+        check_logits(logits, "position", source=f"the logit lens at layer {name!r}")
         rows.append(torch.log_softmax(logits, dim=-1).cpu())
     final = rows[-1]
     final_top = final.argmax(-1)  # [P]
@@ -150,6 +154,6 @@ def logit_lens(session: Any, text_or_tree: str | TokenTree, node_id: int | None 
         final_top_rank=torch.stack(ranks).numpy(),
         top_tokens=[[[text(t) for t in cell] for cell in row] for row in token_ids_np],
         input_tokens=[text(t) for t in ids],
-        layer_names=["embed"] + [str(i) for i in range(1, len(states))],
+        layer_names=names,
         input_ids=list(ids),
     )

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .logit_check import check_logits
+
 FILTERED = -math.inf
 
 
@@ -250,11 +252,12 @@ def processed_probs(
 ) -> torch.Tensor:
     """Softmax of the processed logits [..., V]: filtered tokens are exactly 0.0, never NaN.
 
-    Raises ValueError when a row has no finite logit to normalise (e.g. all -inf or NaN input)."""
+    Raises ValueError (:func:`inferviz.logit_check.check_logits`) for NaN or +inf logits, or a
+    row with no finite logit to normalise."""
+    check_logits(logits)
     probs = torch.softmax(process(logits, settings, input_ids), dim=-1)
-    if torch.isnan(probs).any():
-        raise ValueError("logits contain a row with no finite value (all -inf, +inf or NaN); "
-                         "cannot form a distribution")
+    if torch.isnan(probs).any():  # cannot happen for checked logits; never return NaN
+        raise ValueError("the processors left a row with no token; cannot form a distribution")
     return probs
 
 

@@ -13,10 +13,12 @@ import torch
 from . import models
 from .adapter import adapter_for
 from .engine import Engine
+from .logit_check import check_logits
 from .processors import SamplerSettings, processed_probs
 from .scoring import Distributions, record_children
 from .tokens import TokenBytes
 from .tree import Node, TokenTree
+from .tree_schema import check_token_ids
 from .validate import check_int, check_node_ids, check_prompt
 
 
@@ -122,6 +124,7 @@ class Session:
     def distributions(self, tree: TokenTree, node_ids: list[int],
                       settings: SamplerSettings | None = None) -> Distributions:
         """Next-token distributions after each node (one batched forward, cached prefixes)."""
+        check_token_ids(tree, self.vocab_size, repr(self.name))  # a loaded tree: once
         seqs = [tree.token_ids(n) for n in node_ids]
         return self.sequence_distributions(seqs, list(node_ids), settings)
 
@@ -136,6 +139,7 @@ class Session:
             for seq in seqs:
                 self.check_context(seq)
             logits = self.engine.next_logits(seqs)
+        check_logits(logits, "node", parent_ids)
         input_ids = None
         if settings.repetition_penalty is not None:
             width = max(len(s) for s in seqs)
@@ -184,6 +188,7 @@ class Session:
                       **settings: Any) -> "Future[list[Node]]":
         """Queue an expansion of one node on :attr:`batcher`; the future resolves to its ``k``
         most likely children, as :meth:`expand` returns them. Bad input raises here."""
+        check_token_ids(tree, self.vocab_size, repr(self.name))
         return self.batcher.submit(tree, node_id, k, **settings)
 
     # ------------------------------------------------------------------ analyses

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .logit_check import check_logits
 from .tree import TokenTree, readable_token
 from .validate import resolve_token_ids
 
@@ -29,6 +30,8 @@ def token_table(session: Any, text_or_tree: str | TokenTree, node_id: int | None
     if len(ids) > first:
         input_ids = torch.tensor([ids], device=session.device)
         logits = session.model(input_ids=input_ids).logits[0].float().cpu()  # [T, V]
+        check_logits(logits[first - 1 : len(ids) - 1], "position",
+                     range(first - 1, len(ids) - 1))
         logprobs = torch.log_softmax(logits, dim=-1)[first - 1 : len(ids) - 1]
         targets = torch.tensor(ids[first:])
         chosen = logprobs.gather(1, targets[:, None])[:, 0]

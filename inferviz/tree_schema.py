@@ -286,9 +286,10 @@ def check_token_ids(tree: Any, vocab_size: int, model_name: str = "this model") 
     """ValueError if the prompt or a node of ``tree`` has a token id outside ``[0,
     vocab_size)`` (a tree made with another model's tokenizer). Cached per tree and vocabulary
     size, so it costs one pass over the nodes the first time a tree is used with a session."""
-    if getattr(tree, "_vocab_checked", None) == vocab_size:
-        return
-    with tree._lock:
+    lock = getattr(tree, "_lock", None)
+    if lock is None or getattr(tree, "_vocab_checked", None) == vocab_size:
+        return  # not a TokenTree (refused elsewhere), or checked already
+    with lock:
         for i, tok in enumerate(tree.prompt_ids):
             if not 0 <= tok < vocab_size:
                 raise ValueError(f"tree prompt_ids[{i}] is token id {tok}, outside the "

@@ -40,11 +40,14 @@ def check_prompt(prompt: Any) -> str:
 def check_node_ids(tree: Any, node_ids: Any) -> list[int]:
     """One node id or an iterable of them, each in ``tree``; duplicates removed, order kept."""
     ids: Iterable[Any] = [node_ids] if isinstance(node_ids, int) else node_ids
+    if isinstance(node_ids, (str, bytes, dict)):  # iterable, but not a list of node ids
+        raise TypeError(f"node_ids must be an int or a list of ints, got "
+                        f"{type(node_ids).__name__} {node_ids!r}")
     try:
         ids = list(ids)
     except TypeError:
-        raise TypeError(f"node_ids must be a node id (int) or a list of them; got {node_ids!r}") \
-            from None
+        raise TypeError(f"node_ids must be an int or a list of ints, got "
+                        f"{type(node_ids).__name__} {node_ids!r}") from None
     if not ids:
         raise ValueError("node_ids is empty: pass at least one node id")
     out: list[int] = []
@@ -71,12 +74,14 @@ def resolve_token_ids(session: Any, text_or_tree: Any, node_id: int | None) -> t
     default), and the index of the first generated token (1 for a text: the first token has no
     prediction). Checks the node id and the model's context length."""
     from .tree import TokenTree
+    from .tree_schema import check_token_ids
 
     if isinstance(text_or_tree, TokenTree):
         tree = text_or_tree
         node_id = tree.root_id if node_id is None else node_id
         if node_id not in tree:
             raise ValueError(f"node_id {node_id} is not a node of this tree")
+        check_token_ids(tree, session.vocab_size, repr(session.name))
         ids, first = tree.token_ids(node_id), len(tree.prompt_ids)
     else:
         ids, first = session.encode(check_prompt(text_or_tree)), 1

@@ -90,3 +90,39 @@ def test_token_table_on_default_model(default_session):
     paris = df[df["token"] == " Paris"].iloc[0]
     assert paris["rank"] == 0 and paris["prob"] > 0.5
     assert 1 < df.attrs["perplexity"] < 1000
+
+
+# ------------------------------------------------------------------ broken models
+def test_token_table_refuses_nan_logits(tiny_session):
+    from broken_models import broken_logits
+
+    with broken_logits(tiny_session, [17]), pytest.raises(
+            ValueError, match=r"model returned NaN logits at position 0 \(token id 17 and \d+ "
+                              r"others, in \d+ positions\); the model or its dtype is broken"):
+        tiny_session.token_table("Hello world, hello there")
+
+
+def test_token_table_refuses_inf_logits(tiny_session):
+    from broken_models import broken_logits
+
+    with broken_logits(tiny_session, [5], float("inf")), pytest.raises(
+            ValueError, match=r"model returned \+inf logits at position 0 \(token id 5"):
+        tiny_session.token_table("Hello world")
+
+
+def test_logit_lens_refuses_nan_logits(tiny_session):
+    from broken_models import broken_logits
+
+    with broken_logits(tiny_session, [17]), pytest.raises(
+            ValueError, match=r"model returned NaN logits at position 0 \(token id 17"):
+        tiny_session.logit_lens("Hello world")
+
+
+def test_logit_lens_refuses_nan_in_one_layer(tiny_session, monkeypatch):
+    from broken_models import broken_lens_adapter
+
+    monkeypatch.setattr(tiny_session, "adapter",
+                        broken_lens_adapter(tiny_session.adapter, 3, call=1))  # layer "1" only
+    with pytest.raises(ValueError, match=r"the logit lens at layer '1' returned NaN logits at "
+                                         r"position 0 \(token id 3"):
+        tiny_session.logit_lens("Hello world")

@@ -187,3 +187,36 @@ def test_add_child_refuses_numbers_a_tree_file_could_not_hold():
     with pytest.raises(ValueError, match="field 'raw_logprob' must be a log-probability"):
         tree.add_child(0, 5, b"a", 0.7, 0.5, 0, 1.0)
     assert len(tree) == 1
+
+
+# ------------------------------------------------------------------ token ids vs a model
+def foreign_tree(session, token_id: int) -> TokenTree:
+    data = session.tree("Hello").to_dict()
+    data["nodes"].append({"node_id": 1, "parent_id": 0, "depth": 1, "token_id": token_id,
+                          "token": "x", "token_bytes": "78", "raw_logprob": -1.0, "prob": 0.5,
+                          "rank": 0, "entropy": 1.0, "cum_logprob": -1.0, "meta": {}})
+    data["next_id"] = 2
+    return TokenTree.from_json(json.dumps(data))
+
+
+def test_loaded_tree_with_token_id_outside_vocabulary_is_refused_on_first_use(tiny_session):
+    tree = foreign_tree(tiny_session, tiny_session.vocab_size + 5)
+    match = (rf"node 1: field 'token_id' {tiny_session.vocab_size + 5} is outside the "
+             rf"vocabulary of 'tiny' \(ids 0..{tiny_session.vocab_size - 1}\)")
+    with pytest.raises(ValueError, match=match):
+        tiny_session.expand(tree, 0, k=2)
+    with pytest.raises(ValueError, match=match):
+        tiny_session.generate(tree, strategy="greedy", max_new_tokens=1)
+    with pytest.raises(ValueError, match=match):
+        tiny_session.token_table(tree, 1)
+    with pytest.raises(ValueError, match=match):
+        tiny_session.logit_lens((tree, 1))
+    with pytest.raises(ValueError, match=match):
+        tiny_session.submit_expand(tree, 0, k=2)
+    assert len(tree) == 2
+
+
+def test_loaded_tree_with_token_ids_inside_vocabulary_expands_and_is_checked_once(tiny_session):
+    tree = foreign_tree(tiny_session, tiny_session.vocab_size - 1)
+    kids = tiny_session.expand(tree, 1, k=2)
+    assert [k.parent_id for k in kids] == [1, 1] and tree._vocab_checked == tiny_session.vocab_size

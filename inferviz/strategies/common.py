@@ -22,6 +22,9 @@ def sampler_settings(params: dict[str, Any], where: str) -> SamplerSettings:
     mode = params.pop("mode", None)
     kwargs = {k: params.pop(k) for k in SAMPLER_ARGS if k in params}
     if mode is not None:
+        if not isinstance(mode, str):
+            raise TypeError(f"mode must be a str, one of {', '.join(MODES)}; got "
+                            f"{type(mode).__name__} {mode!r}")
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is unknown; valid modes: {', '.join(MODES)}")
         kwargs.setdefault("temperature", MODES[mode])

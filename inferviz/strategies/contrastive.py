@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..lens import capture_residuals
+from ..logit_check import check_logits
 from ..scoring import record_children
 from ..validate import check_float, check_int
 from .common import check_stop
@@ -167,6 +168,7 @@ def _step_logits(session: Any, tree, node_id: int, amateur: Any,
     with torch.no_grad():
         hidden = states[amateur_layer][0, -1]
         lens = session.adapter.lens_logits(hidden).float().cpu()
+    check_logits(lens, source=f"the amateur (layer {amateur_layer} through the logit lens)")
     return dists, lens
 
 
