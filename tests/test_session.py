@@ -96,7 +96,7 @@ def test_bad_sampler_arguments_leave_the_tree_unchanged(tiny_session, kwargs, me
 
 @pytest.mark.parametrize("node_ids,message", [
     (99, "node_ids: 99 is not a node"), ([0, 42], "42 is not a node"), ([], "empty"),
-    ("0", "must hold ints"), (True, "must hold ints")])
+    ("0", "must be an int or a list of ints, got str"), (True, "must hold ints")])
 def test_unknown_node_ids_are_rejected(tiny_session, node_ids, message):
     tree = tiny_session.tree("Hello")
     before = tree.to_json()
