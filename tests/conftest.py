@@ -42,3 +42,14 @@ def default_session():
     from inferviz import Session
 
     return Session.from_pretrained("default")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the fuzz counters (pytest -q hides prints from tests)."""
+    try:
+        from fuzz_stats import summary
+    except ImportError:
+        return
+    line = summary()
+    if line:
+        terminalreporter.write_line(line)
