@@ -257,7 +257,9 @@ def processed_probs(
     check_logits(logits)
     probs = torch.softmax(process(logits, settings, input_ids), dim=-1)
     if torch.isnan(probs).any():  # cannot happen for checked logits; never return NaN
-        raise ValueError("the processors left a row with no token; cannot form a distribution")
+        raise ValueError("the sampler settings left a row with no finite value (e.g. a "
+                         "temperature so small that logits / temperature overflow); use a "
+                         "larger temperature, or strategy='greedy' for argmax")
     return probs
 
 
