@@ -259,9 +259,21 @@ class Session:
         return logit_lens(self, text_or_tree, node_id=node_id, k=k)
 
     def generate(self, prompt: str | TokenTree, strategy: str = "greedy",
-                 max_new_tokens: int = 32, seed: int | None = None, **params: Any):
-        """Run a decoding strategy; see :mod:`inferviz.strategies` for names and parameters."""
+                 max_new_tokens: int = 32, seed: int | None = None,
+                 server_side: bool = False, **params: Any):
+        """Run a decoding strategy; see :mod:`inferviz.strategies` for names and parameters.
+        ``server_side=True`` (a connected session; greedy and sampling): the server generates
+        in one request, each token written with its top-N siblings (docs/remote.md)."""
         from .strategies import run_strategy
+
+        if not isinstance(server_side, bool):
+            raise TypeError(f"server_side must be a bool; got {server_side!r}")
+        if server_side:
+            from .backends.server_side import generate_on_server
+
+            tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
+            return generate_on_server(self, tree, params.pop("start_id", tree.root_id),
+                                      strategy, max_new_tokens, seed, params)
 
         return run_strategy(self, prompt, strategy=strategy, max_new_tokens=max_new_tokens,
                             seed=seed, **params)
