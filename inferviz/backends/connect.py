@@ -31,9 +31,11 @@ def normalise_url(base_url: Any) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
-def _check_number(name: str, value: Any, low: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > low:
-        raise ValueError(f"{name} must be a number > {low}; got {value!r}")
+def _check_number(name: str, value: Any, zero_ok: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 \
+            or (value == 0 and not zero_ok):
+        raise ValueError(f"{name} must be a number of seconds {'>=' if zero_ok else '>'} 0; "
+                         f"got {value!r}")
     return float(value)
 
 
@@ -55,10 +57,10 @@ def open_connection(base_url: Any, model: str | None = None, tokenizer: Any = No
         raise TypeError(f"model must be the served model's name (str) or None; got {model!r}")
     if top_logprobs != "full":
         check_int("top_logprobs", top_logprobs, 1)
-    _check_number("timeout", timeout, 0)
+    _check_number("timeout", timeout)
     check_int("max_retries", max_retries, 0, 100)
     check_int("concurrency", concurrency, 1, 1024)
-    _check_number("backoff", backoff, -1e-12)
+    _check_number("backoff", backoff, zero_ok=True)
     if vocab_size is not None:
         check_int("vocab_size", vocab_size, 1)
     if api_key is not None and not isinstance(api_key, str):
