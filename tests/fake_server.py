@@ -3,7 +3,8 @@
 Serves the vLLM dialect (``/v1/models``, ``/v1/completions`` with token-id prompts, ``logprobs``,
 ``prompt_logprobs``, ``return_tokens_as_token_ids``, ``/tokenize``, ``/detokenize``) or the
 llama.cpp dialect (``/completion`` with ``n_probs``, ``/props``, ``/tokenize``,
-``/detokenize``), computing real log-probabilities with a full forward of the model. Knobs:
+``/detokenize``), the SGLang dialect (native ``/generate`` with ``input_ids``,
+``top_logprobs_num``, ``logprob_start_len``), computing real log-probabilities with a full forward of the model. Knobs:
 ``max_logprobs`` (the top-N cap, like vLLM's ``--max-logprobs``), ``fail_times`` and
 ``fail_status`` (answer the first POSTs with 429/503), ``delay`` (seconds a request takes, so
 overlapping requests can be seen: ``max_in_flight`` records the most at once).
@@ -27,8 +28,8 @@ class FakeServer:
     def __init__(self, model: Any, tokenizer: Any, dialect: str = "vllm",
                  max_logprobs: int = 20, fail_times: int = 0, fail_status: int = 503,
                  delay: float = 0.0, name: str = "tiny-model", max_model_len: int = 256) -> None:
-        if dialect not in ("vllm", "llama.cpp"):
-            raise ValueError(f"dialect must be 'vllm' or 'llama.cpp'; got {dialect!r}")
+        if dialect not in ("vllm", "sglang", "llama.cpp"):
+            raise ValueError(f"dialect must be 'vllm', 'sglang' or 'llama.cpp'; got {dialect!r}")
         self.model, self.tokenizer, self.dialect = model, tokenizer, dialect
         self.max_logprobs, self.fail_times, self.fail_status = max_logprobs, fail_times, fail_status
         self.delay, self.name, self.max_model_len = delay, name, max_model_len
@@ -105,6 +106,9 @@ class FakeServer:
                       ("POST", "/detokenize"): self._detokenize}
             if self.dialect == "vllm":
                 routes[("POST", "/v1/completions")] = self._completions
+            elif self.dialect == "sglang":  # native API only; no tokenizer endpoints
+                routes = {("GET", "/v1/models"): self._models,
+                          ("POST", "/generate"): self._sglang_generate}
             else:
                 routes.update({("GET", "/props"): self._props,
                                ("POST", "/completion"): self._llama_completion})
@@ -165,8 +169,8 @@ class FakeServer:
     # ------------------------------------------------------------------ routes
     def _models(self, _body):
         card = {"id": self.name, "object": "model"}
-        if self.dialect == "vllm":
-            card.update(owned_by="vllm", max_model_len=self.max_model_len)
+        if self.dialect in ("vllm", "sglang"):
+            card.update(owned_by=self.dialect, max_model_len=self.max_model_len)
         else:
             card.update(owned_by="llamacpp", meta={"n_vocab": self.vocab,
                                                    "n_ctx_train": self.max_model_len})
@@ -224,6 +228,25 @@ class FakeServer:
             choice["prompt_logprobs"] = rows
         return 200, {"id": "cmpl-fake", "object": "text_completion", "model": self.name,
                      "choices": [choice]}
+
+    def _sglang_generate(self, body):
+        ids, n = body["input_ids"], body.get("top_logprobs_num", 0)
+        sampling = body.get("sampling_params") or {}
+        steps = self._generate(ids, sampling.get("max_new_tokens", 16),
+                               sampling.get("temperature", 1.0), sampling.get("top_k"),
+                               sampling.get("sampling_seed"), sampling.get("ignore_eos", False))
+        meta: dict[str, Any] = {
+            "output_token_logprobs": [[float(lp[t]), t, None] for t, lp in steps],
+            "output_top_logprobs": [[[v, i, None] for i, v in self._top(lp, n)]
+                                    for _, lp in steps]}
+        start = body.get("logprob_start_len", -1)
+        if start is not None and start >= 0:
+            logp = self._logprobs(ids)
+            meta["input_token_logprobs"] = [[None, ids[0], None]] + [
+                [float(logp[p - 1, ids[p]]), ids[p], None] for p in range(1, len(ids))]
+            meta["input_top_logprobs"] = [None] + [
+                [[v, i, None] for i, v in self._top(logp[p - 1], n)] for p in range(1, len(ids))]
+        return 200, {"text": self.tokenizer.decode([t for t, _ in steps]), "meta_info": meta}
 
     def _llama_completion(self, body):
         ids, n = body["prompt"], body.get("n_probs", 0)

@@ -143,6 +143,22 @@ def test_llamacpp_dialect_greedy_matches_local(model, tokenizer, local):
         session.backend.close()
 
 
+def test_sglang_dialect_greedy_and_token_table_match_local(model, tokenizer, local):
+    with FakeServer(model, tokenizer, dialect="sglang", max_logprobs=VOCAB) as server:
+        with pytest.raises(ServerLacks, match="pass tokenizer="):
+            iv.Session.connect(server.url, vocab_size=VOCAB)  # no /tokenize to stand in
+        session = iv.Session.connect(server.url, tokenizer=tokenizer, top_logprobs="full")
+        assert session.backend.dialect.name == "sglang"
+        remote = session.generate(PROMPT, max_new_tokens=6)
+        assert tokens_of(remote) == tokens_of(local.generate(PROMPT, max_new_tokens=6))
+        got, want = session.token_table("t5 t17 t20 t30"), local.token_table("t5 t17 t20 t30")
+        assert got["logprob"].tolist() == pytest.approx(want["logprob"].tolist(), abs=1e-5)
+        assert got["rank"].tolist() == want["rank"].tolist()
+        fast = session.generate(PROMPT, max_new_tokens=4, server_side=True)
+        assert tokens_of(fast) == tokens_of(local.generate(PROMPT, max_new_tokens=4))
+        session.backend.close()
+
+
 def test_server_tokenizer_stands_in_when_none_is_given(vllm, local):
     session = iv.Session.connect(vllm.url, vocab_size=VOCAB)
     assert session.encode(PROMPT) == local.encode(PROMPT)
