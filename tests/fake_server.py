@@ -7,7 +7,8 @@ llama.cpp dialect (``/completion`` with ``n_probs``, ``/props``, ``/tokenize``,
 ``top_logprobs_num``, ``logprob_start_len``), computing real log-probabilities with a full forward of the model. Knobs:
 ``max_logprobs`` (the top-N cap, like vLLM's ``--max-logprobs``), ``fail_times`` and
 ``fail_status`` (answer the first POSTs with 429/503), ``delay`` (seconds a request takes, so
-overlapping requests can be seen: ``max_in_flight`` records the most at once).
+overlapping requests can be seen: ``max_in_flight`` records the most at once),
+``stream_delay`` (seconds between the events of a ``"stream": true`` reply).
 
     with FakeServer(model, tokenizer, dialect="vllm") as server:
         session = iv.Session.connect(server.url, tokenizer=tokenizer)
@@ -24,15 +25,25 @@ from typing import Any
 import torch
 
 
+class Stream(list):
+    """Events a route sends as server-sent events (``"stream": true``), ``stream_delay`` apart."""
+
+    def __init__(self, events: list, done: bool) -> None:
+        super().__init__(events)
+        self.done = done  # vLLM ends with "data: [DONE]"; llama.cpp just closes
+
+
 class FakeServer:
     def __init__(self, model: Any, tokenizer: Any, dialect: str = "vllm",
                  max_logprobs: int = 20, fail_times: int = 0, fail_status: int = 503,
-                 delay: float = 0.0, name: str = "tiny-model", max_model_len: int = 256) -> None:
+                 delay: float = 0.0, name: str = "tiny-model", max_model_len: int = 256,
+                 stream_delay: float = 0.0) -> None:
         if dialect not in ("vllm", "sglang", "llama.cpp"):
             raise ValueError(f"dialect must be 'vllm', 'sglang' or 'llama.cpp'; got {dialect!r}")
         self.model, self.tokenizer, self.dialect = model, tokenizer, dialect
         self.max_logprobs, self.fail_times, self.fail_status = max_logprobs, fail_times, fail_status
         self.delay, self.name, self.max_model_len = delay, name, max_model_len
+        self.stream_delay = stream_delay
         self.vocab = int(model.config.vocab_size)
         self.requests: list[tuple[str, dict]] = []  # (path, body) of every POST
         self.failed = 0
@@ -121,8 +132,18 @@ class FakeServer:
             with self._lock:
                 self.in_flight -= 1
 
-    @staticmethod
-    def _reply(handler, status: int, payload: Any, headers: dict | None = None) -> None:
+    def _reply(self, handler, status: int, payload: Any, headers: dict | None = None) -> None:
+        if isinstance(payload, Stream):
+            handler.send_response(status)
+            handler.send_header("Content-Type", "text/event-stream")
+            handler.end_headers()
+            for event in payload:
+                handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                handler.wfile.flush()
+                time.sleep(self.stream_delay)
+            if payload.done:
+                handler.wfile.write(b"data: [DONE]\n\n")
+            return
         data = json.dumps(payload).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
@@ -214,6 +235,15 @@ class FakeServer:
             choice["logprobs"] = {"tokens": [key(t) for t, _ in steps],
                                   "token_logprobs": [float(lp[t]) for t, lp in steps],
                                   "top_logprobs": tops}
+        if body.get("stream"):
+            return 200, Stream([{"choices": [{"index": 0, "text": self.tokenizer.decode([t]),
+                                              "logprobs": {"tokens": [tok],
+                                                           "token_logprobs": [lp],
+                                                           "top_logprobs": [top]}}]}
+                                for (t, _), tok, lp, top in zip(
+                                    steps, choice["logprobs"]["tokens"],
+                                    choice["logprobs"]["token_logprobs"],
+                                    choice["logprobs"]["top_logprobs"])], done=True)
         if body.get("prompt_logprobs") is not None:
             logp = self._logprobs(ids)
             rows: list[Any] = [None]
@@ -264,6 +294,11 @@ class FakeServer:
         probs = [{**entry(t, float(lp[t])),
                   "top_logprobs": [entry(i, v) for i, v in self._top(lp, n)]}
                  for t, lp in steps] if n else []
+        if body.get("stream"):
+            return 200, Stream([{"content": self.tokenizer.decode([t]), "stop": False,
+                                 "completion_probabilities": [row]}
+                                for (t, _), row in zip(steps, probs)]
+                               + [{"content": "", "stop": True}], done=False)
         return 200, {"content": self.tokenizer.decode([t for t, _ in steps]),
                      "tokens": [t for t, _ in steps], "stop": True,
                      "completion_probabilities": probs}

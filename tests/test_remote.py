@@ -251,6 +251,22 @@ def test_server_side_greedy_writes_path_and_siblings_in_one_request(top5, local,
     assert all(n.meta.get("strategy") == "greedy" for n in path[1:])
 
 
+@pytest.mark.parametrize("dialect", ["vllm", "llama.cpp"])
+def test_server_side_generation_streams_tokens_into_the_tree_as_they_arrive(model, tokenizer,
+                                                                           local, dialect):
+    with FakeServer(model, tokenizer, dialect=dialect, stream_delay=0.05) as server:
+        session = iv.Session.connect(server.url, tokenizer=tokenizer, top_logprobs=3)
+        tree = session.tree(PROMPT)
+        seen: list[tuple[int, int]] = []  # (node depth, requests still in flight)
+        tree.on_change(lambda ids: seen.append((tree.node(ids[0]).depth, server.in_flight)))
+        res = session.generate(tree, max_new_tokens=4, server_side=True)
+        assert server.requests[-1][1]["stream"] is True
+        assert [depth for depth, _ in seen] == [1, 2, 3, 4]
+        assert seen[0][1] == 1  # the first token was in the tree while the reply streamed on
+        assert tokens_of(res) == tokens_of(local.generate(PROMPT, max_new_tokens=4))
+        session.backend.close()
+
+
 def test_server_side_sampling_is_reproducible_with_a_seed(full):
     a = full.generate(PROMPT, strategy="sample", max_new_tokens=5, seed=7, server_side=True)
     b = full.generate(PROMPT, strategy="sample", max_new_tokens=5, seed=7, server_side=True)

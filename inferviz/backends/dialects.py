@@ -131,17 +131,20 @@ class VLLM(Dialect):
         return steps
 
     def generate(self, http, model, ids, max_new_tokens, n, settings, seed, stop_at_eos):
-        extra = {"max_tokens": max_new_tokens, "logprobs": n, "ignore_eos": not stop_at_eos,
-                 **_sampling(settings)}
+        """Streamed: yields each token's Step as the server sends it."""
+        body = {"model": model, "prompt": list(ids), "max_tokens": max_new_tokens,
+                "logprobs": n, "ignore_eos": not stop_at_eos, "skip_special_tokens": False,
+                "return_tokens_as_token_ids": True, **_sampling(settings)}
         if seed is not None:
-            extra["seed"] = seed
-        logprobs = self._completion(http, model, ids, extra).get("logprobs") or {}
-        steps = []
-        for key, lp, top in zip(logprobs.get("tokens") or [], logprobs.get("token_logprobs")
-                                or [], logprobs.get("top_logprobs") or []):
-            steps.append(Step({_token_id(k): float(v) for k, v in (top or {}).items()},
-                              _token_id(key), float(lp)))
-        return steps
+            body["seed"] = seed
+        for event in http.stream("/v1/completions", body):
+            for choice in event.get("choices") or []:
+                logprobs = choice.get("logprobs") or {}
+                for key, lp, top in zip(logprobs.get("tokens") or [],
+                                        logprobs.get("token_logprobs") or [],
+                                        logprobs.get("top_logprobs") or []):
+                    yield Step({_token_id(k): float(v) for k, v in (top or {}).items()},
+                               _token_id(key), float(lp))
 
     def tokenize(self, http, model, text, add_special):
         reply = http.post("/tokenize", {"model": model, "prompt": text,
@@ -237,10 +240,13 @@ class LlamaCpp(Dialect):
     # Sampler settings llama.cpp would otherwise apply by default (top_k=40, min_p=0.05, ...).
     NEUTRAL = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.0}
 
-    def _completion(self, http, ids, n_predict, n, extra):
-        body = {"prompt": list(ids), "n_predict": n_predict, "n_probs": n,
+    def _body(self, ids, n_predict, n, extra):
+        return {"prompt": list(ids), "n_predict": n_predict, "n_probs": n,
                 "post_sampling_probs": False, "cache_prompt": True, "return_tokens": True,
-                "stream": False, **self.NEUTRAL, **extra}
+                **self.NEUTRAL, **extra}
+
+    def _completion(self, http, ids, n_predict, n, extra):
+        body = {**self._body(ids, n_predict, n, extra), "stream": False}
         return http.post("/completion", body).get("completion_probabilities") or []
 
     def next_token(self, http, model, ids, n):
@@ -256,14 +262,13 @@ class LlamaCpp(Dialect):
         extra = {**_sampling(settings), "ignore_eos": not stop_at_eos}
         if seed is not None:
             extra["seed"] = seed
-        steps = []
-        for row in self._completion(http, ids, max_new_tokens, n, extra):
-            step = Step({}, int(row["id"]), float(row["logprob"]))
-            step.top = _llama_top(row.get("top_logprobs"), step.pieces)
-            if row.get("bytes") is not None:
-                step.pieces[int(row["id"])] = bytes(row["bytes"])
-            steps.append(step)
-        return steps
+        for event in http.stream("/completion", self._body(ids, max_new_tokens, n, extra)):
+            for row in event.get("completion_probabilities") or []:  # streamed: yield as sent
+                step = Step({}, int(row["id"]), float(row["logprob"]))
+                step.top = _llama_top(row.get("top_logprobs"), step.pieces)
+                if row.get("bytes") is not None:
+                    step.pieces[int(row["id"])] = bytes(row["bytes"])
+                yield step
 
     def tokenize(self, http, model, text, add_special):
         reply = http.post("/tokenize", {"content": text, "add_special": add_special})

@@ -42,6 +42,31 @@ class HttpClient:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self._request("POST", path, body)
 
+    def stream(self, path: str, body: dict[str, Any]):
+        """POST ``body`` with ``"stream": true`` and yield each server-sent event's JSON as it
+        arrives (``data: {...}`` lines, up to ``data: [DONE]``). Busy answers are retried
+        before the first event, as in :meth:`post`."""
+        import json
+
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            with self._client.stream("POST", path, json={**body, "stream": True}) as response:
+                if response.status_code in RETRY_STATUS and not last:
+                    self._wait(attempt, response.headers.get("retry-after"))
+                    continue
+                if response.status_code >= 400:
+                    response.read()
+                    raise ServerError(f"POST {self.base_url}{path} answered "
+                                      f"{response.status_code}: {response.text[:500]}")
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[len("data:"):].strip()
+                    if payload == "[DONE]":
+                        return
+                    yield json.loads(payload)
+                return
+
     def get(self, path: str) -> Any:
         return self._request("GET", path, None)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -105,15 +105,17 @@ class RemoteBackend:
         return PromptScores(logprobs, ranks, bool(approx.any()))
 
     def generate(self, ids: list[int], max_new_tokens: int, settings: dict[str, Any],
-                 seed: int | None, stop_at_eos: bool) -> list[Step]:
-        """Server-side generation in one request: each step's chosen token and top N."""
-        steps = self._call(self.dialect.generate, ids, max_new_tokens, self.top_logprobs,
-                           settings, seed, stop_at_eos)
-        for step in steps:
+                 seed: int | None, stop_at_eos: bool) -> Iterator[Step]:
+        """Server-side generation in one request: yields each token's Step (its chosen token
+        and top N) as the server streams it (vLLM, llama.cpp) or all at the end (SGLang)."""
+        count = 0
+        for step in self._call(self.dialect.generate, ids, max_new_tokens, self.top_logprobs,
+                               settings, seed, stop_at_eos):
             self.pieces.update(step.pieces)
-        if not steps:
+            count += 1
+            yield step
+        if not count:
             raise ServerLacks("the server generated no tokens with log-probabilities")
-        return steps
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

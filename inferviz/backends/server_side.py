@@ -4,7 +4,8 @@ The server generates every token and returns each one with its top-N alternative
 written into the tree as the path (meta ``strategy``) plus its siblings, with the same numbers
 as the step-by-step path would record (raw log-probabilities exact; ``prob`` and ``entropy``
 from the top N, marked ``approx`` unless N covers the vocabulary). One request instead of one
-per token; the server's own sampler draws the tokens.
+per token; the server's own sampler draws the tokens. Streamed where the server streams (vLLM,
+llama.cpp): each token is written, and listeners (the tree widget) notified, as it arrives.
 """
 
 from __future__ import annotations
@@ -39,10 +40,9 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
                     "top_p": settings.top_p, "min_p": settings.min_p}
     ids = tree.token_ids(start_id)
     session.check_context(ids)
-    steps = backend.generate(ids, max_new_tokens, sampling, seed, stop_at_eos)
     node_id, stop = start_id, "max_new_tokens"
     eos = session.eos_token_ids
-    for step in steps:
+    for step in backend.generate(ids, max_new_tokens, sampling, seed, stop_at_eos):
         top = dict(step.top)
         top.setdefault(step.token_id, step.logprob)
         logprobs, approx = backend.dense([top])
