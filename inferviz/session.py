@@ -45,6 +45,10 @@ class Session:
             self.engine = None
             self.backend: Backend = backend
         else:
+            if model is None:
+                raise TypeError("Session needs a transformers model and its tokenizer; load "
+                                "one with Session.from_pretrained, or use Session.connect for "
+                                "a model on an inference server")
             self.name = name or getattr(model.config, "_name_or_path", "") or "model"
             self.adapter = adapter_for(model)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 from fake_server import FakeServer
 from tiny_models import VOCAB, tiny_model, tiny_tokenizer
 
@@ -320,10 +319,25 @@ def test_a_mismatched_local_tokenizer_is_refused(vllm):
         iv.Session.connect(vllm.url, tokenizer=other)
 
 
-def test_local_backend_hands_the_engine_logits_on_without_a_copy(local):
+def test_local_backend_hands_the_engine_logits_on_without_a_copy(local, monkeypatch):
     tree = local.tree(PROMPT)
+    computed = []
+    real = local.engine.next_logits
+    monkeypatch.setattr(local.engine, "next_logits",
+                        lambda seqs: computed.append(real(seqs)) or computed[-1])
     scores = local.backend.next_token([tree.token_ids(tree.root_id)])
     assert scores.kind == "logits" and scores.approx is None
+    assert scores.scores is computed[-1]
     dists = local.distributions(tree, [tree.root_id])
+    assert dists.logits.data_ptr() == computed[-1].data_ptr()  # the engine's own tensor
+    local.expand(tree, tree.root_id, k=2)
     assert dists.approx is None and "approx" not in tree.to_pandas().columns
-    assert torch.allclose(dists.logits, scores.scores)
+
+
+def test_session_without_a_model_or_backend_says_how_to_make_one(tokenizer):
+    with pytest.raises(TypeError, match="Session.connect"):
+        iv.Session(None, tokenizer)
+
+
+def test_server_lacks_is_a_value_error_exported_at_the_top_level():
+    assert iv.ServerLacks is ServerLacks and issubclass(ServerLacks, ValueError)

@@ -146,6 +146,11 @@ class ServerTokenizer:
     def __len__(self) -> int:
         return self.backend.vocab_size
 
+    def get_vocab(self) -> dict[str, int]:
+        raise ServerLacks("the server's tokenizer cannot list its vocabulary; pass "
+                          "tokenizer=... (the served model's folder or hub id) to "
+                          "Session.connect")
+
 
 class RemoteTokenBytes:
     """``id -> bytes`` for a remote session: the bytes the server sent with a token (exact),
