@@ -341,3 +341,15 @@ def test_session_without_a_model_or_backend_says_how_to_make_one(tokenizer):
 
 def test_server_lacks_is_a_value_error_exported_at_the_top_level():
     assert iv.ServerLacks is ServerLacks and issubclass(ServerLacks, ValueError)
+
+
+@pytest.mark.parametrize("strategy, params", [
+    ("sample", dict(temperature=0.8)), ("top_p", dict(top_p=0.9)), ("min_p", dict(min_p=0.1)),
+    ("smc", dict(particles=4, top_k=3)), ("bfs", dict(k=2, depth=2)),
+    ("threshold", dict(k=3)), ("beam", dict(num_beams=2)),
+])
+def test_every_strategy_runs_over_a_top_n_server_and_marks_its_nodes(top5, strategy, params):
+    res = top5.generate(PROMPT, strategy=strategy, max_new_tokens=3, seed=0, **params)
+    df = res.tree.to_pandas().iloc[1:]
+    assert len(df) and df["approx"].all()
+    assert df["raw_logprob"].map(math.isfinite).all() and (df["prob"] >= 0).all()
