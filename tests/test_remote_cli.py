@@ -68,3 +68,30 @@ def test_explorer_runs_against_a_server_and_explains_the_missing_lens(pair):
         explorer._refresh_lens()
         assert "hidden state" in explorer.lens_box.children[0].value
         session.backend.close()
+
+
+def test_dashboard_notebook_for_a_server_runs_top_to_bottom(pair, tmp_path, monkeypatch):
+    import os
+    import sys
+    from pathlib import Path
+
+    nbclient = pytest.importorskip("nbclient")
+    from inferviz.widgets.dashboard import write_dashboard
+
+    model, tok = pair
+    root = Path(__file__).resolve().parents[1]  # the kernel imports this checkout's inferviz
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH",
+                                                                                "")]))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent),
+                                                os.environ.get("PATH", "")]))
+    with FakeServer(model, tok, dialect="llama.cpp") as server:
+        path = write_dashboard(tmp_path / "dashboard.ipynb", {"base_url": server.url})
+        import nbformat
+
+        nb = nbformat.read(str(path), as_version=4)
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+        assert any(body["prompt"] for path_, body in server.requests if path_ == "/completion")
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
