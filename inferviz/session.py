@@ -55,7 +55,7 @@ class Session:
             self.engine = Engine(model, kv_budget_tokens=kv_budget_tokens, pad_token_id=pad,
                                  compile=compile)
             self.backend = LocalBackend(model, self.engine, self.name)
-        self.token_bytes = TokenBytes(tokenizer) if backend is None else None
+        self.token_bytes = TokenBytes(tokenizer) if backend is None else None  # connect() sets it
         self.load_seconds: float | None = None
         self.source = ""
 
