@@ -16,6 +16,7 @@ _LAZY = {
     "LensResult": "inferviz.lens",
     "SamplerSettings": "inferviz.processors",
     "RequestBatcher": "inferviz.batching",
+    "ServerLacks": "inferviz.backends",
     "TreeWidget": "inferviz.widgets",
     "LensWidget": "inferviz.widgets",
 }

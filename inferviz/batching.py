@@ -3,8 +3,9 @@
 Widget clicks, several explorers or several threads each ask for the children of one node. A
 :class:`RequestBatcher` queues them; its worker thread takes the first waiting request, waits up
 to ``batch_timeout`` seconds for more (at most ``batch_size`` in all: InferActive's two knobs),
-computes every node's next-token logits in one engine call (rows may come from different trees;
-identical rows are computed once), and records each node's top-``k`` children into its own tree
+computes every node's next-token scores in one backend call (one forward locally, requests all
+in flight together on a server; rows may come from different trees; identical rows are computed
+once), and records each node's top-``k`` children into its own tree
 before resolving that request's future. Children are keyed by token id, so two requests for the
 same node never duplicate a child.
 
@@ -146,7 +147,7 @@ class RequestBatcher:
         if not live:
             return
         try:
-            logits = self.session.engine.next_logits([r.seq for r in live])
+            scores = self.session.backend.next_token([r.seq for r in live])
         except BaseException as err:  # every waiting caller hears about it
             for request in live:
                 request.future.set_exception(err)
@@ -162,7 +163,7 @@ class RequestBatcher:
             try:
                 dists = self.session.sequence_distributions(
                     [r.seq for r in requests], [r.node_id for r in requests],
-                    requests[0].settings, logits=logits[rows])
+                    requests[0].settings, scores=scores.rows(rows))
             except BaseException as err:
                 for request in requests:
                     request.future.set_exception(err)

@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template")
     gen.add_argument("--device", default="auto")
+    _server_options(gen)
 
     info = sub.add_parser("info", help="versions, device and model details")
     info.add_argument("--model", default="default")
@@ -32,7 +33,24 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="serve the explorer dashboard with Voila")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8866)
+    _server_options(demo)
     return parser
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", default=None, metavar="URL",
+                        help="an inference server (vLLM, SGLang, llama.cpp) instead of a local "
+                             "model; see docs/remote.md")
+    parser.add_argument("--tokenizer", default=None,
+                        help="with --server: the model's tokenizer (folder or hub id); "
+                             "default: the server's /tokenize")
+    parser.add_argument("--top-logprobs", default="20",
+                        help="with --server: tokens asked per distribution, or 'full'")
+
+
+def _connect_kwargs(args: argparse.Namespace) -> dict:
+    top = args.top_logprobs if args.top_logprobs == "full" else int(args.top_logprobs)
+    return {"tokenizer": args.tokenizer, "top_logprobs": top}
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -40,7 +58,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from .session import Session
 
-    session = Session.from_pretrained(args.model, device=args.device)
+    if args.server:
+        session = Session.connect(args.server, **_connect_kwargs(args))
+    else:
+        session = Session.from_pretrained(args.model, device=args.device)
     prompt = session.chat_prompt(args.prompt) if args.chat else args.prompt
     sampler = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k),
                                  ("top_p", args.top_p), ("min_p", args.min_p)) if v is not None}
@@ -53,15 +74,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     def stream(node_ids: list[int]) -> None:
         for node_id in node_ids:
+            if "strategy" not in tree.node(node_id).meta:  # a server's sibling, not the path
+                continue
             sys.stdout.write(tree.node(node_id).token)
         sys.stdout.flush()
 
     sys.stdout.write(args.prompt if not args.chat else "")
     tree.on_change(stream)
+    from .backends.server_side import SERVER_STRATEGIES
+
+    on_server = bool(args.server) and strategy in SERVER_STRATEGIES  # one request
     result = session.generate(tree, strategy=strategy, max_new_tokens=args.max_new_tokens,
-                              seed=args.seed, **sampler)
+                              seed=args.seed, server_side=on_server, **sampler)
     sys.stdout.write("\n\n")
-    table = session.token_table(tree, result.node_id)
+    try:
+        table = session.token_table(tree, result.node_id)
+    except ValueError as err:  # a server without prompt log-probabilities
+        print(f"(no per-token table: {err})\nstop: {result.stop_reason}   strategy: {strategy}")
+        return 0
     shown = table[["position", "token", "prob", "logprob", "rank", "entropy", "top_tokens"]]
     with pd.option_context("display.max_rows", 500, "display.width", 160,
                            "display.max_colwidth", 60):
@@ -103,7 +133,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .widgets.dashboard import serve
 
-    serve(host=args.host, port=args.port)
+    server = None
+    if args.server:
+        server = {"base_url": args.server, **_connect_kwargs(args)}
+    serve(host=args.host, port=args.port, server=server)
     return 0
 
 

@@ -19,6 +19,11 @@ class Distributions:
     logprobs  [B, V] raw log-probabilities (log_softmax of logits)
     probs     [B, V] probabilities after the processors (filtered tokens exactly 0)
     entropy   [B]    entropy of the raw distribution, nats
+    approx    [B]    bool, or None when every row is a full distribution: rows that hold only
+                     a backend's top N (a server). There ``logits`` = ``logprobs`` (raw, exact
+                     for the N tokens, -inf for the others), ``probs`` are the processors
+                     applied to those N (approximate) and ``entropy`` sums over them (a lower
+                     bound); recorded nodes carry meta ``approx``.
     """
 
     parent_ids: list[int]
@@ -26,6 +31,7 @@ class Distributions:
     logprobs: torch.Tensor
     probs: torch.Tensor
     entropy: torch.Tensor
+    approx: torch.Tensor | None = None
 
     @classmethod
     def from_logits(cls, parent_ids: list[int], logits: torch.Tensor,
@@ -35,6 +41,15 @@ class Distributions:
         entropy = -(logprobs.exp() * logprobs.nan_to_num(neginf=0.0)).sum(-1)
         return cls(parent_ids, logits, logprobs, probs, entropy)
 
+    @classmethod
+    def from_logprobs(cls, parent_ids: list[int], logprobs: torch.Tensor, probs: torch.Tensor,
+                      approx: torch.Tensor | None) -> "Distributions":
+        """Rows of raw log-probabilities as a backend returned them (-inf where unknown):
+        not renormalised, so the known tokens keep their exact log-probabilities."""
+        logprobs = logprobs.float()
+        entropy = -(logprobs.exp() * logprobs.nan_to_num(neginf=0.0)).sum(-1)
+        return cls(parent_ids, logprobs, logprobs, probs, entropy, approx)
+
     def ranks(self, row: int, token_ids: torch.Tensor | list[int]) -> list[int]:
         """0-based rank of each token under the raw distribution of ``row`` (ties share a rank)."""
         ids = torch.as_tensor(token_ids, dtype=torch.long)
@@ -42,7 +57,10 @@ class Distributions:
         return (self.logits[row].unsqueeze(0) > chosen.unsqueeze(1)).sum(-1).tolist()
 
     def top_k(self, row: int, k: int) -> list[int]:
-        """The ``k`` most likely tokens of ``row`` under the raw distribution, best first."""
+        """The ``k`` most likely tokens of ``row`` under the raw distribution, best first
+        (fewer where a backend returned fewer than ``k`` tokens)."""
+        if self.approx is not None and bool(self.approx[row]):
+            k = min(k, int(torch.isfinite(self.logits[row]).sum()))
         return torch.topk(self.logits[row], k).indices.tolist()
 
 
@@ -55,6 +73,9 @@ def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: 
     logprobs = dists.logprobs[row, token_ids].tolist()
     probs = dists.probs[row, token_ids].tolist()
     entropy = float(dists.entropy[row])
+    if dists.approx is not None:  # a server's distribution: say whether it was truncated
+        flag = {"approx": bool(dists.approx[row])}
+        metas = [{**(metas[j] if metas else {}), **flag} for j in range(len(token_ids))]
     out = []
     for j, tok in enumerate(token_ids):
         out.append(tree.add_child(

@@ -12,6 +12,7 @@ import torch
 
 from . import models
 from .adapter import adapter_for
+from .backends import Backend, LocalBackend, NextTokenScores, ServerLacks
 from .engine import Engine
 from .logit_check import check_logits
 from .processors import SamplerSettings, processed_probs
@@ -23,12 +24,15 @@ from .validate import check_int, check_node_ids, check_prompt
 
 
 class Session:
-    """Holds ``model``, ``tokenizer`` and an :class:`~inferviz.engine.Engine` whose KV cache is
-    shared by every tree grown from this session."""
+    """Holds ``model``, ``tokenizer`` and a :class:`~inferviz.backends.Backend` giving
+    next-token distributions: locally an :class:`~inferviz.engine.Engine` whose KV cache is
+    shared by every tree grown from this session (``session.engine``), or an inference server
+    (:meth:`connect`: ``model``, ``engine`` and ``adapter`` are None)."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "",
                  kv_budget_tokens: int | None = None, batch_size: int = 16,
-                 batch_timeout: float = 0.005, compile: bool | str = False) -> None:
+                 batch_timeout: float = 0.005, compile: bool | str = False,
+                 backend: Backend | None = None) -> None:
         from .batching import check_batch_args
 
         self._batch_args = check_batch_args(batch_size, batch_timeout)
@@ -36,12 +40,24 @@ class Session:
         self._batcher_lock = threading.Lock()
         self.model = model
         self.tokenizer = tokenizer
-        self.name = name or getattr(model.config, "_name_or_path", "") or "model"
-        self.adapter = adapter_for(model)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.engine = Engine(model, kv_budget_tokens=kv_budget_tokens, pad_token_id=pad,
-                             compile=compile)
-        self.token_bytes = TokenBytes(tokenizer)
+        self._eos_token_ids: set[int] = set()
+        if backend is not None:  # a server: see connect()
+            self.name = name or backend.name
+            self.adapter = None
+            self.engine = None
+            self.backend: Backend = backend
+        else:
+            if model is None:
+                raise TypeError("Session needs a transformers model and its tokenizer; load "
+                                "one with Session.from_pretrained, or use Session.connect for "
+                                "a model on an inference server")
+            self.name = name or getattr(model.config, "_name_or_path", "") or "model"
+            self.adapter = adapter_for(model)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            self.engine = Engine(model, kv_budget_tokens=kv_budget_tokens, pad_token_id=pad,
+                                 compile=compile)
+            self.backend = LocalBackend(model, self.engine, self.name)
+        self.token_bytes = TokenBytes(tokenizer) if backend is None else None  # connect() sets it
         self.load_seconds: float | None = None
         self.source = ""
 
@@ -63,16 +79,47 @@ class Session:
         session.source = loaded.source
         return session
 
+    @classmethod
+    def connect(cls, base_url: str, model: str | None = None, tokenizer: Any = None,
+                api_key: str | None = None, top_logprobs: int | str = 20,
+                timeout: float = 60.0, max_retries: int = 5, concurrency: int = 16,
+                dialect: str = "auto", vocab_size: int | None = None,
+                eos_token_ids: list[int] | None = None, backoff: float = 0.2,
+                batch_size: int = 16, batch_timeout: float = 0.005) -> "Session":
+        """A session over an OpenAI-compatible inference server (vLLM, SGLang, llama.cpp
+        server): see docs/remote.md. ``tokenizer``: a local transformers tokenizer (object,
+        folder or hub id), else the server's /tokenize. ``top_logprobs``: tokens asked for
+        each distribution (``"full"``: the whole vocabulary, exact where the server allows)."""
+        from .backends.connect import open_connection
+
+        conn = open_connection(base_url, model=model, tokenizer=tokenizer, api_key=api_key,
+                               top_logprobs=top_logprobs, timeout=timeout,
+                               max_retries=max_retries, concurrency=concurrency,
+                               dialect=dialect, vocab_size=vocab_size,
+                               eos_token_ids=eos_token_ids, backoff=backoff)
+        session = cls(None, conn.tokenizer, backend=conn.backend, batch_size=batch_size,
+                      batch_timeout=batch_timeout)
+        session.token_bytes = conn.token_bytes
+        session._eos_token_ids = conn.eos_token_ids
+        session.source = conn.backend.http.base_url
+        return session
+
     @property
     def device(self) -> torch.device:
-        return self.engine.device
+        return self.engine.device if self.engine is not None else torch.device("cpu")
 
     @property
     def vocab_size(self) -> int:
-        return int(self.model.get_output_embeddings().weight.shape[0])
+        return self.backend.vocab_size
+
+    @property
+    def is_remote(self) -> bool:
+        return self.backend.is_remote
 
     @property
     def eos_token_ids(self) -> set[int]:
+        if self.model is None:
+            return set(self._eos_token_ids)
         ids = self.model.generation_config.eos_token_id
         if ids is None:
             ids = self.tokenizer.eos_token_id
@@ -81,6 +128,8 @@ class Session:
         return {int(i) for i in (ids if isinstance(ids, (list, tuple)) else [ids])}
 
     def __repr__(self) -> str:
+        if self.engine is None:
+            return f"Session(model={self.name!r}, backend={self.backend!r})"
         return (f"Session(model={self.name!r}, family={self.adapter.family!r}, "
                 f"device={str(self.device)!r}, dtype={str(self.engine.dtype)!r})")
 
@@ -115,10 +164,10 @@ class Session:
         ids = self.encode(prompt)
         if not ids:
             raise ValueError("prompt encodes to no tokens; give some text")
-        if len(ids) >= self.engine.max_positions:
+        if len(ids) >= self.backend.max_positions:
             raise ValueError(
                 f"prompt is {len(ids)} tokens, longer than the model's context "
-                f"({self.engine.max_positions}); shorten it")
+                f"({self.backend.max_positions}); shorten it")
         return TokenTree(prompt, ids, model=self.name)
 
     def distributions(self, tree: TokenTree, node_ids: list[int],
@@ -130,28 +179,34 @@ class Session:
 
     def sequence_distributions(self, seqs: list[list[int]], parent_ids: list[int],
                                settings: SamplerSettings | None = None,
-                               logits: torch.Tensor | None = None) -> Distributions:
+                               logits: torch.Tensor | None = None,
+                               scores: NextTokenScores | None = None) -> Distributions:
         """Next-token distributions after each token-id sequence (rows may come from several
-        trees: the request batcher uses this). ``logits`` ``[B, V]``: raw logits already
-        computed for ``seqs`` (by one forward shared with other rows); None runs the engine."""
+        trees: the request batcher uses this). ``scores`` (or raw ``logits`` ``[B, V]``):
+        already computed for ``seqs`` (shared with other rows); None asks the backend."""
         settings = settings or SamplerSettings()
-        if logits is None:
+        if scores is None and logits is not None:
+            scores = NextTokenScores(logits)
+        if scores is None:
             for seq in seqs:
                 self.check_context(seq)
-            logits = self.engine.next_logits(seqs)
-        check_logits(logits, "node", parent_ids)
+            scores = self.backend.next_token(seqs)
+        check_logits(scores.scores, "node", parent_ids)
         input_ids = None
         if settings.repetition_penalty is not None:
             width = max(len(s) for s in seqs)
             input_ids = torch.tensor([[s[0]] * (width - len(s)) + s for s in seqs])
-        probs = processed_probs(logits, settings, input_ids)
-        return Distributions.from_logits(list(parent_ids), logits, probs)
+        probs = processed_probs(scores.scores, settings, input_ids)
+        if scores.kind == "logits":
+            return Distributions.from_logits(list(parent_ids), scores.scores, probs)
+        return Distributions.from_logprobs(list(parent_ids), scores.scores, probs,
+                                           scores.approx)
 
     def check_context(self, seq: list[int]) -> None:
         """ValueError if a node with these token ids cannot be expanded (context full)."""
-        if len(seq) >= self.engine.max_positions:
+        if len(seq) >= self.backend.max_positions:
             raise ValueError(f"node at {len(seq)} tokens reached the model's context "
-                             f"({self.engine.max_positions}); cannot expand further")
+                             f"({self.backend.max_positions}); cannot expand further")
 
     def expand(self, tree: TokenTree, node_ids: int | list[int], k: int = 5,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
@@ -203,14 +258,31 @@ class Session:
         """Each layer's next-token guess at each position: see :func:`inferviz.lens.logit_lens`."""
         from .lens import logit_lens
 
+        if self.adapter is None:
+            raise ServerLacks(f"the logit lens reads every layer's hidden state, and the "
+                              f"server behind this session ({self.backend!r}) returns only "
+                              f"log-probabilities; load the model locally with "
+                              f"Session.from_pretrained to use the lens")
         if isinstance(text_or_tree, tuple):
             text_or_tree, node_id = text_or_tree
         return logit_lens(self, text_or_tree, node_id=node_id, k=k)
 
     def generate(self, prompt: str | TokenTree, strategy: str = "greedy",
-                 max_new_tokens: int = 32, seed: int | None = None, **params: Any):
-        """Run a decoding strategy; see :mod:`inferviz.strategies` for names and parameters."""
+                 max_new_tokens: int = 32, seed: int | None = None,
+                 server_side: bool = False, **params: Any):
+        """Run a decoding strategy; see :mod:`inferviz.strategies` for names and parameters.
+        ``server_side=True`` (a connected session; greedy and sampling): the server generates
+        in one request, each token written with its top-N siblings (docs/remote.md)."""
         from .strategies import run_strategy
+
+        if not isinstance(server_side, bool):
+            raise TypeError(f"server_side must be a bool; got {server_side!r}")
+        if server_side:
+            from .backends.server_side import generate_on_server
+
+            tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
+            return generate_on_server(self, tree, params.pop("start_id", tree.root_id),
+                                      strategy, max_new_tokens, seed, params)
 
         return run_strategy(self, prompt, strategy=strategy, max_new_tokens=max_new_tokens,
                             seed=seed, **params)

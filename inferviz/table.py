@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 
-from .logit_check import check_logits
 from .tree import TokenTree, readable_token
 from .validate import resolve_token_ids
 
@@ -22,20 +21,25 @@ def token_table(session: Any, text_or_tree: str | TokenTree, node_id: int | None
 
     For a text, every token after the first is scored; for ``(tree, node_id)`` the generated
     tokens on the path to the node are. ``df.attrs["perplexity"]`` is exp of the mean negative
-    log-likelihood of the scored tokens."""
+    log-likelihood of the scored tokens.
+
+    Over a server (``Session.connect``) the scores come from its prompt log-probabilities and
+    a boolean ``approx`` column says whether only its top N were known (then ``entropy`` and
+    the alternatives cover those N)."""
     import pandas as pd
 
     ids, first = resolve_token_ids(session, text_or_tree, node_id)
     rows: list[dict[str, Any]] = []
+    approx = False
     if len(ids) > first:
-        input_ids = torch.tensor([ids], device=session.device)
-        logits = session.model(input_ids=input_ids).logits[0].float().cpu()  # [T, V]
-        check_logits(logits[first - 1 : len(ids) - 1], "position",
-                     range(first - 1, len(ids) - 1))
-        logprobs = torch.log_softmax(logits, dim=-1)[first - 1 : len(ids) - 1]
+        scored = session.backend.prompt_scores(ids)  # [T-1, V] raw log-probabilities
+        logprobs = scored.logprobs[first - 1 : len(ids) - 1]
+        approx = scored.approx
         targets = torch.tensor(ids[first:])
         chosen = logprobs.gather(1, targets[:, None])[:, 0]
         ranks = (logprobs > chosen[:, None]).sum(-1)
+        if scored.ranks is not None:  # the server's own ranks: exact beyond its top N
+            ranks = scored.ranks[first - 1 : len(ids) - 1]
         entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(-1)
         top = torch.topk(logprobs, TOP_ALTERNATIVES, dim=-1)
         for j, tok in enumerate(targets.tolist()):
@@ -55,5 +59,7 @@ def token_table(session: Any, text_or_tree: str | TokenTree, node_id: int | None
     columns = ["position", "token_id", "token", "prob", "logprob", "rank", "entropy",
                "top_token_ids", "top_tokens", "top_probs"]
     df = pd.DataFrame(rows, columns=columns)
+    if session.backend.is_remote:  # entropy over a server's top N is a lower bound
+        df["approx"] = approx
     df.attrs["perplexity"] = (math.exp(-df["logprob"].mean()) if len(df) else float("nan"))
     return df

@@ -85,7 +85,7 @@ def resolve_token_ids(session: Any, text_or_tree: Any, node_id: int | None) -> t
         ids, first = tree.token_ids(node_id), len(tree.prompt_ids)
     else:
         ids, first = session.encode(check_prompt(text_or_tree)), 1
-    if len(ids) > session.engine.max_positions:
+    if len(ids) > session.backend.max_positions:
         raise ValueError(f"text is {len(ids)} tokens, longer than the model's context "
-                         f"({session.engine.max_positions})")
+                         f"({session.backend.max_positions})")
     return ids, first

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from ..backends import ServerLacks
+from ..backends.remote import require_full
 from ..lens import capture_residuals
 from ..logit_check import check_logits
 from ..scoring import record_children
@@ -89,6 +91,10 @@ def _resolve_amateur(session: Any, amateur: Any, amateur_layer: Any) -> tuple[An
                          "a model name/path sharing the expert's tokenizer) or amateur_layer=... "
                          "(an early layer of the expert, read through the logit lens)")
     if amateur_layer is not None:
+        if session.adapter is None:
+            raise ServerLacks("amateur_layer reads an early layer's hidden state, which the "
+                              "server does not return; pass amateur=... (a Session sharing "
+                              "the tokenizer, local or connected with full distributions)")
         check_int("amateur_layer", amateur_layer, 0, session.adapter.num_layers - 1)
         return None, amateur_layer
     if isinstance(amateur, (str, os.PathLike)):
@@ -98,7 +104,20 @@ def _resolve_amateur(session: Any, amateur: Any, amateur_layer: Any) -> tuple[An
     elif not (hasattr(amateur, "engine") and hasattr(amateur, "tokenizer")):
         raise TypeError(f"amateur must be a Session or a model name/path; got "
                         f"{type(amateur).__name__}")
+    require_full(amateur.backend, "the amateur of contrastive decoding (its log-probability "
+                 "of every plausible token)")
     return amateur, None
+
+
+def _check_plausible_known(dists, alpha: float) -> None:
+    """ServerLacks when a truncated expert row may have plausible tokens outside its top N."""
+    if dists.approx is None or not bool(dists.approx[0]):
+        return
+    known = dists.logprobs[0][torch.isfinite(dists.logprobs[0])]
+    if alpha == 0 or float(known.min()) >= float(known.max()) + math.log(alpha):
+        raise ServerLacks(f"the plausibility set (p >= alpha * max p, alpha={alpha}) reaches "
+                          f"beyond the server's top {known.numel()} tokens; raise alpha or "
+                          f"connect with a larger top_logprobs")
 
 
 def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
@@ -125,6 +144,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     node_id, stop, total = start_id, "max_new_tokens", 0.0
     for _ in range(max_new_tokens):
         dists, amateur_logits = _step_logits(session, tree, node_id, amateur, amateur_layer)
+        _check_plausible_known(dists, alpha)
         expert_logits = dists.logits[0, :width]
         scores = contrastive_scores(expert_logits, amateur_logits[:width], alpha,
                                     amateur_temperature)

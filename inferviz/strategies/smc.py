@@ -218,7 +218,7 @@ def _copy_into(tree: TokenTree, start_id: int, scratch: TokenTree,
             continue
         child = tree.add_child(mapping[node.parent_id], node.token_id, node.token_bytes,
                                node.raw_logprob, node.prob, node.rank, node.entropy,
-                               meta=meta.get(node_id), notify=False)
+                               meta={**node.meta, **meta.get(node_id, {})}, notify=False)
         mapping[node_id] = child.node_id
     for node_id in final_nodes:  # smc_alive: on the path of a final particle
         while node_id != scratch.root_id:

@@ -37,25 +37,36 @@ DASHBOARD_CELLS: list[tuple[str, str]] = [
 ]
 
 
-def dashboard_notebook():
-    """The dashboard as an ``nbformat`` notebook (python3 kernel)."""
+def remote_cells(server: dict) -> list[tuple[str, str]]:
+    """``DASHBOARD_CELLS`` with the session made by ``iv.Session.connect(**server)``."""
+    args = ", ".join(f"{k}={v!r}" for k, v in server.items() if v is not None)
+    local = 'session = iv.Session.from_pretrained("default")'
+    return [("markdown", f"# inferviz explorer\n\nThe model served at {server['base_url']}.")
+            if kind == "markdown" else (kind, src.replace(local, f"session = iv.Session.connect"
+                                                                 f"({args})"))
+            for kind, src in DASHBOARD_CELLS]
+
+
+def dashboard_notebook(server: dict | None = None):
+    """The dashboard as an ``nbformat`` notebook (python3 kernel); ``server``: keyword
+    arguments of ``Session.connect`` to explore a served model instead of the default."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
-    for kind, source in DASHBOARD_CELLS:
+    for kind, source in (DASHBOARD_CELLS if server is None else remote_cells(server)):
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
         nb.cells.append(make(source))
     return nb
 
 
-def write_dashboard(path: str | Path) -> Path:
+def write_dashboard(path: str | Path, server: dict | None = None) -> Path:
     import nbformat
 
     path = Path(path)
-    nb = dashboard_notebook()
+    nb = dashboard_notebook(server)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"dashboard-{i}"  # stable ids: regenerating gives the same file
     nbformat.write(nb, str(path))
@@ -104,10 +115,16 @@ def url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
-def serve(host: str = "127.0.0.1", port: int = 8866, open_browser: bool = False) -> int:
-    """Serve the dashboard with Voila until Ctrl-C; prints the URL. Returns Voila's exit code."""
+def serve(host: str = "127.0.0.1", port: int = 8866, open_browser: bool = False,
+          server: dict | None = None) -> int:
+    """Serve the dashboard with Voila until Ctrl-C; prints the URL. Returns Voila's exit code.
+    ``server``: ``Session.connect`` keyword arguments (``inferviz demo --server URL``)."""
     port = port or free_port(host)
-    process = start(host, port)
+    notebook = None
+    if server is not None:
+        folder = Path(tempfile.mkdtemp(prefix="inferviz-dashboard-"))
+        notebook = write_dashboard(folder / "dashboard.ipynb", server)
+    process = start(host, port, notebook=notebook)
     address = url(host, port)
     print(f"inferviz dashboard: {address}  (the first page load waits for the model; "
           f"Ctrl-C stops)", flush=True)

@@ -26,6 +26,7 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
+from ..backends import ServerLacks
 from ..tree import TokenTree
 from . import figures
 from .export import tree_html
@@ -217,7 +218,10 @@ class Explorer(widgets.VBox):
             self.table_html.value = "<i>the token table updates when the run ends</i>"
             return
         try:
-            self.table_html.value = token_table_html(self.session.token_table(tree, node_id))
+            try:
+                self.table_html.value = token_table_html(self.session.token_table(tree, node_id))
+            except ServerLacks as err:  # a server without prompt log-probabilities
+                self.table_html.value = f"<i>{html.escape(str(err))}</i>"
             self._refresh_lens()
         finally:
             self._lock.release()
@@ -249,7 +253,12 @@ class Explorer(widgets.VBox):
             return
         try:
             self.lens_box.children = [widgets.HTML("<i>computing the logit lens…</i>")]
-            lens = self.session.logit_lens((self.tree, node_id))
+            try:
+                lens = self.session.logit_lens((self.tree, node_id))
+            except ServerLacks as err:  # a server returns no hidden states
+                self.lens_box.children = [widgets.HTML(f"<i>{html.escape(str(err))}</i>")]
+                self._lens_for = key
+                return
             self.lens_box.children = [lens.widget()]
             self._lens_for = key
         finally:

@@ -1,0 +1,187 @@
+"""The remote backend: next-token log-probabilities from an inference server over HTTP.
+
+One request per sequence (a token-id prompt, one token of look-ahead, its top ``N``), all of a
+batch in flight together on a thread pool so the server's own continuous batching does the
+work: a tree level, every SMC particle, every beam. Replies become dense ``[B, V]`` rows of raw
+log-probabilities with ``-inf`` for the tokens the server did not return; a row is exact when it
+holds the whole vocabulary (``top_logprobs`` >= vocabulary and a server allowing it).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator
+
+import torch
+
+from .base import NextTokenScores, PromptScores, ServerLacks
+from .dialects import Dialect, Step
+from .http import HttpClient
+
+UNKNOWN_CONTEXT = 1 << 30  # the server did not say; it will refuse what is too long itself
+
+
+class RemoteBackend:
+    """Talks to one model on one server through a :class:`Dialect`.
+
+    ``top_logprobs``: tokens asked for a row (capped at the vocabulary); ``top_n`` is None when
+    that covers the vocabulary (full distributions), else that number."""
+
+    is_remote = True
+
+    def __init__(self, http: HttpClient, dialect: Dialect, model: str, vocab_size: int,
+                 max_positions: int | None, top_logprobs: int, concurrency: int = 16) -> None:
+        self.http = http
+        self.dialect = dialect
+        self.model = model
+        self.name = model
+        self.vocab_size = int(vocab_size)
+        self.max_positions = int(max_positions or UNKNOWN_CONTEXT)
+        self.top_logprobs = min(int(top_logprobs), self.vocab_size)
+        self.concurrency = concurrency
+        self.pieces: dict[int, bytes] = {}  # token bytes the server sent along (llama.cpp)
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="inferviz-remote")
+
+    @property
+    def top_n(self) -> int | None:
+        return None if self.top_logprobs >= self.vocab_size else self.top_logprobs
+
+    def __repr__(self) -> str:
+        return (f"RemoteBackend({self.dialect.name} at {self.http.base_url}, model="
+                f"{self.model!r}, top_logprobs={self.top_logprobs})")
+
+    # ------------------------------------------------------------------ requests
+    def _call(self, fn, *args):
+        with self._lock:
+            self.requests += 1
+        return fn(self.http, self.model, *args)
+
+    def map(self, fn, items: list) -> list:
+        """``fn(http, model, item)`` for every item, ``concurrency`` requests in flight."""
+        if len(items) == 1:
+            return [self._call(fn, items[0])]
+        return list(self._pool.map(lambda item: self._call(fn, item), items))
+
+    def next_token(self, seqs: list[list[int]]) -> NextTokenScores:
+        if not isinstance(seqs, (list, tuple)) or not seqs:
+            raise ValueError("seqs must be a non-empty list of token-id lists")
+        keys: dict[tuple[int, ...], int] = {}
+        index = [keys.setdefault(tuple(int(t) for t in s), len(keys)) for s in seqs]
+        n = self.top_logprobs
+        steps = self.map(lambda http, model, seq: self.dialect.next_token(http, model, seq, n),
+                         [list(k) for k in keys])
+        scores, approx = self.dense([s.top for s in steps])
+        for step in steps:
+            self.pieces.update(step.pieces)
+        if len(keys) != len(seqs):
+            rows = torch.tensor(index)
+            scores, approx = scores[rows], approx[rows]
+        return NextTokenScores(scores, "logprobs", approx)
+
+    def dense(self, tops: list[dict[int, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, V]`` raw log-probabilities (-inf where unknown) and the approximate rows."""
+        top_id = max((max(t) for t in tops if t), default=-1)
+        if top_id >= self.vocab_size:  # a padded vocabulary wider than the tokenizer's
+            self.vocab_size = top_id + 1
+        out = torch.full((len(tops), self.vocab_size), -math.inf)
+        for row, top in enumerate(tops):
+            if top:
+                out[row, torch.tensor(list(top))] = torch.tensor(list(top.values()))
+        approx = torch.tensor([len(t) < self.vocab_size for t in tops], dtype=torch.bool)
+        return out, approx
+
+    def prompt_scores(self, ids: list[int]) -> PromptScores:
+        if not self.dialect.has_prompt_logprobs:
+            self.dialect.prompt_logprobs(self.http, self.model, ids, 1)  # raises ServerLacks
+        steps = self._call(self.dialect.prompt_logprobs, ids, self.top_logprobs)
+        logprobs, approx = self.dense([s.top for s in steps])
+        ranks = None
+        if all(s.rank is not None for s in steps):
+            ranks = torch.tensor([int(s.rank) - 1 for s in steps])  # vLLM ranks from 1
+        return PromptScores(logprobs, ranks, bool(approx.any()))
+
+    def generate(self, ids: list[int], max_new_tokens: int, settings: dict[str, Any],
+                 seed: int | None, stop_at_eos: bool) -> Iterator[Step]:
+        """Server-side generation in one request: yields each token's Step (its chosen token
+        and top N) as the server streams it (vLLM, llama.cpp) or all at the end (SGLang)."""
+        count = 0
+        for step in self._call(self.dialect.generate, ids, max_new_tokens, self.top_logprobs,
+                               settings, seed, stop_at_eos):
+            self.pieces.update(step.pieces)
+            count += 1
+            yield step
+        if not count:
+            raise ServerLacks("the server generated no tokens with log-probabilities")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.http.close()
+
+
+class ServerTokenizer:
+    """The server's tokenizer through its ``/tokenize`` and ``/detokenize`` endpoints, with
+    the few methods a Session uses. No chat template: pass ``tokenizer=`` for that."""
+
+    bos_token = None
+    eos_token_id = None
+    pad_token_id = None
+    chat_template = None
+
+    def __init__(self, backend: RemoteBackend) -> None:
+        self.backend = backend
+        if not backend.dialect.has_tokenizer_endpoints:
+            backend.dialect.tokenize(backend.http, backend.model, "", False)  # ServerLacks
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        b = self.backend
+        return {"input_ids": b.dialect.tokenize(b.http, b.model, text, add_special_tokens)}
+
+    def decode(self, ids: list[int], **_: Any) -> str:
+        return self.backend.dialect.detokenize(self.backend.http, self.backend.model, list(ids))
+
+    def __len__(self) -> int:
+        return self.backend.vocab_size
+
+    def get_vocab(self) -> dict[str, int]:
+        raise ServerLacks("the server's tokenizer cannot list its vocabulary; pass "
+                          "tokenizer=... (the served model's folder or hub id) to "
+                          "Session.connect")
+
+
+class RemoteTokenBytes:
+    """``id -> bytes`` for a remote session: the bytes the server sent with a token (exact),
+    else the local tokenizer's pieces, else the server's ``/detokenize`` of the one token."""
+
+    def __init__(self, backend: RemoteBackend, local: Any | None) -> None:
+        from ..tokens import TokenBytes
+
+        self.backend = backend
+        self.local = TokenBytes(local) if local is not None else None
+        self._cache: dict[int, bytes] = {}
+
+    def __call__(self, token_id: int) -> bytes:
+        token_id = int(token_id)
+        cached = self._cache.get(token_id)
+        if cached is None:
+            if token_id in self.backend.pieces:
+                cached = self.backend.pieces[token_id]
+            elif self.local is not None:
+                cached = self.local(token_id)
+            else:
+                b = self.backend
+                cached = b.dialect.detokenize(b.http, b.model, [token_id]).encode("utf-8")
+            self._cache[token_id] = cached
+        return cached
+
+
+def require_full(backend: Any, what: str) -> None:
+    """ServerLacks unless ``backend`` gives full distributions."""
+    if getattr(backend, "top_n", None) is not None:
+        raise ServerLacks(f"{what} needs the full next-token distribution, but the server "
+                          f"returns only the top {backend.top_n} log-probabilities; connect "
+                          f"with top_logprobs >= the vocabulary ({backend.vocab_size}) on a "
+                          f"server that allows it (vLLM: --max-logprobs -1)")

@@ -1,0 +1,66 @@
+"""The fast path over a server: greedy or sampling run by the server in one request.
+
+The server generates every token and returns each one with its top-N alternatives; they are
+written into the tree as the path (meta ``strategy``) plus its siblings, with the same numbers
+as the step-by-step path would record (raw log-probabilities exact; ``prob`` and ``entropy``
+from the top N, marked ``approx`` unless N covers the vocabulary). One request instead of one
+per token; the server's own sampler draws the tokens. Streamed where the server streams (vLLM,
+llama.cpp): each token is written, and listeners (the tree widget) notified, as it arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..processors import processed_probs
+from ..scoring import Distributions, record_children
+from .base import ServerLacks
+
+SERVER_STRATEGIES = ("greedy", "sample", "top_k", "top_p", "min_p")
+
+
+def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new_tokens: int,
+                       seed: int | None, params: dict[str, Any]):
+    from ..strategies.common import check_stop, sampler_settings
+    from ..strategies.result import GenerationResult
+
+    backend = session.backend
+    if not hasattr(backend, "generate"):
+        raise ServerLacks("server_side=True runs the generation on an inference server; this "
+                          "session is local (use Session.connect)")
+    if strategy not in SERVER_STRATEGIES:
+        raise ValueError(f"server_side=True supports strategy {', '.join(SERVER_STRATEGIES)}; "
+                         f"got {strategy!r} (it runs step by step without server_side)")
+    settings = sampler_settings(params, f"strategy={strategy!r}")
+    stop_at_eos = check_stop(params, f"strategy={strategy!r}")
+    if strategy == "greedy":
+        sampling = {"temperature": 0.0}
+    else:
+        sampling = {"temperature": settings.temperature, "top_k": settings.top_k,
+                    "top_p": settings.top_p, "min_p": settings.min_p}
+    ids = tree.token_ids(start_id)
+    session.check_context(ids)
+    node_id, stop = start_id, "max_new_tokens"
+    eos = session.eos_token_ids
+    for step in backend.generate(ids, max_new_tokens, sampling, seed, stop_at_eos):
+        top = dict(step.top)
+        top.setdefault(step.token_id, step.logprob)
+        logprobs, approx = backend.dense([top])
+        probs = processed_probs(logprobs, settings)
+        dists = Distributions.from_logprobs([node_id], logprobs, probs, approx)
+        siblings = [t for t in dists.top_k(0, len(top)) if t != step.token_id]
+        tokens = [step.token_id, *siblings]
+        metas = [{"strategy": strategy, "server_side": True}] + [{}] * len(siblings)
+        children = record_children(tree, dists, 0, tokens, session.token_bytes, metas)
+        tree.notify([c.node_id for c in children])
+        node_id = children[0].node_id
+        if stop_at_eos and step.token_id in eos:
+            stop = "eos"
+    score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
+    out = {"max_new_tokens": max_new_tokens, "server_side": True}
+    if strategy != "greedy":
+        out.update(seed=seed, **settings.to_dict())
+    return GenerationResult(strategy, tree, [node_id], out, [score], stop)
+
+
+__all__ = ["SERVER_STRATEGIES", "generate_on_server"]

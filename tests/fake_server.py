@@ -1,0 +1,304 @@
+"""A small OpenAI-compatible inference server for tests, over a tiny random transformers model.
+
+Serves the vLLM dialect (``/v1/models``, ``/v1/completions`` with token-id prompts, ``logprobs``,
+``prompt_logprobs``, ``return_tokens_as_token_ids``, ``/tokenize``, ``/detokenize``) or the
+llama.cpp dialect (``/completion`` with ``n_probs``, ``/props``, ``/tokenize``,
+``/detokenize``), the SGLang dialect (native ``/generate`` with ``input_ids``,
+``top_logprobs_num``, ``logprob_start_len``), computing real log-probabilities with a full forward of the model. Knobs:
+``max_logprobs`` (the top-N cap, like vLLM's ``--max-logprobs``), ``fail_times`` and
+``fail_status`` (answer the first POSTs with 429/503), ``delay`` (seconds a request takes, so
+overlapping requests can be seen: ``max_in_flight`` records the most at once),
+``stream_delay`` (seconds between the events of a ``"stream": true`` reply).
+
+    with FakeServer(model, tokenizer, dialect="vllm") as server:
+        session = iv.Session.connect(server.url, tokenizer=tokenizer)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import torch
+
+
+class Stream(list):
+    """Events a route sends as server-sent events (``"stream": true``), ``stream_delay`` apart."""
+
+    def __init__(self, events: list, done: bool) -> None:
+        super().__init__(events)
+        self.done = done  # vLLM ends with "data: [DONE]"; llama.cpp just closes
+
+
+class FakeServer:
+    def __init__(self, model: Any, tokenizer: Any, dialect: str = "vllm",
+                 max_logprobs: int = 20, fail_times: int = 0, fail_status: int = 503,
+                 delay: float = 0.0, name: str = "tiny-model", max_model_len: int = 256,
+                 stream_delay: float = 0.0) -> None:
+        if dialect not in ("vllm", "sglang", "llama.cpp"):
+            raise ValueError(f"dialect must be 'vllm', 'sglang' or 'llama.cpp'; got {dialect!r}")
+        self.model, self.tokenizer, self.dialect = model, tokenizer, dialect
+        self.max_logprobs, self.fail_times, self.fail_status = max_logprobs, fail_times, fail_status
+        self.delay, self.name, self.max_model_len = delay, name, max_model_len
+        self.stream_delay = stream_delay
+        self.vocab = int(model.config.vocab_size)
+        self.requests: list[tuple[str, dict]] = []  # (path, body) of every POST
+        self.failed = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "FakeServer":
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_GET(self) -> None:
+                server._handle(self, "GET", None)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server._handle(self, "POST", body)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(timeout=5)
+            self._httpd = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> "FakeServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ dispatch
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str, body: dict | None) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            fail = method == "POST" and self.failed < self.fail_times
+            if fail:
+                self.failed += 1
+            if method == "POST":
+                self.requests.append((handler.path, body))
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            if fail:
+                return self._reply(handler, self.fail_status, {"error": "busy, retry"},
+                                   {"Retry-After": "0"})
+            routes = {("GET", "/v1/models"): self._models, ("POST", "/tokenize"): self._tokenize,
+                      ("POST", "/detokenize"): self._detokenize}
+            if self.dialect == "vllm":
+                routes[("POST", "/v1/completions")] = self._completions
+            elif self.dialect == "sglang":  # native API only; no tokenizer endpoints
+                routes = {("GET", "/v1/models"): self._models,
+                          ("POST", "/generate"): self._sglang_generate}
+            else:
+                routes.update({("GET", "/props"): self._props,
+                               ("POST", "/completion"): self._llama_completion})
+            route = routes.get((method, handler.path))
+            if route is None:
+                return self._reply(handler, 404, {"error": f"no route {handler.path}"})
+            status, payload = route(body)
+            self._reply(handler, status, payload)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _reply(self, handler, status: int, payload: Any, headers: dict | None = None) -> None:
+        if isinstance(payload, Stream):
+            handler.send_response(status)
+            handler.send_header("Content-Type", "text/event-stream")
+            handler.end_headers()
+            for event in payload:
+                handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                handler.wfile.flush()
+                time.sleep(self.stream_delay)
+            if payload.done:
+                handler.wfile.write(b"data: [DONE]\n\n")
+            return
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    # ------------------------------------------------------------------ model
+    @torch.no_grad()
+    def _logprobs(self, ids: list[int]) -> torch.Tensor:
+        """[T, V] raw log-probabilities of the token after each position."""
+        with self._model_lock:
+            logits = self.model(input_ids=torch.tensor([ids]), use_cache=False).logits[0]
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def _generate(self, ids: list[int], max_tokens: int, temperature: float, top_k: int | None,
+                  seed: int | None, ignore_eos: bool) -> list[tuple[int, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(seed or 0)
+        out, ids = [], list(ids)
+        for _ in range(max_tokens):
+            logp = self._logprobs(ids)[-1]
+            if not temperature:
+                token = int(logp.argmax())
+            else:
+                scaled = logp / temperature
+                if top_k:
+                    kth = torch.topk(scaled, top_k).values[-1]
+                    scaled = scaled.masked_fill(scaled < kth, -float("inf"))
+                token = int(torch.multinomial(torch.softmax(scaled, -1), 1, generator=gen))
+            out.append((token, logp))
+            ids.append(token)
+            if token == self.tokenizer.eos_token_id and not ignore_eos:
+                break
+        return out
+
+    def _cap(self, n: int) -> str | None:
+        if n > self.max_logprobs:
+            return (f"Requested sample logprobs of {n}, which is greater than max allowed: "
+                    f"{self.max_logprobs}")
+        return None
+
+    # ------------------------------------------------------------------ routes
+    def _models(self, _body):
+        card = {"id": self.name, "object": "model"}
+        if self.dialect in ("vllm", "sglang"):
+            card.update(owned_by=self.dialect, max_model_len=self.max_model_len)
+        else:
+            card.update(owned_by="llamacpp", meta={"n_vocab": self.vocab,
+                                                   "n_ctx_train": self.max_model_len})
+        return 200, {"object": "list", "data": [card]}
+
+    def _props(self, _body):
+        return 200, {"default_generation_settings": {"n_ctx": self.max_model_len}}
+
+    def _tokenize(self, body):
+        text = body.get("prompt", body.get("content", ""))
+        special = body.get("add_special_tokens", body.get("add_special", True))
+        return 200, {"tokens": self.tokenizer(text, add_special_tokens=special)["input_ids"]}
+
+    def _detokenize(self, body):
+        text = self.tokenizer.decode(body["tokens"])
+        return 200, ({"prompt": text} if self.dialect == "vllm" else {"content": text})
+
+    def _top(self, logp: torch.Tensor, n: int) -> list[tuple[int, float]]:
+        values, ids = torch.topk(logp, min(n, self.vocab))
+        return list(zip(ids.tolist(), values.tolist()))
+
+    def _completions(self, body):
+        ids, n = body["prompt"], body.get("logprobs")
+        if body.get("model") != self.name:
+            return 404, {"error": f"model {body.get('model')!r} does not exist"}
+        for asked in (n, body.get("prompt_logprobs")):
+            if asked is not None and self._cap(asked):
+                return 400, {"error": self._cap(asked)}
+        as_ids = body.get("return_tokens_as_token_ids", False)
+        key = (lambda t: f"token_id:{t}") if as_ids else self.tokenizer.decode
+        steps = self._generate(ids, body.get("max_tokens", 16), body.get("temperature", 1.0),
+                               body.get("top_k"), body.get("seed"), body.get("ignore_eos", False))
+        choice: dict[str, Any] = {"index": 0, "text": self.tokenizer.decode(
+            [t for t, _ in steps]), "finish_reason": "length"}
+        if n is not None:
+            tops = []
+            for token, logp in steps:
+                top = {key(t): lp for t, lp in self._top(logp, n)}
+                top[key(token)] = float(logp[token])  # vLLM adds the sampled token
+                tops.append(top)
+            choice["logprobs"] = {"tokens": [key(t) for t, _ in steps],
+                                  "token_logprobs": [float(lp[t]) for t, lp in steps],
+                                  "top_logprobs": tops}
+        if body.get("stream"):
+            return 200, Stream([{"choices": [{"index": 0, "text": self.tokenizer.decode([t]),
+                                              "logprobs": {"tokens": [tok],
+                                                           "token_logprobs": [lp],
+                                                           "top_logprobs": [top]}}]}
+                                for (t, _), tok, lp, top in zip(
+                                    steps, choice["logprobs"]["tokens"],
+                                    choice["logprobs"]["token_logprobs"],
+                                    choice["logprobs"]["top_logprobs"])], done=True)
+        if body.get("prompt_logprobs") is not None:
+            logp = self._logprobs(ids)
+            rows: list[Any] = [None]
+            for pos in range(1, len(ids)):
+                row_lp = logp[pos - 1]
+                entries = dict(self._top(row_lp, body["prompt_logprobs"]))
+                entries[ids[pos]] = float(row_lp[ids[pos]])
+                rows.append({str(t): {"logprob": v,
+                                      "rank": int((row_lp > row_lp[t]).sum()) + 1,
+                                      "decoded_token": self.tokenizer.decode([t])}
+                             for t, v in entries.items()})
+            choice["prompt_logprobs"] = rows
+        return 200, {"id": "cmpl-fake", "object": "text_completion", "model": self.name,
+                     "choices": [choice]}
+
+    def _sglang_generate(self, body):
+        ids, n = body["input_ids"], body.get("top_logprobs_num", 0)
+        sampling = body.get("sampling_params") or {}
+        steps = self._generate(ids, sampling.get("max_new_tokens", 16),
+                               sampling.get("temperature", 1.0), sampling.get("top_k"),
+                               sampling.get("sampling_seed"), sampling.get("ignore_eos", False))
+        meta: dict[str, Any] = {
+            "output_token_logprobs": [[float(lp[t]), t, None] for t, lp in steps],
+            "output_top_logprobs": [[[v, i, None] for i, v in self._top(lp, n)]
+                                    for _, lp in steps]}
+        start = body.get("logprob_start_len", -1)
+        if start is not None and start >= 0:
+            logp = self._logprobs(ids)
+            meta["input_token_logprobs"] = [[None, ids[0], None]] + [
+                [float(logp[p - 1, ids[p]]), ids[p], None] for p in range(1, len(ids))]
+            meta["input_top_logprobs"] = [None] + [
+                [[v, i, None] for i, v in self._top(logp[p - 1], n)] for p in range(1, len(ids))]
+        return 200, {"text": self.tokenizer.decode([t for t, _ in steps]), "meta_info": meta}
+
+    def _llama_completion(self, body):
+        ids, n = body["prompt"], body.get("n_probs", 0)
+        if n and self._cap(n):
+            return 400, {"error": self._cap(n)}
+        temperature = body.get("temperature", 0.8)
+        steps = self._generate(ids, body.get("n_predict", 16), temperature,
+                               body.get("top_k") or None, body.get("seed"),
+                               body.get("ignore_eos", False))
+
+        def entry(t: int, lp: float) -> dict:
+            piece = self.tokenizer.decode([t])
+            return {"id": t, "token": piece, "bytes": list(piece.encode()), "logprob": lp}
+
+        probs = [{**entry(t, float(lp[t])),
+                  "top_logprobs": [entry(i, v) for i, v in self._top(lp, n)]}
+                 for t, lp in steps] if n else []
+        if body.get("stream"):
+            return 200, Stream([{"content": self.tokenizer.decode([t]), "stop": False,
+                                 "completion_probabilities": [row]}
+                                for (t, _), row in zip(steps, probs)]
+                               + [{"content": "", "stop": True}], done=False)
+        return 200, {"content": self.tokenizer.decode([t for t, _ in steps]),
+                     "tokens": [t for t, _ in steps], "stop": True,
+                     "completion_probabilities": probs}
