@@ -22,7 +22,7 @@ export const ROW_HEIGHT = 22; // px between neighbouring nodes of one depth
 export const LABEL_HEIGHT = Math.ceil(FONT_SIZE * 1.3); // a label's box height
 export const LABEL_DX = 10; // px from a node's centre to its label
 export const NODE_RADIUS = 6;
-export const COLUMN_GAP = 26; // px between the longest label of a depth and the next depth
+export const COLUMN_GAP = 40; // px between the longest label of a depth and the next depth
 export const MIN_COLUMN_STEP = 64;
 export const TOKEN_CHARS = 16;
 export const ROOT_CHARS = 40;
@@ -74,6 +74,15 @@ export function probLabel(p) {
 }
 
 /**
+ * The prompt as the root shows it: spaces stay spaces (it is text, not one token), line breaks
+ * and other control characters are made visible.
+ * @param {string} text
+ */
+export function promptText(text) {
+  return text.split(" ").map((part) => (part ? displayToken(part) : "")).join(" ");
+}
+
+/**
  * The text drawn next to a node, in parts, and its measured width.
  * @param {import("./columns.js").Table} table
  * @param {TreeDatum} datum
@@ -87,7 +96,7 @@ export function nodeLabel(table, datum, isRoot, hiddenCount, measure) {
   let prob = "";
   let badges = [];
   if (datum.fold) token = `+${datum.fold.ids.length} more`;
-  else if (isRoot) token = truncateStart(displayToken(cell(table, "token", datum.row) ?? ""), ROOT_CHARS);
+  else if (isRoot) token = truncateStart(promptText(cell(table, "token", datum.row) ?? ""), ROOT_CHARS);
   else {
     token = truncate(displayToken(cell(table, "token", datum.row) ?? ""), TOKEN_CHARS);
     prob = probLabel(cell(table, "prob", datum.row));
