@@ -56,14 +56,16 @@ def json_safe(value: Any) -> Any:
 
 
 def encode_column(name: str, values: list) -> dict[str, Any]:
-    present = [v for v in values if v is not None]
-    if name in STRING_COLUMNS or (present and all(isinstance(v, str) for v in present)):
+    # Decide by the set of value types (one pass), then convert in numpy.
+    types = {type(v) for v in values} - {type(None)}
+    if name in STRING_COLUMNS or (types and all(issubclass(t, str) for t in types)):
         return {"dtype": "str", "data": [None if v is None else str(v) for v in values]}
-    if present and all(_is_bool(v) for v in present):
+    if types and all(issubclass(t, (bool, np.bool_)) for t in types):
         codes = np.array([2 if v is None else int(bool(v)) for v in values], dtype=np.uint8)
         return {"dtype": "bool", "data": codes.tobytes()}
-    if all(_is_number(v) for v in present):  # also an all-None column
-        floats = np.array([np.nan if v is None else float(v) for v in values], dtype="<f8")
+    if all(issubclass(t, (int, float, np.integer, np.floating))
+           and not issubclass(t, (bool, np.bool_)) for t in types):  # also an all-None column
+        floats = np.array(values, dtype="<f8") if values else np.zeros(0, "<f8")  # None -> NaN
         return {"dtype": "f64", "data": floats.tobytes()}
     return {"dtype": "json", "data": [json_safe(v) for v in values]}
 
@@ -126,6 +128,8 @@ def changed_rows(previous: dict[str, list], current: dict[str, list]) -> list[in
         if old is None:
             changed.update(i for i in range(n_prev) if values[i] is not None)
             continue
+        if old == values[:n_prev]:
+            continue  # the common case, compared in C (list equality tries `is` first)
         changed.update(i for i, (a, b) in enumerate(zip(old, values)) if not _same(a, b))
     return sorted(changed)
 

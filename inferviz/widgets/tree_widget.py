@@ -99,6 +99,7 @@ class TreeWidget(anywidget.AnyWidget):
         self._batch_depth = 0
         self._dirty = False
         self._marks: dict[int, str] = {}
+        self._marks_used = False
         self._version = 0
         self._sent = self._columns()
         self._quiet_nodes = False
@@ -179,6 +180,7 @@ class TreeWidget(anywidget.AnyWidget):
                 raise ValueError(f"node_id {node_id!r} is not in this tree")
         if label is not None and (not isinstance(label, str) or not 0 < len(label) <= 24):
             raise ValueError(f"label must be a string of 1..24 characters or None, got {label!r}")
+        self._marks_used = True
         for node_id in ids:
             if label is None:
                 self._marks.pop(node_id, None)
@@ -219,7 +221,7 @@ class TreeWidget(anywidget.AnyWidget):
 
     def _columns(self) -> dict[str, list]:
         columns = self._tree.to_columns()
-        if self._marks:
+        if self._marks_used:  # once marked, always sent: a removed mark must reach the views
             columns["mark"] = [self._marks.get(i) for i in columns["node_id"]]
         return columns
 
