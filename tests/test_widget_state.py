@@ -246,7 +246,7 @@ def test_lens_rejects_mismatched_shapes():
 # ------------------------------------------------------------------ deltas
 def capture_messages(widget: TreeWidget) -> list[tuple[dict, list]]:
     sent: list[tuple[dict, list]] = []
-    widget.send = lambda content, buffers=None: sent.append((content, list(buffers or [])))
+    widget._send_delta = lambda content, buffers=None: sent.append((content, list(buffers or [])))
     return sent
 
 

@@ -250,7 +250,11 @@ class TreeWidget(anywidget.AnyWidget):
         finally:
             self._quiet_nodes = False
         content, buffers = encode_delta(columns, rows, base=base, version=self._version)
-        self.send(content, buffers)
+        self._send_delta(content, buffers)
+
+    def _send_delta(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        # Deltas have their own channel, apart from request responses (``send``).
+        anywidget.AnyWidget.send(self, content, buffers)
 
     def resync(self) -> None:
         """Send the whole ``nodes`` snapshot to the views (a view that missed a delta asks)."""
