@@ -15,7 +15,8 @@ import { nodeOverlay } from "./overlays.js";
  * @typedef {import("d3-hierarchy").HierarchyPointNode<TreeDatum> & {label: Label}} PointNode
  * @typedef {{x0: number, x1: number, y0: number, y1: number}} Box  (x horizontal, y vertical)
  * @typedef {{root: PointNode | null, byId: Map<number, PointNode>, data: Map<number, TreeDatum>,
- *            hidden: Map<number, number>, bounds: Box}} Layout
+ *            hidden: Map<number, number>, bounds: Box,
+ *            overlay: (row: number) => import("./overlays.js").Overlay}} Layout
  */
 
 export const ROW_HEIGHT = 22; // px between neighbouring nodes of one depth
@@ -89,9 +90,10 @@ export function promptText(text) {
  * @param {boolean} isRoot
  * @param {number | undefined} hiddenCount descendants hidden by a collapse
  * @param {(text: string) => number} measure
+ * @param {(row: number) => import("./overlays.js").Overlay} [overlay]
  * @returns {Label}
  */
-export function nodeLabel(table, datum, isRoot, hiddenCount, measure) {
+export function nodeLabel(table, datum, isRoot, hiddenCount, measure, overlay = (row) => nodeOverlay(table, row)) {
   let token = "";
   let prob = "";
   let badges = [];
@@ -100,7 +102,7 @@ export function nodeLabel(table, datum, isRoot, hiddenCount, measure) {
   else {
     token = truncate(displayToken(cell(table, "token", datum.row) ?? ""), TOKEN_CHARS);
     prob = probLabel(cell(table, "prob", datum.row));
-    badges = nodeOverlay(table, datum.row).badges;
+    badges = overlay(datum.row).badges;
   }
   const hidden = hiddenCount ? `▸+${hiddenCount}` : "";
   const text = [token, prob, ...badges, hidden].filter(Boolean).join(" ");
@@ -111,15 +113,16 @@ export function nodeLabel(table, datum, isRoot, hiddenCount, measure) {
  * @param {import("./columns.js").Table} table
  * @param {TreeDatum} parent
  * @param {Set<number>} keep ids that never fold (the selected path, pending nodes)
+ * @param {(row: number) => import("./overlays.js").Overlay} overlay
  * @returns {TreeDatum[]}
  */
-function foldChildren(table, parent, keep) {
+function foldChildren(table, parent, keep, overlay) {
   const shown = [];
   const folded = [];
   parent.children.forEach((child, i) => {
     const p = cell(table, "prob", child.row) ?? 0;
     const foldable = i >= MIN_SHOWN && child.children.length === 0 && !keep.has(child.id)
-      && (p < FOLD_BELOW || i >= MAX_SHOWN) && !nodeOverlay(table, child.row).chosen;
+      && (p < FOLD_BELOW || i >= MAX_SHOWN) && !overlay(child.row).chosen;
     (foldable ? folded : shown).push(child);
   });
   if (folded.length < FOLD_MIN) return parent.children;
@@ -144,8 +147,15 @@ export function layoutTree(table, { collapsed = new Set(), unfolded = new Set(),
   const hidden = new Map();
   /** @type {Map<number, PointNode>} */
   const byId = new Map();
+  /** @type {Map<number, import("./overlays.js").Overlay>} */
+  const overlays = new Map();
+  const overlay = (/** @type {number} */ row) => {
+    let o = overlays.get(row);
+    if (!o) overlays.set(row, (o = nodeOverlay(table, row)));
+    return o;
+  };
   const empty = { x0: 0, x1: 0, y0: 0, y1: 0 };
-  if (rootId === null) return { root: null, byId, data, hidden, bounds: empty };
+  if (rootId === null) return { root: null, byId, data, hidden, bounds: empty, overlay };
   const countDescendants = (/** @type {TreeDatum} */ d) => {
     let count = 0;
     const stack = [...d.children];
@@ -155,7 +165,7 @@ export function layoutTree(table, { collapsed = new Set(), unfolded = new Set(),
   const root = hierarchy(data.get(rootId), (d) => {
     if (d.fold || !d.children.length) return null;
     if (collapsed.has(d.id)) { hidden.set(d.id, countDescendants(d)); return null; }
-    return unfolded.has(d.id) ? d.children : foldChildren(table, d, keep);
+    return unfolded.has(d.id) ? d.children : foldChildren(table, d, keep, overlay);
   });
   const separation = (/** @type {any} */ a, /** @type {any} */ b) => (a.parent === b.parent ? 1 : 1.3);
   const pointRoot = /** @type {PointNode} */ (d3tree().nodeSize([ROW_HEIGHT, 1]).separation(separation)(root));
@@ -163,7 +173,7 @@ export function layoutTree(table, { collapsed = new Set(), unfolded = new Set(),
   const widest = [];
   pointRoot.each((node) => {
     const n = /** @type {PointNode} */ (node);
-    n.label = nodeLabel(table, n.data, n.depth === 0, hidden.get(n.data.id), measure);
+    n.label = nodeLabel(table, n.data, n.depth === 0, hidden.get(n.data.id), measure, overlay);
     if (n.depth > 0) widest[n.depth] = Math.max(widest[n.depth] ?? 0, n.label.width);
     byId.set(n.data.id, n);
   });
@@ -181,7 +191,7 @@ export function layoutTree(table, { collapsed = new Set(), unfolded = new Set(),
     bounds.y0 = Math.min(bounds.y0, box.y0, node.x - NODE_RADIUS);
     bounds.y1 = Math.max(bounds.y1, box.y1, node.x + NODE_RADIUS);
   });
-  return { root: pointRoot, byId, data, hidden, bounds };
+  return { root: pointRoot, byId, data, hidden, bounds, overlay };
 }
 
 /**

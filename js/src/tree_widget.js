@@ -8,7 +8,7 @@ import { displayToken } from "./format.js";
 import { labelBox, layoutTree, navigate, pathTo } from "./layout.js";
 import { createLegend } from "./legend.js";
 import { createMeasurer, fontOf } from "./measure.js";
-import { nodeOverlay, tooltipRows } from "./overlays.js";
+import { tooltipRows } from "./overlays.js";
 import { renderTree } from "./render_tree.js";
 import { createClient } from "./rpc.js";
 import { acquireStore } from "./store.js";
@@ -87,9 +87,13 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   let layout = layoutTree(store.table);
 
   const pendingIds = () => new Set([...(model.get("pending") ?? []), ...requested]);
-  const width = () => svgEl.clientWidth || 0;
+  // The view's width, read before the tree is redrawn: reading it after would force the browser
+  // to lay out every new node synchronously.
+  let viewWidth = 0;
+  const width = () => viewWidth || (viewWidth = svgEl.clientWidth || 0);
 
   function draw() {
+    viewWidth = svgEl.clientWidth || viewWidth;
     if (!fontKnown && root.isConnected) {
       // Measure labels in the font they are drawn in (known once the view is in the page).
       const probe = document.createElementNS("http://www.w3.org/2000/svg", "text");
@@ -110,7 +114,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     let folds = false;
     layout.byId.forEach((node) => {
       if (node.data.fold) folds = true;
-      else if (node.depth > 0) kinds.add(nodeOverlay(store.table, node.data.row).kind);
+      else if (node.depth > 0) kinds.add(layout.overlay(node.data.row).kind);
     });
     legend.update(kinds, { folds, path: onPath.size > 1 });
     drawPath(selected);
@@ -136,6 +140,8 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
 
   // ---------------------------------------------------------------- zoom and fit
   const zoomBehavior = zoom()
+    // The extent is known here; d3's default reads the svg's size, forcing a synchronous layout.
+    .extent(() => [[0, 0], [width() || 1, height]])
     .scaleExtent([0.01, 4])
     .filter((event) => !event.button && event.type !== "dblclick")
     .on("zoom", (event) => {
@@ -310,7 +316,10 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   /** @type {ResizeObserver | null} */
   let resizer = null;
   if (typeof ResizeObserver !== "undefined") {
-    resizer = new ResizeObserver(() => { if (needsFit && width()) fitView(); });
+    resizer = new ResizeObserver((entries) => {
+      viewWidth = entries[0]?.contentRect.width || viewWidth;
+      if (needsFit && width()) fitView();
+    });
     resizer.observe(svgEl);
   }
 
@@ -333,7 +342,10 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   fitView();
   // The first fit may run before the page has laid the view out.
   const frame = typeof requestAnimationFrame === "function"
-    ? requestAnimationFrame(() => { if (needsFit || !userMoved) { draw(); fitView(); } }) : 0;
+    ? requestAnimationFrame(() => {
+      if (!fontKnown) draw();
+      if (needsFit || !userMoved) fitView();
+    }) : 0;
 
   return () => {
     if (frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
