@@ -16,7 +16,8 @@ import "./tree.css";
 
 const MIN_HEIGHT = 220;
 const DEFAULT_MAX_HEIGHT = 560;
-const FAR_SCALE = 0.28; // below this zoom, labels are too small to read and are not drawn
+const FAR_SCALE = 0.28;
+const BIG_TREE = 1500; // nodes drawn above which a gesture moves a composited picture // below this zoom, labels are too small to read and are not drawn
 const HINT = "click: select (expands a leaf) · shift-click/Enter: expand · alt-click/c: collapse · arrows: move · drag/wheel: pan/zoom · f: fit";
 const STATIC_HINT = "click: select · alt-click/c: collapse · arrows: move · drag/wheel: pan/zoom · f: fit";
 
@@ -139,15 +140,34 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   }
 
   // ---------------------------------------------------------------- zoom and fit
+  // Large trees pan and zoom as one composited picture (a CSS transform of the whole svg) while
+  // a gesture lasts, and are redrawn at the new transform when it ends: re-rendering tens of
+  // thousands of SVG elements on every frame is what makes big trees stutter.
+  let committed = view;
+  let gesture = false;
   const zoomBehavior = zoom()
     // The extent is known here; d3's default reads the svg's size, forcing a synchronous layout.
     .extent(() => [[0, 0], [width() || 1, height]])
     .scaleExtent([0.01, 4])
     .filter((event) => !event.button && event.type !== "dblclick")
+    .on("start", () => {
+      committed = view;
+      gesture = layout.byId.size > BIG_TREE;
+      if (gesture) svgEl.style.willChange = "transform";
+    })
     .on("zoom", (event) => {
       const t = event.transform;
       view = { k: t.k, x: t.x, y: t.y };
       if (event.sourceEvent) userMoved = true;
+      if (!gesture) { applyView(); return; }
+      const s = view.k / committed.k;
+      svgEl.style.transform = `translate(${view.x - s * committed.x}px,${view.y - s * committed.y}px) scale(${s})`;
+    })
+    .on("end", () => {
+      if (!gesture) return;
+      gesture = false;
+      svgEl.style.transform = "";
+      svgEl.style.willChange = "";
       applyView();
     });
   let zoomReady = true;
