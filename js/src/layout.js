@@ -32,7 +32,7 @@ export const ROOT_CHARS = 40;
 // FOLD_MIN of them would; the first MIN_SHOWN children by rank always show.
 export const FOLD_BELOW = 0.02;
 export const FOLD_MIN = 2;
-export const MIN_SHOWN = 3;
+export const MIN_SHOWN = 5;
 export const MAX_SHOWN = 12;
 
 /** Id of the fold node under `parentId` (negative: never a real node id). */

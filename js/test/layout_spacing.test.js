@@ -145,9 +145,9 @@ describe("folding", () => {
   it("folds low-probability leaves into one +N more node after the top-ranked ones", () => {
     const layout = layoutTree(starOf(probs));
     const fold = layout.byId.get(foldId(0));
-    expect(fold.data.fold.ids).toEqual([5, 6, 7, 8]);
-    expect(fold.label.text).toBe("+4 more");
-    for (const id of [1, 2, 3, 4]) expect(layout.byId.has(id)).toBe(true);
+    expect(fold.data.fold.ids).toEqual([6, 7, 8]);
+    expect(fold.label.text).toBe("+3 more");
+    for (const id of [1, 2, 3, 4, 5]) expect(layout.byId.has(id)).toBe(true);
   });
 
   it("shows every child once unfolded, and never folds a kept node or a strategy's choice", () => {
@@ -158,7 +158,8 @@ describe("folding", () => {
     expect(chosen.byId.has(7)).toBe(true);
   });
 
-  it("does not fold a single low-probability leaf", () => {
-    expect(layoutTree(starOf([0.6, 0.3, 0.05, 0.04, 0.01])).byId.has(foldId(0))).toBe(false);
+  it("does not fold a single low-probability leaf, nor the children of a k=5 expansion", () => {
+    expect(layoutTree(starOf([0.6, 0.3, 0.05, 0.04, 0.01, 0.01])).byId.has(foldId(0))).toBe(false);
+    expect(layoutTree(starOf([0.9, 0.001, 0.001, 0.001, 0.001])).byId.has(foldId(0))).toBe(false);
   });
 });

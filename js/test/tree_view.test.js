@@ -17,7 +17,7 @@ function mount(overrides = {}) {
 }
 const click = (/** @type {Element} */ target) => target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
 
-/** Root "Hi" with ten children, the last six unlikely leaves. */
+/** Root "Hi" with ten children, the last five unlikely leaves past the first five. */
 function wideColumns() {
   const probs = [0.5, 0.2, 0.1, 0.05, 0.01, 0.01, 0.005, 0.004, 0.002, 0.001];
   return {
@@ -68,8 +68,8 @@ describe("fold node", () => {
   it("folds unlikely leaves into +N more, and a click shows them", () => {
     const { el } = mount({ nodes: encodeTable(wideColumns()) });
     const fold = el.querySelector(".inferviz-fold");
-    expect(fold.textContent).toBe("+6 more");
-    expect(el.querySelectorAll(".inferviz-node").length).toBe(5);
+    expect(fold.textContent).toBe("+5 more");
+    expect(el.querySelectorAll(".inferviz-node").length).toBe(6);
     click(fold);
     expect(el.querySelector(".inferviz-fold")).toBeNull();
     expect(el.querySelectorAll(".inferviz-node").length).toBe(11);
@@ -78,7 +78,7 @@ describe("fold node", () => {
   it("never folds the selected node", () => {
     const { el } = mount({ nodes: encodeTable(wideColumns()), selected: 8, selected_text: "Hi w7" });
     expect(el.querySelector('.inferviz-node[data-node-id="8"]')).not.toBeNull();
-    expect(el.querySelector(".inferviz-fold").textContent).toBe("+5 more");
+    expect(el.querySelector(".inferviz-fold").textContent).toBe("+4 more");
   });
 });
 
