@@ -17,7 +17,7 @@ const KIND_OF = {
 
 /** Legend text for each branch kind, in legend order. */
 export const KIND_LABELS = {
-  click: "expanded by click",
+  click: "expand (click or s.expand)",
   greedy: "greedy",
   sample: "sample",
   beam: "beam (kept)",
