@@ -23,7 +23,7 @@ export const KIND_LABELS = {
   beam: "beam (kept)",
   "beam-pruned": "beam (pruned)",
   smc: "SMC particles (×count, w weight)",
-  contrastive: "contrastive (cd score)",
+  contrastive: "contrastive (cd score; dotted: implausible)",
   search: "bfs / threshold",
   custom: "custom",
   other: "other strategy",
