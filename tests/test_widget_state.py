@@ -392,3 +392,15 @@ def test_height_is_checked():
     assert TreeWidget(make_tree(), height=800).height == 800
     with pytest.raises(ValueError, match="height"):
         TreeWidget(make_tree(), height=10)
+
+
+def test_static_export_state_has_no_sampler_settings_and_is_read_only():
+    from inferviz.widgets.export import tree_html, tree_state
+
+    state = tree_state(make_tree(), selected=1)
+    assert state["static"] is True and state["read_only"] is True
+    assert not {"k", "temperature", "top_k", "top_p", "min_p"} & set(state)
+    assert state["selected_text"] == "Hi there" and state["nodes"]["version"] == 0
+    with pytest.raises(ValueError, match="height"):
+        tree_state(make_tree(), height=5)
+    assert '"static": true' in tree_html(make_tree())

@@ -104,3 +104,36 @@ describe("static export mode", () => {
     expect(el.querySelector(".inferviz-legend")).not.toBeNull();
   });
 });
+
+describe("fitting the view", () => {
+  const scaleOf = (/** @type {Element} */ el) => Number(/scale\(([^)]+)\)/.exec(el.querySelector(".inferviz-viewport").getAttribute("transform"))?.[1]);
+
+  it("opens fitted and re-fits when a delta adds nodes", () => {
+    const spy = Object.getOwnPropertyDescriptor(Element.prototype, "clientWidth");
+    Object.defineProperty(Element.prototype, "clientWidth", { configurable: true, get: () => 600 });
+    try {
+      const { model, el } = mount();
+      const first = scaleOf(el);
+      expect(first).toBeGreaterThan(0);
+      // A long chain arrives: the fitted scale must shrink to show it.
+      const n = 40;
+      const cols = { node_id: [], parent_id: [], depth: [], token_id: [], token: [], raw_logprob: [], prob: [], rank: [], entropy: [], cum_logprob: [] };
+      for (let i = 0; i < n; i++) {
+        const row = { node_id: 4 + i, parent_id: i === 0 ? 3 : 3 + i, depth: 3 + i, token_id: 90, token: " long-token", raw_logprob: -1, prob: 0.4, rank: 0, entropy: 1, cum_logprob: -1 };
+        for (const [k, v] of Object.entries(row)) cols[k].push(v);
+      }
+      const encoded = encodeTable(cols);
+      const buffers = [new Float64Array(cols.node_id.map((id) => id)).buffer];
+      const columns = {};
+      for (const [name, col] of Object.entries(encoded.columns)) {
+        if (col.dtype === "f64") { buffers.push(col.data); columns[name] = { dtype: "f64", buffer: buffers.length - 1 }; } else columns[name] = col;
+      }
+      model.emit("msg:custom", { kind: "inferviz:delta", base: 0, version: 1, n: 4 + n, rows: { dtype: "f64", buffer: 0 }, names: encoded.names, columns }, buffers);
+      expect(el.querySelectorAll(".inferviz-node").length).toBe(4 + n);
+      expect(scaleOf(el)).toBeLessThan(first / 4);
+    } finally {
+      if (spy) Object.defineProperty(Element.prototype, "clientWidth", spy);
+      else delete (/** @type {any} */ (Element.prototype)).clientWidth;
+    }
+  });
+});
