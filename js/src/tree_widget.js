@@ -1,23 +1,18 @@
 // anywidget entry for inferviz.widgets.TreeWidget: the interactive token tree.
-import { select } from "d3-selection";
-import { zoom, zoomIdentity } from "d3-zoom";
 import { cell } from "./columns.js";
 import { createControls } from "./controls.js";
-import { boxInView, fitTransform } from "./fit.js";
 import { displayToken } from "./format.js";
-import { labelBox, layoutTree, navigate, pathTo } from "./layout.js";
+import { layoutTree, navigate, pathTo } from "./layout.js";
 import { createLegend } from "./legend.js";
 import { createMeasurer, fontOf } from "./measure.js";
 import { tooltipRows } from "./overlays.js";
 import { renderTree } from "./render_tree.js";
 import { createClient } from "./rpc.js";
 import { acquireStore } from "./store.js";
+import { createViewControl } from "./view_control.js";
 import "./tree.css";
 
-const MIN_HEIGHT = 220;
 const DEFAULT_MAX_HEIGHT = 560;
-const FAR_SCALE = 0.28;
-const BIG_TREE = 1500; // nodes drawn above which a gesture moves a composited picture // below this zoom, labels are too small to read and are not drawn
 const HINT = "click: select (expands a leaf) · shift-click/Enter: expand · alt-click/c: collapse · arrows: move · drag/wheel: pan/zoom · f: fit";
 const STATIC_HINT = "click: select · alt-click/c: collapse · arrows: move · drag/wheel: pan/zoom · f: fit";
 
@@ -77,24 +72,17 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   const requested = new Set();
   let measure = createMeasurer();
   let fontKnown = false;
-  const maxHeight = Number(model.get("height")) || DEFAULT_MAX_HEIGHT;
-  let height = MIN_HEIGHT;
-  svgEl.setAttribute("height", String(height));
-  /** @type {{k: number, x: number, y: number}} */
-  let view = { k: 1, x: 24, y: height / 2 };
-  let userMoved = false;
-  let needsFit = true;
   /** @type {import("./layout.js").Layout} */
   let layout = layoutTree(store.table);
 
   const pendingIds = () => new Set([...(model.get("pending") ?? []), ...requested]);
-  // The view's width, read before the tree is redrawn: reading it after would force the browser
-  // to lay out every new node synchronously.
-  let viewWidth = 0;
-  const width = () => viewWidth || (viewWidth = svgEl.clientWidth || 0);
+  const control = createViewControl({
+    svg: /** @type {any} */ (svgEl), group: /** @type {any} */ (viewport),
+    maxHeight: Number(model.get("height")) || DEFAULT_MAX_HEIGHT, layout: () => layout,
+  });
 
   function draw() {
-    viewWidth = svgEl.clientWidth || viewWidth;
+    control.readWidth();
     if (!fontKnown && root.isConnected) {
       // Measure labels in the font they are drawn in (known once the view is in the page).
       const probe = document.createElementNS("http://www.w3.org/2000/svg", "text");
@@ -139,84 +127,6 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     pathEl.append(div("div", "inferviz-path-title", "selected path"), text, chips);
   }
 
-  // ---------------------------------------------------------------- zoom and fit
-  // Large trees pan and zoom as one composited picture (a CSS transform of the whole svg) while
-  // a gesture lasts, and are redrawn at the new transform when it ends: re-rendering tens of
-  // thousands of SVG elements on every frame is what makes big trees stutter.
-  let committed = view;
-  let gesture = false;
-  const zoomBehavior = zoom()
-    // The extent is known here; d3's default reads the svg's size, forcing a synchronous layout.
-    .extent(() => [[0, 0], [width() || 1, height]])
-    .scaleExtent([0.01, 4])
-    .filter((event) => !event.button && event.type !== "dblclick")
-    .on("start", () => {
-      committed = view;
-      gesture = layout.byId.size > BIG_TREE;
-      if (gesture) svgEl.style.willChange = "transform";
-    })
-    .on("zoom", (event) => {
-      const t = event.transform;
-      view = { k: t.k, x: t.x, y: t.y };
-      if (event.sourceEvent) userMoved = true;
-      if (!gesture) { applyView(); return; }
-      const s = view.k / committed.k;
-      svgEl.style.transform = `translate(${view.x - s * committed.x}px,${view.y - s * committed.y}px) scale(${s})`;
-    })
-    .on("end", () => {
-      if (!gesture) return;
-      gesture = false;
-      svgEl.style.transform = "";
-      svgEl.style.willChange = "";
-      applyView();
-    });
-  let zoomReady = true;
-  try { select(svgEl).call(zoomBehavior); } catch { zoomReady = false; }
-
-  function applyView() {
-    viewport.setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
-    svgEl.classList.toggle("far", view.k < FAR_SCALE);
-  }
-
-  /** @param {{k: number, x: number, y: number}} t */
-  function setView(t) {
-    view = t;
-    if (zoomReady) {
-      try {
-        zoomBehavior.scaleExtent([Math.min(0.01, t.k / 2), 4]);
-        select(svgEl).call(zoomBehavior.transform, zoomIdentity.translate(t.x, t.y).scale(t.k));
-        return;
-      } catch { zoomReady = false; }
-    }
-    applyView();
-  }
-
-  /** Fit the whole tree in the view; grows the canvas (up to its maximum height) first. */
-  function fitView() {
-    const w = width();
-    const b = layout.bounds;
-    const want = Math.min(maxHeight, Math.max(MIN_HEIGHT, Math.ceil(b.y1 - b.y0 + 48)));
-    if (want > height) {
-      height = want;
-      svgEl.setAttribute("height", String(height));
-    }
-    if (!w || !layout.root) { needsFit = true; applyView(); return; }
-    needsFit = false;
-    userMoved = false;
-    setView(fitTransform(b, w, height));
-  }
-
-  /** After nodes appeared: re-fit unless the user moved the view and all of them are in it. */
-  function afterGrowth(/** @type {number[]} */ ids) {
-    if (!userMoved || needsFit) { fitView(); return; }
-    const w = width();
-    const outside = ids.some((id) => {
-      const node = layout.byId.get(id);
-      return node && !boxInView(labelBox(node), view, w, height);
-    });
-    if (outside) fitView();
-  }
-
   // ---------------------------------------------------------------- actions
   function select_(/** @type {number | null} */ id) {
     if (id === null || id < 0 || id === model.get("selected")) return;
@@ -256,7 +166,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     const before = new Set(layout.byId.keys());
     unfolded.add(parentId);
     draw();
-    afterGrowth([...layout.byId.keys()].filter((id) => !before.has(id)));
+    control.afterGrowth([...layout.byId.keys()].filter((id) => !before.has(id)));
   }
 
   /** @param {Event} event */
@@ -309,13 +219,13 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     if (event.key.startsWith("Arrow")) {
       const next = navigate(layout, selected, event.key);
       select_(next);
-      reveal(next);
+      control.reveal(next);
     } else if (event.key === "Enter" && selected !== null) {
       expand(selected);
     } else if ((event.key === "c" || event.key === " ") && selected !== null) {
       toggleCollapse(selected);
     } else if (event.key === "f") {
-      fitView();
+      control.fit();
     } else {
       return;
     }
@@ -323,30 +233,12 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     event.stopPropagation();
   });
 
-  /** Pan so that node `id` is in view (keyboard moves can leave the visible area). */
-  function reveal(/** @type {number | null} */ id) {
-    const node = id === null ? undefined : layout.byId.get(id);
-    const w = width();
-    if (!node || !w || boxInView(labelBox(node), view, w, height)) return;
-    setView({ k: view.k, x: w / 2 - node.y * view.k, y: height / 2 - node.x * view.k });
-  }
-  fit.addEventListener("click", () => fitView());
-
-  // A view created while hidden (a Voila tab, a collapsed output) fits once it has a size.
-  /** @type {ResizeObserver | null} */
-  let resizer = null;
-  if (typeof ResizeObserver !== "undefined") {
-    resizer = new ResizeObserver((entries) => {
-      viewWidth = entries[0]?.contentRect.width || viewWidth;
-      if (needsFit && width()) fitView();
-    });
-    resizer.observe(svgEl);
-  }
+  fit.addEventListener("click", () => control.fit());
 
   const unsubscribe = store.subscribe((change) => {
     draw();
-    if (change.reset) fitView();
-    else if (change.newIds.length) afterGrowth(change.newIds);
+    if (change.reset) control.fit();
+    else if (change.newIds.length) control.afterGrowth(change.newIds);
   });
   const onError = () => showError(model.get("error"));
   const onControls = () => controls?.sync();
@@ -359,17 +251,17 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
 
   showError(model.get("error"));
   draw();
-  fitView();
+  control.fit();
   // The first fit may run before the page has laid the view out.
   const frame = typeof requestAnimationFrame === "function"
     ? requestAnimationFrame(() => {
       if (!fontKnown) draw();
-      if (needsFit || !userMoved) fitView();
+      if (control.wantsFit()) control.fit();
     }) : 0;
 
   return () => {
     if (frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
-    resizer?.disconnect();
+    control.dispose();
     unsubscribe();
     held.release();
     client.dispose();

@@ -1,6 +1,7 @@
 // The tree view as a reader sees it: legend, fold nodes, fit, static export mode.
 import { afterEach, describe, expect, it } from "vitest";
 import { boxInView, fitTransform } from "../src/fit.js";
+import { refitAfterGrowth } from "../src/view_control.js";
 import widget from "../src/tree_widget.js";
 import { encodeTable, fakeModel, sampleColumns, treeState } from "./helpers.js";
 
@@ -89,6 +90,15 @@ describe("fit", () => {
     expect(boxInView(bounds, t, 800, 400)).toBe(true);
     expect(t.k).toBeLessThan(1);
     expect(fitTransform({ x0: 0, x1: 10, y0: 0, y1: 10 }, 800, 400).k).toBe(1.6); // never blown up
+  });
+
+  it("re-fits after growth unless the user moved the view and the new nodes are in it", () => {
+    const view = { k: 1, x: 0, y: 0 };
+    const inside = { x0: 10, x1: 50, y0: 10, y1: 20 };
+    const outside = { x0: 10, x1: 50, y0: 900, y1: 910 };
+    expect(refitAfterGrowth({ userMoved: false, boxes: [inside], view, width: 800, height: 400 })).toBe(true);
+    expect(refitAfterGrowth({ userMoved: true, boxes: [inside], view, width: 800, height: 400 })).toBe(false);
+    expect(refitAfterGrowth({ userMoved: true, boxes: [inside, outside], view, width: 800, height: 400 })).toBe(true);
   });
 
   it("boxInView tells a box outside the view", () => {
