@@ -103,6 +103,7 @@ class TreeWidget(anywidget.AnyWidget):
         self._version = 0
         self._sent = self._columns()
         self._quiet_nodes = False
+        self._sync_lock = threading.RLock()  # one delta at a time, in version order
         super().__init__(
             nodes=self._snapshot(self._sent),
             read_only=session is None,
@@ -237,20 +238,21 @@ class TreeWidget(anywidget.AnyWidget):
     def refresh(self) -> None:
         """Send the rows that changed since the last update to the views, as one delta message,
         and bring the ``nodes`` snapshot up to date (normally automatic via ``tree.on_change``)."""
-        self._dirty = False
-        columns = self._columns()
-        rows = changed_rows(self._sent, columns)
-        if not rows and list(columns) == list(self._sent):
-            return
-        base, self._version = self._version, self._version + 1
-        self._sent = columns
-        self._quiet_nodes = True
-        try:
-            self.nodes = self._snapshot(columns)
-        finally:
-            self._quiet_nodes = False
-        content, buffers = encode_delta(columns, rows, base=base, version=self._version)
-        self._send_delta(content, buffers)
+        with self._sync_lock:  # refreshes come from the kernel and the request batcher's thread
+            self._dirty = False
+            columns = self._columns()
+            rows = changed_rows(self._sent, columns)
+            if not rows and list(columns) == list(self._sent):
+                return
+            base, self._version = self._version, self._version + 1
+            self._sent = columns
+            self._quiet_nodes = True
+            try:
+                self.nodes = self._snapshot(columns)
+            finally:
+                self._quiet_nodes = False
+            content, buffers = encode_delta(columns, rows, base=base, version=self._version)
+            self._send_delta(content, buffers)
 
     def _send_delta(self, content: dict[str, Any], buffers: list[bytes]) -> None:
         # Deltas have their own channel, apart from request responses (``send``).
@@ -258,8 +260,9 @@ class TreeWidget(anywidget.AnyWidget):
 
     def resync(self) -> None:
         """Send the whole ``nodes`` snapshot to the views (a view that missed a delta asks)."""
-        self.refresh()
-        self.send_state("nodes")
+        with self._sync_lock:
+            self.refresh()
+            self.send_state("nodes")
 
     # ------------------------------------------------------------- expansion
     def expand(self, node_id: int, **params: Any) -> list[int]:
