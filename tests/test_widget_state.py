@@ -241,3 +241,166 @@ def test_lens_rejects_mismatched_shapes():
     result.input_tokens = ["a"]
     with pytest.raises(ValueError, match="input_tokens"):
         LensWidget(result)
+
+
+# ------------------------------------------------------------------ deltas
+def capture_messages(widget: TreeWidget) -> list[tuple[dict, list]]:
+    sent: list[tuple[dict, list]] = []
+    widget._send_delta = lambda content, buffers=None: sent.append((content, list(buffers or [])))
+    return sent
+
+
+def deltas(sent: list[tuple[dict, list]]) -> list[tuple[dict, list]]:
+    return [(c, b) for c, b in sent if c.get("kind") == "inferviz:delta"]
+
+
+def test_a_change_sends_only_the_new_rows_as_a_delta():
+    tree = make_tree()
+    widget = TreeWidget(tree, session=CountingSession(), k=3)
+    sent = capture_messages(widget)
+    widget.expand(1)
+    [(content, buffers)] = deltas(sent)
+    rows = np.frombuffer(buffers[content["rows"]["buffer"]], "<f8").tolist()
+    assert rows == [3.0, 4.0, 5.0]
+    assert content["base"] == 0 and content["version"] == 1 and content["n"] == 6
+    assert content["columns"]["token"] == {"dtype": "str", "data": ["<0>", "<1>", "<2>"]}
+
+
+def test_applying_the_deltas_gives_the_tree_and_the_snapshot_stays_current():
+    from inferviz.widgets.columns import apply_delta
+
+    tree = make_tree()
+    widget = TreeWidget(tree, session=CountingSession(), k=2)
+    view = decoded(widget)
+    sent = capture_messages(widget)
+    widget.expand(1)
+    tree.add_child(0, 11, b" there", -0.3, 0.25, 0, 1.2, meta={"beam_kept": True})  # an update
+    widget.expand(4)
+    for content, buffers in deltas(sent):
+        view = apply_delta(view, content, buffers)
+    assert view == tree.to_columns()
+    assert decoded(widget) == tree.to_columns()
+    assert widget.nodes["version"] == len(deltas(sent)) == 3
+
+
+def test_an_update_resends_only_the_changed_row():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    sent = capture_messages(widget)
+    tree.add_child(0, 12, b"!", -1.5, 0.05, 1, 1.2)
+    [(content, buffers)] = deltas(sent)
+    assert np.frombuffer(buffers[0], "<f8").tolist() == [2.0]
+
+
+def test_the_nodes_snapshot_is_not_sent_on_each_change():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    states: list = []
+    widget.send_state = lambda key=None: states.append(key)
+    tree.add_child(1, 31, b"\n", -0.2, 0.8, 0, 0.9)
+    assert "nodes" not in states and widget.nodes["n"] == 4
+
+
+def test_a_view_that_missed_a_delta_gets_the_snapshot_on_request():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    states: list = []
+    widget.send_state = lambda key=None: states.append(key)
+    widget._handle_message({"kind": "inferviz:request", "id": "s1", "action": "snapshot"}, [])
+    assert states == ["nodes"]
+
+
+def test_no_message_when_nothing_changed():
+    widget = TreeWidget(make_tree())
+    sent = capture_messages(widget)
+    widget.refresh()
+    assert sent == []
+
+
+def test_changed_rows_sees_new_rows_updates_and_new_columns():
+    from inferviz.widgets.columns import changed_rows
+
+    before = {"node_id": [0, 1, 2], "prob": [1.0, 0.5, 0.25]}
+    after = {"node_id": [0, 1, 2, 3], "prob": [1.0, 0.5, 0.3, 0.1], "beam_kept": [None, True, None, None]}
+    assert changed_rows(before, after) == [1, 2, 3]
+    with pytest.raises(ValueError, match="only grows"):
+        changed_rows(after, before)
+
+
+def test_bytes_per_click_on_a_5000_node_tree(capsys):
+    import json
+    import random
+    import time
+
+    rng = random.Random(0)
+    tree = TokenTree("Once upon a time", [1, 2, 3])
+    ids = [tree.root_id]
+    while len(tree) < 5000:
+        child = tree.add_child(rng.choice(ids[-300:]), rng.randrange(50_000), b" w", -1.0,
+                               rng.random(), rng.randrange(10), 2.0, notify=False,
+                               meta={"strategy": "sample"})
+        ids.append(child.node_id)
+    widget = TreeWidget(tree, session=CountingSession(), k=5)
+    snapshot = sum(len(c["data"]) if isinstance(c["data"], bytes) else len(json.dumps(c["data"]))
+                   for c in widget.nodes["columns"].values())
+    sent = capture_messages(widget)
+    t0 = time.perf_counter()
+    for leaf in [n.node_id for n in tree.leaves()[:10]]:
+        widget.expand(leaf)
+    per_click_ms = (time.perf_counter() - t0) * 1000 / 10
+    sizes = [len(json.dumps(c)) + sum(len(b) for b in bufs) for c, bufs in deltas(sent)]
+    assert len(sizes) == 10
+    with capsys.disabled():
+        print(f"\n[measure] 5,000-node tree, one click adding 5 nodes: {sum(sizes) / 10:.0f} bytes "
+              f"per click as a delta vs {snapshot} bytes for the whole snapshot "
+              f"({snapshot / (sum(sizes) / 10):.0f}x less); kernel {per_click_ms:.1f} ms per click")
+    assert max(sizes) < snapshot / 20
+
+
+# ------------------------------------------------------------------ errors and hooks
+def test_error_is_cleared_by_a_later_valid_change():
+    widget = TreeWidget(make_tree(), session=CountingSession())
+    widget.set_state({"k": 0})
+    assert "k must be" in widget.error
+    widget.set_state({"k": 3})
+    assert widget.error == ""
+    widget.set_state({"top_p": 7})
+    assert widget.error
+    widget.expand(2)
+    assert widget.error == ""
+
+
+def test_select_and_mark_hooks_for_other_views():
+    from inferviz.widgets.columns import decode_column
+
+    widget = TreeWidget(make_tree())
+    widget.select(2)
+    assert widget.selected == 2 and widget.selected_text == "Hi!"
+    with pytest.raises(ValueError, match="not in this tree"):
+        widget.select(99)
+    sent = capture_messages(widget)
+    widget.mark([1], "diverges")
+    assert decode_column(widget.nodes["columns"]["mark"]) == [None, "diverges", None]
+    assert len(deltas(sent)) == 1
+    widget.mark(1, None)
+    assert decode_column(widget.nodes["columns"]["mark"]) == [None, None, None]
+    with pytest.raises(ValueError, match="label"):
+        widget.mark(1, "")
+
+
+def test_height_is_checked():
+    assert TreeWidget(make_tree(), height=800).height == 800
+    with pytest.raises(ValueError, match="height"):
+        TreeWidget(make_tree(), height=10)
+
+
+def test_static_export_state_has_no_sampler_settings_and_is_read_only():
+    from inferviz.widgets.export import tree_html, tree_state
+
+    state = tree_state(make_tree(), selected=1)
+    assert state["static"] is True and state["read_only"] is True
+    assert not {"k", "temperature", "top_k", "top_p", "min_p"} & set(state)
+    assert state["selected_text"] == "Hi there" and state["nodes"]["version"] == 0
+    with pytest.raises(ValueError, match="height"):
+        tree_state(make_tree(), height=5)
+    assert '"static": true' in tree_html(make_tree())

@@ -56,14 +56,16 @@ def json_safe(value: Any) -> Any:
 
 
 def encode_column(name: str, values: list) -> dict[str, Any]:
-    present = [v for v in values if v is not None]
-    if name in STRING_COLUMNS or (present and all(isinstance(v, str) for v in present)):
+    # Decide by the set of value types (one pass), then convert in numpy.
+    types = {type(v) for v in values} - {type(None)}
+    if name in STRING_COLUMNS or (types and all(issubclass(t, str) for t in types)):
         return {"dtype": "str", "data": [None if v is None else str(v) for v in values]}
-    if present and all(_is_bool(v) for v in present):
+    if types and all(issubclass(t, (bool, np.bool_)) for t in types):
         codes = np.array([2 if v is None else int(bool(v)) for v in values], dtype=np.uint8)
         return {"dtype": "bool", "data": codes.tobytes()}
-    if all(_is_number(v) for v in present):  # also an all-None column
-        floats = np.array([np.nan if v is None else float(v) for v in values], dtype="<f8")
+    if all(issubclass(t, (int, float, np.integer, np.floating))
+           and not issubclass(t, (bool, np.bool_)) for t in types):  # also an all-None column
+        floats = np.array(values, dtype="<f8") if values else np.zeros(0, "<f8")  # None -> NaN
         return {"dtype": "f64", "data": floats.tobytes()}
     return {"dtype": "json", "data": [json_safe(v) for v in values]}
 
@@ -95,3 +97,86 @@ def array_payload(array: Any, dtype: str) -> dict[str, Any]:
     """A dense numpy array as ``{"dtype", "shape", "data"}`` little-endian bytes."""
     arr = np.ascontiguousarray(np.asarray(array), dtype=np.dtype(dtype).newbyteorder("<"))
     return {"dtype": np.dtype(dtype).name, "shape": list(arr.shape), "data": arr.tobytes()}
+
+
+# ------------------------------------------------------------------ deltas
+DELTA_KIND = "inferviz:delta"
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        if a == b:
+            return type(a) is type(b) or (_is_number(a) and _is_number(b))
+    except Exception:  # noqa: BLE001 -- exotic meta values compare unequal
+        return False
+    return isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+
+
+def changed_rows(previous: dict[str, list], current: dict[str, list]) -> list[int]:
+    """Rows of ``current`` that a view holding ``previous`` lacks or holds differently (new rows,
+    updated values, a value in a column it does not have). Rows are positions in id order;
+    nodes are only ever added, so ``previous``'s rows are a prefix of ``current``'s."""
+    n = len(current.get("node_id", []))
+    n_prev = len(previous.get("node_id", []))
+    if n < n_prev:
+        raise ValueError(f"a tree only grows: {n_prev} rows were sent, now there are {n}")
+    changed = set(range(n_prev, n))
+    for name, values in current.items():
+        old = previous.get(name)
+        if old is None:
+            changed.update(i for i in range(n_prev) if values[i] is not None)
+            continue
+        if old == values[:n_prev]:
+            continue  # the common case, compared in C (list equality tries `is` first)
+        changed.update(i for i, (a, b) in enumerate(zip(old, values)) if not _same(a, b))
+    return sorted(changed)
+
+
+def encode_delta(current: dict[str, list], rows: list[int], base: int,
+                 version: int) -> tuple[dict[str, Any], list[bytes]]:
+    """A delta message for the rows ``rows`` of ``current``, and its binary buffers.
+
+    ``{"kind": "inferviz:delta", "base": b, "version": v, "n": N, "rows": {"dtype": "f64",
+    "buffer": 0}, "names": [...], "columns": {name: {"dtype": D, "buffer": i} | {"dtype": D,
+    "data": [...]}}}``: a view at version ``base`` applies it (``js/src/store.js``) and is then
+    at ``version``; binary column data travels in the message's buffers, referenced by index."""
+    lengths = {len(v) for v in current.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns must have equal lengths, got {sorted(lengths)}")
+    buffers: list[bytes] = [np.asarray(rows, dtype="<f8").tobytes()]
+    columns: dict[str, Any] = {}
+    for name, values in current.items():
+        encoded = encode_column(name, [values[i] for i in rows])
+        if isinstance(encoded["data"], bytes):
+            buffers.append(encoded["data"])
+            encoded = {"dtype": encoded["dtype"], "buffer": len(buffers) - 1}
+        columns[name] = encoded
+    content = {
+        "kind": DELTA_KIND,
+        "base": int(base),
+        "version": int(version),
+        "n": lengths.pop() if lengths else 0,
+        "rows": {"dtype": "f64", "buffer": 0},
+        "names": list(current),
+        "columns": columns,
+    }
+    return content, buffers
+
+
+def apply_delta(columns: dict[str, list], content: dict[str, Any],
+                buffers: list[bytes]) -> dict[str, list]:
+    """Python twin of ``applyDelta`` in ``js/src/store.js`` (for tests): new columns dict."""
+    rows = [int(r) for r in np.frombuffer(bytes(buffers[content["rows"]["buffer"]]), "<f8")]
+    n = max(content["n"], len(columns.get("node_id", [])))
+    out = {name: list(values) + [None] * (n - len(values)) for name, values in columns.items()}
+    for name in content["names"]:
+        encoded = dict(content["columns"][name])
+        if "buffer" in encoded:
+            encoded["data"] = buffers[encoded.pop("buffer")]
+        values = decode_column(encoded)
+        column = out.setdefault(name, [None] * n)
+        for row, value in zip(rows, values):
+            column[row] = value
+    return out

@@ -2,6 +2,9 @@
 one file, rendered against a tiny read-only stand-in for the widget model. No CDN, no network:
 the page opens from disk in any modern browser.
 
+The page is a finished artefact: the tree opens fitted to its view with its legend, the Fit
+button works, and there are no sampler inputs (nothing can be expanded without a kernel).
+
 The page keeps timing marks in ``window.inferviz`` (``renderStart``, ``renderEnd``, from
 ``performance.now()``) so a browser test can measure drawing time.
 """
@@ -38,22 +41,28 @@ def _script_safe(text: str) -> str:
     return text.replace("</", "<\\/")
 
 
-def tree_state(tree: TokenTree, selected: int | None = None, k: int = 5,
-               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               min_p: float | None = None) -> dict[str, Any]:
-    """The TreeWidget traits for ``tree``, read-only (what the static page's model serves)."""
+EXPORT_HEIGHT = 640
+
+
+def tree_state(tree: TokenTree, selected: int | None = None,
+               height: int = EXPORT_HEIGHT) -> dict[str, Any]:
+    """The TreeWidget state for ``tree`` in a static page: read-only, no sampler settings
+    (``static`` hides the inputs), ``height`` the view's maximum height in pixels."""
     if not isinstance(tree, TokenTree):
         raise TypeError(f"tree must be an inferviz TokenTree, got {type(tree).__name__}")
     if selected is not None and selected not in tree:
         raise ValueError(f"selected node {selected!r} is not in this tree")
+    if isinstance(height, bool) or not isinstance(height, int) or not 160 <= height <= 4000:
+        raise ValueError(f"height must be an integer number of pixels in 160..4000, got {height!r}")
     return {
-        "nodes": encode_columns(tree.to_columns()),
-        "k": k, "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
+        "nodes": {**encode_columns(tree.to_columns()), "version": 0},
         "selected": selected,
         "selected_text": "" if selected is None else tree.text(selected),
         "pending": [],
         "error": "",
         "read_only": True,
+        "static": True,
+        "height": height,
     }
 
 
@@ -117,6 +126,7 @@ PAGE = """<!doctype html>
 <title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #111827; }}
+#inferviz-root {{ max-width: 100%; }}
 h1 {{ font-size: 1.2rem; margin: 0 0 .25rem; }}
 .inferviz-export-meta {{ color: #6b7280; font-size: .85rem; margin-bottom: .75rem; }}
 </style>

@@ -28,6 +28,9 @@ from traitlets import TraitError
 REQUEST_KIND = "inferviz:request"
 RESPONSE_KIND = "inferviz:response"
 ACTIONS = ("expand",)
+# A view that missed a delta asks for the full snapshot: {"kind": REQUEST_KIND, "id": ...,
+# "action": "snapshot"}; the kernel re-sends the ``nodes`` trait (no response message).
+SNAPSHOT_ACTION = "snapshot"
 K_MAX = 50
 MAX_ID_LENGTH = 64
 READ_ONLY_MESSAGE = "this tree is read-only: pass session= to TreeWidget to expand nodes"

@@ -2,12 +2,17 @@
 
 Synced state (``nodes`` is the source of truth, so a view rendered late shows the current tree):
 
-- ``nodes``          columnar snapshot of the tree, see :mod:`inferviz.widgets.columns`
+- ``nodes``          columnar snapshot of the tree (see :mod:`inferviz.widgets.columns`) with a
+                     ``version``; it is kept current in the kernel but not re-sent on each change:
+                     live views get only the changed rows, as a delta message from ``version - 1``
+                     to ``version`` (``inferviz:delta``), and a view that missed one asks for the
+                     snapshot again (action ``snapshot``)
 - ``k``, ``temperature``, ``top_k``, ``top_p``, ``min_p``  settings for the next expansion
 - ``selected``       node id or None; ``selected_text`` is the prompt + completion up to it
 - ``pending``        node ids being expanded right now
-- ``error``          the last error message ("" when the last action worked)
+- ``error``          the last error message ("" once a later action or setting worked)
 - ``read_only``      True when there is no session to expand with
+- ``height``         the view's maximum height in pixels (it grows to fit the tree up to this)
 
 The browser may write only the settings and ``selected``; expansion requests arrive as custom
 messages (see :mod:`inferviz.widgets.protocol`) and are answered with a response message.
@@ -26,7 +31,7 @@ import traitlets
 
 from ..tree import TokenTree
 from . import protocol
-from .columns import encode_columns
+from .columns import changed_rows, encode_columns, encode_delta
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 log = logging.getLogger(__name__)
@@ -57,6 +62,7 @@ class TreeWidget(anywidget.AnyWidget):
     pending = traitlets.List(traitlets.Int()).tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     read_only = traitlets.Bool(True).tag(sync=True)
+    height = traitlets.Int(560).tag(sync=True)
 
     def __init__(
         self,
@@ -73,12 +79,15 @@ class TreeWidget(anywidget.AnyWidget):
             raise TypeError(f"tree must be an inferviz TokenTree, got {type(tree).__name__}")
         if session is not None and not callable(getattr(session, "expand", None)):
             raise TypeError("session must have an expand(tree, node_id, ...) method, or be None")
-        unknown = sorted(set(kwargs) - {"layout"})
+        unknown = sorted(set(kwargs) - {"layout", "height"})
         if unknown:
             raise TypeError(
                 f"TreeWidget got unexpected keyword argument(s) {unknown}; it takes tree, "
-                "session, k, temperature, top_k, top_p, min_p"
+                "session, k, temperature, top_k, top_p, min_p, height"
             )
+        height = kwargs.get("height", 560)
+        if not protocol._is_int(height) or not 160 <= height <= 4000:
+            raise ValueError(f"height must be an integer number of pixels in 160..4000, got {height!r}")
         settings = protocol.validate_params(
             {"k": k, "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p},
             protocol.ExpandParams(k=5, temperature=1.0, top_k=None, top_p=None, min_p=None),
@@ -89,8 +98,14 @@ class TreeWidget(anywidget.AnyWidget):
         self._in_flight_lock = threading.Lock()
         self._batch_depth = 0
         self._dirty = False
+        self._marks: dict[int, str] = {}
+        self._marks_used = False
+        self._version = 0
+        self._sent = self._columns()
+        self._quiet_nodes = False
+        self._sync_lock = threading.RLock()  # one delta at a time, in version order
         super().__init__(
-            nodes=encode_columns(tree.to_columns()),
+            nodes=self._snapshot(self._sent),
             read_only=session is None,
             **settings,
             **kwargs,
@@ -145,6 +160,35 @@ class TreeWidget(anywidget.AnyWidget):
         node_id = change["new"]
         self.selected_text = "" if node_id is None else self._tree.text(node_id)
 
+    @traitlets.observe(*protocol.PARAM_CHECKS, "selected")
+    def _valid_change(self, change: dict) -> None:
+        # A value reaches a trait only once it passed validation: an old error no longer holds.
+        self.error = ""
+
+    # ------------------------------------------------------------- hooks for other views
+    def select(self, node_id: int | None) -> None:
+        """Select ``node_id`` (highlights its path and shows its text), as a click would."""
+        if node_id is not None and (not protocol._is_int(node_id) or node_id not in self._tree):
+            raise ValueError(f"node_id {node_id!r} is not in this tree")
+        self.selected = node_id
+
+    def mark(self, node_ids: Any, label: str | None = "marked") -> None:
+        """Badge nodes with a short ``label`` (e.g. ``"diverges"``) in the ``mark`` column;
+        ``label=None`` removes the mark. The tree itself is not changed."""
+        ids = [node_ids] if protocol._is_int(node_ids) else list(node_ids)
+        for node_id in ids:
+            if not protocol._is_int(node_id) or node_id not in self._tree:
+                raise ValueError(f"node_id {node_id!r} is not in this tree")
+        if label is not None and (not isinstance(label, str) or not 0 < len(label) <= 24):
+            raise ValueError(f"label must be a string of 1..24 characters or None, got {label!r}")
+        self._marks_used = True
+        for node_id in ids:
+            if label is None:
+                self._marks.pop(node_id, None)
+            else:
+                self._marks[node_id] = label
+        self.refresh()
+
     def set_state(self, sync_data: dict) -> None:
         """State from the browser: keep only writable traits, and reject bad values whole
         (the view is sent the kernel's state back) instead of raising in the kernel."""
@@ -165,6 +209,7 @@ class TreeWidget(anywidget.AnyWidget):
             return
         if accepted:
             super().set_state(accepted)
+            self.error = ""
         if refused:
             self.send_state(refused)
 
@@ -175,10 +220,49 @@ class TreeWidget(anywidget.AnyWidget):
         else:
             self.refresh()
 
+    def _columns(self) -> dict[str, list]:
+        columns = self._tree.to_columns()
+        if self._marks_used:  # once marked, always sent: a removed mark must reach the views
+            columns["mark"] = [self._marks.get(i) for i in columns["node_id"]]
+        return columns
+
+    def _snapshot(self, columns: dict[str, list]) -> dict[str, Any]:
+        return {**encode_columns(columns), "version": self._version}
+
+    def _should_send_property(self, key: str, value: Any) -> bool:
+        # ``nodes`` changes reach live views as deltas; the trait stays the late views' snapshot.
+        if key == "nodes" and self._quiet_nodes:
+            return False
+        return super()._should_send_property(key, value)
+
     def refresh(self) -> None:
-        """Re-send the whole tree to the views (normally automatic via ``tree.on_change``)."""
-        self._dirty = False
-        self.nodes = encode_columns(self._tree.to_columns())
+        """Send the rows that changed since the last update to the views, as one delta message,
+        and bring the ``nodes`` snapshot up to date (normally automatic via ``tree.on_change``)."""
+        with self._sync_lock:  # refreshes come from the kernel and the request batcher's thread
+            self._dirty = False
+            columns = self._columns()
+            rows = changed_rows(self._sent, columns)
+            if not rows and list(columns) == list(self._sent):
+                return
+            base, self._version = self._version, self._version + 1
+            self._sent = columns
+            self._quiet_nodes = True
+            try:
+                self.nodes = self._snapshot(columns)
+            finally:
+                self._quiet_nodes = False
+            content, buffers = encode_delta(columns, rows, base=base, version=self._version)
+            self._send_delta(content, buffers)
+
+    def _send_delta(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        # Deltas have their own channel, apart from request responses (``send``).
+        anywidget.AnyWidget.send(self, content, buffers)
+
+    def resync(self) -> None:
+        """Send the whole ``nodes`` snapshot to the views (a view that missed a delta asks)."""
+        with self._sync_lock:
+            self.refresh()
+            self.send_state("nodes")
 
     # ------------------------------------------------------------- expansion
     def expand(self, node_id: int, **params: Any) -> list[int]:
@@ -194,12 +278,17 @@ class TreeWidget(anywidget.AnyWidget):
             children = self._session.expand(self._tree, node_id, **settings)
         finally:
             self._settle(node_id)
+        self.error = ""
         return [int(child.node_id) for child in (children or [])]
 
     def _handle_message(self, content: Any, buffers: list) -> None:
         rid = protocol.request_id(content)
         action = content.get("action") if isinstance(content, dict) else None
         node_id = content.get("node_id") if isinstance(content, dict) else None
+        if action == protocol.SNAPSHOT_ACTION and isinstance(content, dict) \
+                and content.get("kind") == protocol.REQUEST_KIND:
+            self.resync()
+            return
         try:
             node_id, params = protocol.validate_request(content, self._tree, self.params())
             if self._session is None:

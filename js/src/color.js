@@ -1,12 +1,19 @@
-// Small sequential colour scales (no d3-scale needed): value in [0, 1] -> CSS colour.
+// Colour scales (no d3-scale needed): value in [0, 1] -> CSS colour.
+//
+// Probability uses viridis (perceptually uniform, readable in greyscale and by most colour-blind
+// readers): the same probability has the same colour in the tree, its legend and the lens.
 
-// Stops of a light-to-dark blue-violet ramp, readable with dark text at the light end.
-const PROB_STOPS = [
-  [240, 244, 250],
-  [180, 205, 235],
-  [100, 150, 215],
-  [55, 90, 185],
-  [40, 30, 120],
+// viridis at t = 0, 0.125, ..., 1 (matplotlib's table, sampled).
+export const VIRIDIS_STOPS = [
+  [68, 1, 84],
+  [71, 44, 122],
+  [59, 81, 139],
+  [44, 113, 142],
+  [33, 144, 141],
+  [39, 173, 129],
+  [92, 200, 99],
+  [170, 220, 50],
+  [253, 231, 37],
 ];
 // Entropy: low (confident) light yellow, high (uncertain) dark red.
 const ENTROPY_STOPS = [
@@ -31,13 +38,28 @@ function ramp(stops, t) {
 }
 
 /** @param {number} p probability in [0, 1] */
-export const probColor = (p) => ramp(PROB_STOPS, p);
+export const probColor = (p) => ramp(VIRIDIS_STOPS, p);
 
 /** @param {number} t entropy scaled to [0, 1] */
 export const entropyColor = (t) => ramp(ENTROPY_STOPS, t);
 
 /**
- * Dark or light text for a background position on a ramp.
- * @param {number} t
+ * A CSS linear-gradient of the probability scale, left (0) to right (1), for legends.
+ * @returns {string}
  */
-export const textColorOn = (t) => (t > 0.55 ? "#fff" : "#111");
+export function probGradient() {
+  const stops = VIRIDIS_STOPS.map((_, i) => {
+    const t = i / (VIRIDIS_STOPS.length - 1);
+    return `${probColor(t)} ${Math.round(t * 100)}%`;
+  });
+  return `linear-gradient(to right, ${stops.join(", ")})`;
+}
+
+/**
+ * Dark or light text for a background at position `t` of a ramp (viridis is dark at 0, light at 1;
+ * the entropy ramp is light at 0, dark at 1).
+ * @param {number} t
+ * @param {"prob" | "entropy"} [scale]
+ */
+export const textColorOn = (t, scale = "entropy") =>
+  scale === "prob" ? (t < 0.6 ? "#fff" : "#111") : (t > 0.55 ? "#fff" : "#111");

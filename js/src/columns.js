@@ -23,18 +23,21 @@ export function toArrayBuffer(data) {
 }
 
 /**
- * @param {EncodedColumn} column
+ * A column's values; binary data is inline (`data`) or the message buffer `buffers[buffer]`.
+ * @param {EncodedColumn & {buffer?: number}} column
+ * @param {any[]} [buffers]
  * @returns {ArrayLike<any>}
  */
-export function decodeColumn(column) {
+export function decodeColumn(column, buffers = []) {
+  const data = column.data !== undefined ? column.data : buffers[column.buffer ?? -1];
   switch (column.dtype) {
     case "f64":
-      return new Float64Array(toArrayBuffer(column.data));
+      return new Float64Array(toArrayBuffer(data));
     case "bool":
-      return new Uint8Array(toArrayBuffer(column.data));
+      return new Uint8Array(toArrayBuffer(data));
     case "str":
     case "json":
-      return column.data;
+      return data;
     default:
       throw new Error(`unknown column dtype ${column.dtype}`);
   }

@@ -67,3 +67,15 @@ export function formatProb(p) {
   if (p < 0.001) return p.toExponential(1);
   return `${(p * 100).toFixed(p >= 0.1 ? 1 : 2)}%`;
 }
+
+/**
+ * Keep the end of `text` (at most `max` characters, by code point), with a leading ellipsis:
+ * for prompts, whose last words lead into the tree.
+ * @param {string} text
+ * @param {number} max
+ */
+export function truncateStart(text, max) {
+  const chars = Array.from(text);
+  if (chars.length <= max) return text;
+  return "…" + chars.slice(chars.length - max + 1).join("");
+}

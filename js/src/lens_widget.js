@@ -122,7 +122,7 @@ export function renderLensWidget({ model, el }) {
         cellEl.dataset.pos = String(pos);
         const { background, t } = cellColor(lens, layer, pos, colorBy);
         cellEl.style.background = background;
-        cellEl.style.color = textColorOn(t);
+        cellEl.style.color = textColorOn(t, colorBy);
         if (cellStats(lens, layer, pos).finalTopRank === 0) cellEl.classList.add("matches-final");
         if (pinned && pinned[0] === layer && pinned[1] === pos) cellEl.classList.add("pinned");
         cellEl.textContent = truncate(displayToken(lens.topTokens[(layer * lens.nPositions + pos) * lens.k]), 10);

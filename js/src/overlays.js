@@ -1,4 +1,5 @@
-// Strategy overlays: how beam, SMC and contrastive-decoding meta columns change a node's look.
+// What the strategy columns say about a node: which strategy made its branch (the edge colour),
+// beam kept / pruned, SMC particles and weights, contrastive scores; and the hover rows.
 import { cell } from "./columns.js";
 import { formatNumber } from "./format.js";
 
@@ -7,31 +8,69 @@ export const CORE_COLUMNS = [
   "raw_logprob", "prob", "rank", "entropy", "cum_logprob",
 ];
 
+/** The `strategy` column's values, grouped into the branch kinds the legend names. */
+const KIND_OF = {
+  greedy: "greedy", sample: "sample", top_k: "sample", top_p: "sample", min_p: "sample",
+  beam: "beam", smc: "smc", contrastive: "contrastive", bfs: "search", threshold: "search",
+  custom: "custom",
+};
+
+/** Legend text for each branch kind, in legend order. */
+export const KIND_LABELS = {
+  click: "expand (click or s.expand)",
+  greedy: "greedy",
+  sample: "sample",
+  beam: "beam (kept)",
+  "beam-pruned": "beam (pruned)",
+  smc: "SMC particles (×count, w weight)",
+  contrastive: "contrastive (cd score; dotted: implausible)",
+  search: "bfs / threshold",
+  custom: "custom",
+  other: "other strategy",
+};
+
 /**
- * CSS classes and short badges for the node at `row`, from whichever strategy columns exist.
+ * @typedef {{kind: string, classes: string[], badges: string[], chosen: boolean}} Overlay
+ */
+
+/**
+ * Branch kind, CSS classes and short badges for the node at `row`, from whichever strategy
+ * columns exist. `chosen` says a strategy picked this token (it is never folded away).
  * @param {import("./columns.js").Table} table
  * @param {number} row
- * @returns {{classes: string[], badges: string[]}}
+ * @returns {Overlay}
  */
 export function nodeOverlay(table, row) {
   const classes = [];
   const badges = [];
+  const strategy = cell(table, "strategy", row);
+  let kind = typeof strategy === "string" ? (KIND_OF[strategy] ?? "other") : "click";
+  let chosen = kind !== "click";
   const kept = cell(table, "beam_kept", row);
   if (kept === true) classes.push("beam-kept");
-  if (kept === false) classes.push("beam-pruned");
+  if (kept === false) { classes.push("beam-pruned"); kind = "beam-pruned"; chosen = false; }
   const count = cell(table, "smc_count", row);
-  if (typeof count === "number" && count !== null) {
+  if (typeof count === "number") {
     if (count > 0) badges.push(`×${formatNumber(count)}`);
-    else classes.push("smc-extinct");
+    else { classes.push("smc-extinct"); chosen = false; }
+  }
+  const weight = cell(table, "smc_final_weight", row) ?? cell(table, "smc_weight", row);
+  if (typeof weight === "number" && Number.isFinite(weight) && (count ?? 1) > 0) {
+    badges.push(`w${weight.toFixed(2)}`);
   }
   if (cell(table, "smc_resampled", row) === true) classes.push("smc-resampled");
   const plausible = cell(table, "cd_plausible", row);
   if (plausible === false) classes.push("cd-implausible");
+  if (cell(table, "cd_chosen", row) === true) classes.push("cd-chosen");
+  if (cell(table, "cd_chosen", row) === false) chosen = false;
   const score = cell(table, "cd_score", row);
   if (plausible !== false && typeof score === "number" && Number.isFinite(score)) {
     badges.push(`cd ${score.toFixed(2)}`);
   }
-  return { classes, badges };
+  const mark = cell(table, "mark", row);
+  if (typeof mark === "string" && mark) { badges.unshift(`◆${mark}`); classes.push("marked"); }
+  if (kind === "click" && !classes.length && !badges.length) return { kind, classes: [], badges: [], chosen };
+  return { kind, classes: [`by-${kind}`, ...classes], badges, chosen };
 }
 
 /**

@@ -1,30 +1,30 @@
-// Draw a laid-out token tree as SVG: nodes coloured by processed prob, edges as wide as it.
+// Draw a laid-out token tree as SVG: nodes coloured by processed probability (viridis), edges as
+// wide as it and coloured by the strategy that made them; labels `token prob badges`.
 import { cell } from "./columns.js";
 import { probColor } from "./color.js";
-import { displayToken, truncate } from "./format.js";
-import { nodeOverlay } from "./overlays.js";
-
-const SVG = "http://www.w3.org/2000/svg";
-const LABEL_CHARS = 14;
-const ROOT_LABEL_CHARS = 28;
-
-/**
- * @param {string} tag
- * @param {Record<string, string | number>} attrs
- * @param {Element} [parent]
- */
-function svg(tag, attrs, parent) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  if (parent) parent.appendChild(el);
-  return el;
-}
+import { LABEL_DX, NODE_RADIUS } from "./layout.js";
 
 /** @param {number | null} p */
-export const edgeWidth = (p) => 1 + 6 * Math.max(0, Math.min(1, p ?? 0));
+export const edgeWidth = (p) => 1 + 5 * Math.max(0, Math.min(1, p ?? 0));
 
 /**
- * Replace the contents of `group` with the tree.
+ * SVG path of the edge from `s` to `t`: it leaves `s` after its label and enters `t`'s node.
+ * @param {import("./layout.js").PointNode} s
+ * @param {import("./layout.js").PointNode} t
+ */
+function edgePath(s, t) {
+  const x0 = s.depth === 0 ? s.y + NODE_RADIUS + 1 : s.y + LABEL_DX + s.label.width + 3;
+  const x1 = t.y - NODE_RADIUS - 1;
+  const mid = (x0 + x1) / 2;
+  return `M${x0},${s.x}C${mid},${s.x} ${mid},${t.x} ${x1},${t.x}`;
+}
+
+/** @param {string} text */
+const esc = (text) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/**
+ * Replace the contents of `group` with the tree. The SVG is written as one markup string and
+ * parsed once: for thousands of nodes that is several times faster than creating each element.
  * @param {SVGGElement} group
  * @param {import("./layout.js").Layout} layout
  * @param {import("./columns.js").Table} table
@@ -33,52 +33,54 @@ export const edgeWidth = (p) => 1 + 6 * Math.max(0, Math.min(1, p ?? 0));
 export function renderTree(group, layout, table, { selected, path, pending }) {
   group.replaceChildren();
   if (!layout.root) return;
-  const links = svg("g", { class: "inferviz-links" }, group);
-  const nodes = svg("g", { class: "inferviz-nodes" }, group);
-
-  for (const link of layout.root.links()) {
-    const { source: s, target: t } = link;
-    const row = t.data.row;
-    const midY = (s.y + t.y) / 2;
-    const { classes } = nodeOverlay(table, row);
+  const none = { kind: "", classes: [], badges: [], chosen: false };
+  const overlayOf = (/** @type {import("./layout.js").PointNode} */ n) =>
+    (n.data.fold || n.depth === 0 ? none : layout.overlay(n.data.row));
+  const halos = [];
+  const links = [];
+  const nodes = [];
+  for (const { source, target } of layout.root.links()) {
+    const s = /** @type {import("./layout.js").PointNode} */ (source);
+    const t = /** @type {import("./layout.js").PointNode} */ (target);
+    const d = edgePath(s, t);
+    if (t.data.fold) {
+      links.push(`<path class="inferviz-link fold" data-target-id="${t.data.id}" d="${d}" stroke-width="1"/>`);
+      continue;
+    }
+    const width = edgeWidth(cell(table, "prob", t.data.row));
     const onPath = path.has(t.data.id);
-    svg("path", {
-      class: ["inferviz-link", onPath ? "on-path" : "", ...classes].join(" ").trim(),
-      "data-target-id": t.data.id,
-      d: `M${s.y},${s.x}C${midY},${s.x} ${midY},${t.x} ${t.y},${t.x}`,
-      "stroke-width": edgeWidth(cell(table, "prob", row)),
-    }, links);
+    if (onPath) halos.push(`<path class="inferviz-halo" d="${d}" stroke-width="${width + 7}"/>`);
+    const classes = ["inferviz-link", onPath ? "on-path" : "", ...overlayOf(t).classes].join(" ").trim();
+    links.push(`<path class="${classes}" data-target-id="${t.data.id}" d="${d}" stroke-width="${width}"/>`);
   }
 
   layout.root.each((node) => {
-    const { id, row } = node.data;
-    const isRoot = node.parent === null;
-    const { classes, badges } = isRoot ? { classes: [], badges: [] } : nodeOverlay(table, row);
-    const names = ["inferviz-node", isRoot ? "root" : "", ...classes];
+    const n = /** @type {import("./layout.js").PointNode} */ (node);
+    const { id, row } = n.data;
+    const isRoot = n.depth === 0;
+    const at = `transform="translate(${n.y},${n.x})"`;
+    if (n.data.fold) {
+      nodes.push(`<g class="inferviz-fold" data-fold-parent="${n.data.fold.parentId}" ${at}>`
+        + `<circle r="${NODE_RADIUS - 1}"/><text x="${LABEL_DX}" dy="0.32em" class="inferviz-label">${esc(n.label.token)}</text></g>`);
+      return;
+    }
+    const names = ["inferviz-node", isRoot ? "root" : "", ...overlayOf(n).classes];
     if (id === selected) names.push("selected");
     if (path.has(id)) names.push("on-path");
     if (pending.has(id)) names.push("pending");
-    if (node.data.children.length === 0) names.push("leaf");
-    const g = svg("g", {
-      class: names.filter(Boolean).join(" "),
-      "data-node-id": id,
-      transform: `translate(${node.y},${node.x})`,
-    }, nodes);
-    const prob = isRoot ? 1 : cell(table, "prob", row);
-    svg("circle", { r: isRoot ? 7 : 6, fill: probColor(prob ?? 0) }, g);
-    const token = cell(table, "token", row) ?? "";
-    const label = svg("text", { x: 10, dy: "0.32em", class: "inferviz-label" }, g);
-    label.textContent = truncate(displayToken(token), isRoot ? ROOT_LABEL_CHARS : LABEL_CHARS);
-    let x = 12 + 7.2 * Array.from(label.textContent).length;
-    for (const badge of badges) {
-      const b = svg("text", { x, dy: "0.32em", class: "inferviz-badge" }, g);
-      b.textContent = badge;
-      x += 7 * badge.length + 6;
-    }
-    const hiddenCount = layout.hidden.get(id);
-    if (hiddenCount) {
-      const marker = svg("text", { x: -10, dy: "-0.7em", class: "inferviz-collapsed", "text-anchor": "end" }, g);
-      marker.textContent = `+${hiddenCount}`;
-    }
+    if (n.data.children.length === 0) names.push("leaf");
+    const fill = isRoot ? "#3b3b4f" : probColor(cell(table, "prob", row) ?? 0);
+    const { token, prob, badges, hidden } = n.label;
+    let text = `<tspan class="tok">${esc(token)}</tspan>`;
+    if (prob) text += `<tspan class="prob"> ${esc(prob)}</tspan>`;
+    for (const badge of badges) text += `<tspan class="inferviz-badge"> ${esc(badge)}</tspan>`;
+    if (hidden) text += `<tspan class="inferviz-collapsed"> ${esc(hidden)}</tspan>`;
+    const labelAt = isRoot ? `x="${-LABEL_DX}" text-anchor="end"` : `x="${LABEL_DX}"`;
+    nodes.push(`<g class="${names.filter(Boolean).join(" ")}" data-node-id="${id}" ${at}>`
+      + `<circle r="${isRoot ? NODE_RADIUS + 1 : NODE_RADIUS}" fill="${fill}"/>`
+      + `<text ${labelAt} dy="0.32em" class="inferviz-label">${text}</text></g>`);
   });
+  const markup = `<g class="inferviz-halos">${halos.join("")}</g><g class="inferviz-links">${links.join("")}</g>`
+    + `<g class="inferviz-nodes">${nodes.join("")}</g>`;
+  group.innerHTML = markup;
 }

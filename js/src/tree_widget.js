@@ -1,115 +1,135 @@
 // anywidget entry for inferviz.widgets.TreeWidget: the interactive token tree.
-import { select } from "d3-selection";
-import { zoom, zoomIdentity, zoomTransform } from "d3-zoom";
-import { cell, decodeTable } from "./columns.js";
+import { cell } from "./columns.js";
 import { createControls } from "./controls.js";
 import { displayToken } from "./format.js";
 import { layoutTree, navigate, pathTo } from "./layout.js";
+import { createLegend } from "./legend.js";
+import { createMeasurer, fontOf } from "./measure.js";
 import { tooltipRows } from "./overlays.js";
 import { renderTree } from "./render_tree.js";
 import { createClient } from "./rpc.js";
+import { acquireStore } from "./store.js";
+import { createViewControl } from "./view_control.js";
 import "./tree.css";
 
-const HEIGHT = 440;
-const HINT = "click: select (expands a leaf) · shift-click/Enter: expand · alt-click/c: collapse · arrows: move · drag/wheel: pan/zoom";
+const DEFAULT_MAX_HEIGHT = 560;
+const HINT = "click: select (expands a leaf) · shift-click/Enter: expand · alt-click/c: collapse · arrows: move · drag/wheel: pan/zoom · f: fit";
+const STATIC_HINT = "click: select · alt-click/c: collapse · arrows: move · drag/wheel: pan/zoom · f: fit";
+
+/** @param {string} tag @param {string} className @param {string} [text] */
+function div(tag, className, text) {
+  const el = document.createElement(tag);
+  el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
 
 /**
  * @param {{model: any, el: HTMLElement, timeoutMs?: number}} ctx
  * @returns {() => void} cleanup
  */
 export function renderTreeWidget({ model, el, timeoutMs }) {
-  const root = document.createElement("div");
-  root.className = "inferviz-tree";
+  const isStatic = Boolean(model.get("static"));
+  const root = div("div", "inferviz-tree");
   root.tabIndex = 0;
   // Keys pressed in the tree are for the tree, not JupyterLab's notebook shortcuts.
   root.dataset.lmSuppressShortcuts = "true";
   el.replaceChildren(root);
 
-  const errorEl = document.createElement("div");
-  errorEl.className = "inferviz-error";
+  const errorEl = div("div", "inferviz-error");
   errorEl.setAttribute("role", "alert");
   const showError = (/** @type {string} */ message) => { errorEl.textContent = message || ""; };
 
-  const controls = createControls(model, showError);
-  const fit = document.createElement("button");
-  fit.type = "button";
-  fit.className = "inferviz-fit";
-  fit.textContent = "fit";
-  controls.bar.appendChild(fit);
-  const hint = document.createElement("div");
-  hint.className = "inferviz-hint";
-  hint.textContent = HINT;
-
-  const canvas = document.createElement("div");
-  canvas.className = "inferviz-canvas";
+  const controls = isStatic ? null : createControls(model, showError);
+  const bar = controls ? controls.bar : div("div", "inferviz-controls");
+  const fit = div("button", "inferviz-fit", "Fit");
+  /** @type {HTMLButtonElement} */ (fit).type = "button";
+  fit.title = "fit the whole tree in the view (f)";
+  bar.appendChild(fit);
+  const legend = createLegend();
+  const canvas = div("div", "inferviz-canvas");
   const svgEl = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svgEl.setAttribute("class", "inferviz-svg");
-  svgEl.setAttribute("height", String(HEIGHT));
   svgEl.setAttribute("width", "100%");
   const viewport = document.createElementNS("http://www.w3.org/2000/svg", "g");
   viewport.setAttribute("class", "inferviz-viewport");
   svgEl.appendChild(viewport);
   canvas.appendChild(svgEl);
-
-  const tooltip = document.createElement("div");
-  tooltip.className = "inferviz-tooltip";
+  const tooltip = div("div", "inferviz-tooltip");
   tooltip.hidden = true;
   canvas.appendChild(tooltip);
-
-  const pathEl = document.createElement("div");
-  pathEl.className = "inferviz-path";
-
-  root.append(controls.bar, hint, errorEl, canvas, pathEl);
+  const pathEl = div("div", "inferviz-path");
+  root.append(bar, div("div", "inferviz-hint", isStatic ? STATIC_HINT : HINT), errorEl, legend.el, canvas, pathEl);
 
   const client = createClient(model, timeoutMs ? { timeoutMs } : {});
+  const held = acquireStore(model);
+  const store = held.store;
   /** @type {Set<number>} */
   const collapsed = new Set();
+  /** @type {Set<number>} parents whose folded leaves are shown */
+  const unfolded = new Set();
   /** @type {Set<number>} requests this view is waiting on */
   const requested = new Set();
-  let table = decodeTable(model.get("nodes"));
-  let layout = layoutTree(table, { collapsed });
+  let measure = createMeasurer();
+  let fontKnown = false;
+  /** @type {import("./layout.js").Layout} */
+  let layout = layoutTree(store.table);
 
-  function pendingIds() {
-    return new Set([...(model.get("pending") ?? []), ...requested]);
-  }
+  const pendingIds = () => new Set([...(model.get("pending") ?? []), ...requested]);
+  const control = createViewControl({
+    svg: /** @type {any} */ (svgEl), group: /** @type {any} */ (viewport),
+    maxHeight: Number(model.get("height")) || DEFAULT_MAX_HEIGHT, layout: () => layout,
+  });
 
   function draw() {
-    layout = layoutTree(table, { collapsed });
+    control.readWidth();
+    if (!fontKnown && root.isConnected) {
+      // Measure labels in the font they are drawn in (known once the view is in the page).
+      const probe = document.createElementNS("http://www.w3.org/2000/svg", "text");
+      probe.setAttribute("class", "inferviz-label");
+      viewport.appendChild(probe);
+      const font = fontOf(probe);
+      probe.remove();
+      if (font) measure = createMeasurer(font);
+      fontKnown = true;
+    }
     const selected = model.get("selected") ?? null;
-    const path = new Set(pathTo(layout.data, selected));
-    renderTree(/** @type {any} */ (viewport), layout, table, { selected, path, pending: pendingIds() });
+    const path = new Set(pathTo(store.table.n ? layout.data : new Map(), selected));
+    const pending = pendingIds();
+    layout = layoutTree(store.table, { collapsed, unfolded, keep: new Set([...path, ...pending]), measure });
+    const onPath = new Set(pathTo(layout.data, selected));
+    renderTree(/** @type {any} */ (viewport), layout, store.table, { selected, path: onPath, pending });
+    const kinds = new Set();
+    let folds = false;
+    layout.byId.forEach((node) => {
+      if (node.data.fold) folds = true;
+      else if (node.depth > 0) kinds.add(layout.overlay(node.data.row).kind);
+    });
+    legend.update(kinds, { folds, path: onPath.size > 1 });
     drawPath(selected);
   }
 
   function drawPath(/** @type {number | null} */ selected) {
     pathEl.replaceChildren();
     if (selected === null || !layout.data.has(selected)) return;
-    const text = document.createElement("div");
-    text.className = "inferviz-path-text";
+    const text = div("div", "inferviz-path-text");
     const promptRow = layout.root ? layout.root.data.row : 0;
-    const prompt = String(cell(table, "token", promptRow) ?? "");
+    const prompt = String(cell(store.table, "token", promptRow) ?? "");
     const full = model.get("selected_text") || "";
-    const promptSpan = document.createElement("span");
-    promptSpan.className = "prompt";
-    promptSpan.textContent = prompt;
-    const completion = document.createElement("span");
-    completion.className = "completion";
-    completion.textContent = full.startsWith(prompt) ? full.slice(prompt.length) : "";
-    text.append(promptSpan, completion);
-    const chips = document.createElement("div");
-    chips.className = "inferviz-path-tokens";
+    text.append(div("span", "prompt", prompt),
+      div("span", "completion", full.startsWith(prompt) ? full.slice(prompt.length) : ""));
+    const chips = div("div", "inferviz-path-tokens");
     for (const id of pathTo(layout.data, selected).slice(1)) {
-      const chip = document.createElement("span");
-      chip.className = "inferviz-chip";
+      const chip = div("span", "inferviz-chip", displayToken(cell(store.table, "token", layout.data.get(id).row)));
       chip.dataset.nodeId = String(id);
-      chip.textContent = displayToken(cell(table, "token", layout.data.get(id).row));
       chips.appendChild(chip);
     }
-    pathEl.append(text, chips);
+    pathEl.append(div("div", "inferviz-path-title", "selected path"), text, chips);
   }
 
+  // ---------------------------------------------------------------- actions
   function select_(/** @type {number | null} */ id) {
-    if (id === null || id === model.get("selected")) return;
+    if (id === null || id < 0 || id === model.get("selected")) return;
     model.set("selected", id);
     model.save_changes();
     draw();
@@ -118,7 +138,9 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   async function expand(/** @type {number} */ id) {
     if (pendingIds().has(id)) return; // a double click never sends a second request
     if (model.get("read_only")) {
-      showError("this tree is read-only: pass session= to TreeWidget to expand nodes");
+      showError(model.get("static")
+        ? "this is a static export: expanding a node needs a running kernel (read-only)"
+        : "this tree is read-only: pass session= to TreeWidget to expand nodes");
       return;
     }
     requested.add(id);
@@ -140,15 +162,25 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     draw();
   }
 
+  function unfold(/** @type {number} */ parentId) {
+    const before = new Set(layout.byId.keys());
+    unfolded.add(parentId);
+    draw();
+    control.afterGrowth([...layout.byId.keys()].filter((id) => !before.has(id)));
+  }
+
   /** @param {Event} event */
-  function nodeIdOf(event) {
+  function targetOf(event) {
     const target = /** @type {Element} */ (event.target);
+    const fold = target?.closest?.("[data-fold-parent]");
+    if (fold) return { fold: Number(fold.getAttribute("data-fold-parent")), id: null };
     const node = target?.closest?.("[data-node-id]");
-    return node ? Number(node.getAttribute("data-node-id")) : null;
+    return { fold: null, id: node ? Number(node.getAttribute("data-node-id")) : null };
   }
 
   svgEl.addEventListener("click", (event) => {
-    const id = nodeIdOf(event);
+    const { fold: foldParent, id } = targetOf(event);
+    if (foldParent !== null) { unfold(foldParent); return; }
     if (id === null) return;
     root.focus({ preventScroll: true });
     if (event.altKey) return toggleCollapse(id);
@@ -158,19 +190,22 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   });
 
   svgEl.addEventListener("mousemove", (event) => {
-    const id = nodeIdOf(event);
+    const { fold: foldParent, id } = targetOf(event);
     const datum = id === null ? undefined : layout.data.get(id);
-    if (!datum) { tooltip.hidden = true; return; }
-    const title = document.createElement("div");
-    title.className = "inferviz-tooltip-token";
-    title.textContent = displayToken(cell(table, "token", datum.row));
-    const body = document.createElement("table");
-    for (const [label, value] of tooltipRows(table, datum.row)) {
-      const tr = body.insertRow();
-      tr.insertCell().textContent = label;
-      tr.insertCell().textContent = value;
+    if (!datum && foldParent === null) { tooltip.hidden = true; return; }
+    if (foldParent !== null) {
+      const count = layout.byId.get(-(foldParent + 1))?.data.fold?.ids.length ?? 0;
+      tooltip.replaceChildren(div("div", "inferviz-tooltip-token",
+        `${count} low-probability leaves folded: click to show them`));
+    } else if (datum) {
+      const body = document.createElement("table");
+      for (const [label, value] of tooltipRows(store.table, datum.row)) {
+        const tr = body.insertRow();
+        tr.insertCell().textContent = label;
+        tr.insertCell().textContent = value;
+      }
+      tooltip.replaceChildren(div("div", "inferviz-tooltip-token", displayToken(cell(store.table, "token", datum.row))), body);
     }
-    tooltip.replaceChildren(title, body);
     const box = canvas.getBoundingClientRect();
     tooltip.style.left = `${event.clientX - box.left + 14}px`;
     tooltip.style.top = `${event.clientY - box.top + 10}px`;
@@ -184,11 +219,13 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     if (event.key.startsWith("Arrow")) {
       const next = navigate(layout, selected, event.key);
       select_(next);
-      reveal(next);
+      control.reveal(next);
     } else if (event.key === "Enter" && selected !== null) {
       expand(selected);
     } else if ((event.key === "c" || event.key === " ") && selected !== null) {
       toggleCollapse(selected);
+    } else if (event.key === "f") {
+      control.fit();
     } else {
       return;
     }
@@ -196,56 +233,56 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     event.stopPropagation();
   });
 
-  // Zoom and pan; a view without layout support (tests) simply keeps the initial transform.
-  const zoomBehavior = zoom()
-    .scaleExtent([0.15, 4])
-    .filter((event) => !event.button && event.type !== "dblclick")
-    .on("zoom", (event) => viewport.setAttribute("transform", event.transform.toString()));
-  const home = () => zoomIdentity.translate(24, HEIGHT / 2);
-  try {
-    select(svgEl).call(zoomBehavior).call(zoomBehavior.transform, home());
-  } catch {
-    viewport.setAttribute("transform", `translate(24,${HEIGHT / 2})`);
-  }
-  /** Pan so that node `id` is in view (keyboard moves can leave the visible area). */
-  function reveal(/** @type {number | null} */ id) {
-    const node = id === null ? undefined : layout.byId.get(id);
-    const width = svgEl.clientWidth;
-    if (!node || !width) return;
-    const [px, py] = zoomTransform(svgEl).apply([node.y, node.x]);
-    if (px < 20 || px > width - 120 || py < 12 || py > HEIGHT - 12) {
-      try { select(svgEl).call(zoomBehavior.translateTo, node.y, node.x); } catch { /* no layout */ }
-    }
-  }
-  fit.addEventListener("click", () => {
-    try { select(svgEl).call(zoomBehavior.transform, home()); } catch { /* no layout */ }
-  });
+  fit.addEventListener("click", () => control.fit());
 
-  const onNodes = () => { table = decodeTable(model.get("nodes")); draw(); };
+  const unsubscribe = store.subscribe((change) => {
+    draw();
+    if (change.reset) control.fit();
+    else if (change.newIds.length) control.afterGrowth(change.newIds);
+  });
   const onError = () => showError(model.get("error"));
-  const onControls = () => controls.sync();
-  model.on("change:nodes", onNodes);
+  const onControls = () => controls?.sync();
+  const settings = ["k", "temperature", "top_k", "top_p", "min_p"];
   model.on("change:selected", draw);
   model.on("change:selected_text", draw);
   model.on("change:pending", draw);
   model.on("change:error", onError);
-  for (const name of ["k", "temperature", "top_k", "top_p", "min_p"]) model.on(`change:${name}`, onControls);
+  for (const name of settings) model.on(`change:${name}`, onControls);
 
   showError(model.get("error"));
   draw();
+  control.fit();
+  // The first fit may run before the page has laid the view out.
+  const frame = typeof requestAnimationFrame === "function"
+    ? requestAnimationFrame(() => {
+      if (!fontKnown) draw();
+      if (control.wantsFit()) control.fit();
+    }) : 0;
 
   return () => {
+    if (frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
+    control.dispose();
+    unsubscribe();
+    held.release();
     client.dispose();
-    model.off("change:nodes", onNodes);
     model.off("change:selected", draw);
     model.off("change:selected_text", draw);
     model.off("change:pending", draw);
     model.off("change:error", onError);
-    for (const name of ["k", "temperature", "top_k", "top_p", "min_p"]) model.off(`change:${name}`, onControls);
+    for (const name of settings) model.off(`change:${name}`, onControls);
   };
 }
 
 export default {
+  /**
+   * Once per model: hold its node store for the model's lifetime, so that delta messages that
+   * arrive while no view is shown are not lost.
+   * @param {{model: any}} ctx
+   */
+  initialize({ model }) {
+    const held = acquireStore(model, { pin: true });
+    return () => held.release();
+  },
   /** @param {{model: any, el: HTMLElement}} ctx */
   render({ model, el }) {
     return renderTreeWidget({ model, el });

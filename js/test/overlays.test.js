@@ -27,7 +27,7 @@ describe("nodeOverlay", () => {
   });
 
   it("adds nothing without strategy columns", () => {
-    expect(nodeOverlay(withMeta({}), 1)).toEqual({ classes: [], badges: [] });
+    expect(nodeOverlay(withMeta({}), 1)).toEqual({ kind: "click", classes: [], badges: [], chosen: false });
   });
 });
 
