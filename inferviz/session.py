@@ -79,6 +79,8 @@ class Session:
         return {int(i) for i in (ids if isinstance(ids, (list, tuple)) else [ids])}
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"Session(model={self.name!r}, closed)"
         return (f"Session(model={self.name!r}, family={self.adapter.family!r}, "
                 f"device={str(self.device)!r}, dtype={str(self.engine.dtype)!r})")
 
@@ -215,3 +217,49 @@ class Session:
         from .widgets.explorer import Explorer
 
         return Explorer(self, prompt=prompt, **kwargs)
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Free what this session holds on its device: the KV store, the model reference and
+        the request batcher; on CUDA the allocator's cache is emptied too, so the memory is
+        back for other sessions (the weights are freed unless you keep ``s.model`` elsewhere).
+        Any later use raises RuntimeError. Calling close twice is harmless."""
+        if isinstance(self.engine, _ClosedSession):
+            return
+        with self._batcher_lock:
+            batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
+        device = self.engine.device
+        self.engine.close()
+        closed = _ClosedSession(self.name)
+        self.engine = self.model = self.adapter = closed
+        import gc
+
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @property
+    def closed(self) -> bool:
+        return isinstance(self.engine, _ClosedSession)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class _ClosedSession:
+    """Stands in for the engine, model and adapter of a closed session: any use says so."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        raise RuntimeError(f"Session {self._name!r} is closed (session.close() freed its model "
+                           f"and KV cache); create a new one with Session.from_pretrained(...)")
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        return self.__getattr__("__call__")
