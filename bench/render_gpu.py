@@ -12,7 +12,14 @@ def _f(x, digits: int = 2) -> str:
 
 def render_gpu(results: dict[str, dict]) -> list[str]:
     if not results:
-        return []
+        return ["## GPU (CUDA)", "",
+                "No GPU results are recorded yet: the machines these figures come from have no "
+                "GPU. On a CUDA machine, `make bench BENCH_ARGS='--device cuda'` (= "
+                "`python bench/run_all.py --device cuda`) runs the GPU suite (decode at batch 1 "
+                "with `compile=\"reduce-overhead\"` vs HF eager `generate`, tree expansion "
+                "P=2048 k=8 d=4, SMC with 256 particles, 8-beam search) on config-built "
+                "SmolLM2-135M and Qwen2.5-1.5B shapes, writes `bench/results/cuda/*.json` and "
+                "fills this section; see [gpu.md](gpu.md).", ""]
     first = next((r for r in results.values() if "machine" in r or "machine_info" in r), {})
     m = first.get("machine") or first.get("machine_info") or {}
     out = ["## GPU (CUDA)", "",

@@ -235,6 +235,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     cuda = args.device == "cuda"
+    if cuda and not args.source:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device here (torch "
+                         f"{torch.__version__}); run on a machine with a GPU and a CUDA build")
     suite = {**CUDA_BENCHES, **(CUDA_BIG if args.big else {})} if cuda else \
         {name: (name, (QUICK if args.quick else BENCHES)[name]) for name in BENCHES}
     folder = RESULTS / "cuda" if cuda else RESULTS
