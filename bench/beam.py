@@ -3,7 +3,8 @@
 Prints JSON: per prompt the median of ``--repeats`` wall times of each (inferviz's KV cache is
 cleared before every run, so nothing is reused across repeats), their ratio
 (inferviz / transformers: < 1 means inferviz is faster) and whether the sequences and scores
-are identical. Run: ``.venv/bin/python bench/beam.py``.
+are identical. Run: ``.venv/bin/python bench/beam.py``, or on a GPU
+``python bench/beam.py --device cuda --model qwen2.5-1.5b --num-beams 8``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import statistics
 import time
 
 import torch
-
-import inferviz as iv
+from common import add_device_args, load_session, machine, model_label, synchronize
 
 PROMPTS = [
     "The capital of France is",
@@ -40,13 +40,14 @@ def main() -> None:
     parser.add_argument("--num-beams", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    add_device_args(parser)
     args = parser.parse_args()
 
-    s = iv.Session.from_pretrained("default")
+    s = load_session(args.model, args.device, args.dtype)
     eos, pad = sorted(s.eos_token_ids), s.tokenizer.pad_token_id
     rows = []
     for prompt in PROMPTS:
-        ids = torch.tensor([s.encode(prompt)])
+        ids = torch.tensor([s.encode(prompt)], device=s.device)
 
         def ours(prompt=prompt):
             s.engine.clear_cache()
@@ -55,11 +56,13 @@ def main() -> None:
 
         def theirs(ids=ids):
             with torch.no_grad():
-                return s.model.generate(
+                out = s.model.generate(
                     ids, attention_mask=torch.ones_like(ids), do_sample=False,
                     num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
                     eos_token_id=eos, pad_token_id=pad, output_scores=True,
                     return_dict_in_generate=True)
+            synchronize(s.device)
+            return out
 
         theirs()  # warm-up (first-call allocations)
         t_ours, res = time_median(ours, args.repeats)
@@ -80,7 +83,8 @@ def main() -> None:
         })
     print(json.dumps({
         "benchmark": "beam_search",
-        "model": s.name,
+        "model": model_label(s, args.model), "dtype": str(s.engine.dtype),
+        "machine_info": machine(args.device),
         "num_beams": args.num_beams,
         "max_new_tokens": args.max_new_tokens,
         "repeats": args.repeats,

@@ -78,24 +78,57 @@ def peak_growth_mib(fn) -> tuple[float, object]:
     return peak_rss_mib() - before, out
 
 
-def machine() -> dict[str, Any]:
+def machine(device: str = "cpu") -> dict[str, Any]:
     import torch
     import transformers
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
+    info = {"python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "device": "cpu",
             "load_average_1min": round(os.getloadavg()[0], 2)}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(device)
+        info.update(device=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                    gpu_memory_gib=round(props.total_memory / 2**30, 1),
+                    multiprocessors=props.multi_processor_count)
+    return info
 
 
-def load_session(name: str = "default", **kwargs: Any):
+def add_device_args(parser) -> None:
+    """``--device`` (cpu, cuda), ``--model`` (the real default, or a config-built shape from
+    ``bench/shapes.py`` with random weights) and ``--dtype`` (for the shapes)."""
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--model", default="default",
+                        help="'default' (the embedded SmolLM2-135M-Instruct) or a shape: "
+                             "smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b, llama3-8b")
+    parser.add_argument("--dtype", default="bfloat16", help="dtype of a shape's random weights")
+
+
+def load_session(name: str = "default", device: str = "cpu", dtype: str = "bfloat16",
+                 **kwargs: Any):
+    """The real model ``name`` (on the CPU by default), or a config-built shape."""
+    from shapes import SHAPES, random_session
+
+    if name in SHAPES:
+        return random_session(name, device, dtype, **kwargs)
     import inferviz
 
-    return inferviz.Session.from_pretrained(name, device="cpu", **kwargs)
+    return inferviz.Session.from_pretrained(name, device=device, **kwargs)
 
 
-def emit(result: dict[str, Any]) -> None:
-    result.setdefault("machine", machine())
+def model_label(session, name: str) -> str:
+    return "default (SmolLM2-135M-Instruct)" if name == "default" else session.name
+
+
+def synchronize(device) -> None:
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def emit(result: dict[str, Any], device: str = "cpu") -> None:
+    result.setdefault("machine", machine(device))
     print(json.dumps(result, indent=2, default=float))
 
 

@@ -2,6 +2,12 @@
 and the time of a second load of the default model in a fresh process.
 
     .venv/bin/python bench/decode.py [--tokens 128] [--runs 3]
+    python bench/decode.py --device cuda --model qwen2.5-1.5b --compile reduce-overhead
+
+On CUDA (batch 1) it adds ``Session(compile=...)`` (torch.compile; "reduce-overhead" replays
+CUDA graphs), optionally HF ``generate`` with a static cache compiled the same way
+(``--hf-compiled``), and the fraction of the memory-bandwidth limit: weight bytes x tokens/s /
+the device's peak bandwidth (``--peak-bandwidth``, bytes/s; H100 SXM: 3.35e12).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, emit, load_session, median, timed
+from common import ROOT, add_device_args, emit, load_session, median, model_label, timed
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 
@@ -55,7 +61,23 @@ def hf_generate(session, n: int) -> list[int]:
     config = copy.deepcopy(session.model.generation_config)
     config.update(eos_token_id=-1, pad_token_id=session.tokenizer.pad_token_id or 0,
                   do_sample=False, num_beams=1, max_new_tokens=n)
-    ids = torch.tensor([session.encode(PROMPT)])
+    ids = torch.tensor([session.encode(PROMPT)], device=session.device)
+    out = session.model.generate(ids, attention_mask=torch.ones_like(ids),
+                                 generation_config=config)
+    return out[0, ids.shape[1]:].tolist()
+
+
+def hf_generate_compiled(session, n: int) -> list[int]:
+    """HF's own fast path: a static cache, the forward compiled (CUDA graphs)."""
+    import copy
+
+    import torch
+
+    config = copy.deepcopy(session.model.generation_config)
+    config.update(eos_token_id=-1, pad_token_id=session.tokenizer.pad_token_id or 0,
+                  do_sample=False, num_beams=1, max_new_tokens=n,
+                  cache_implementation="static")
+    ids = torch.tensor([session.encode(PROMPT)], device=session.device)
     out = session.model.generate(ids, attention_mask=torch.ones_like(ids),
                                  generation_config=config)
     return out[0, ids.shape[1]:].tolist()
@@ -84,22 +106,40 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--compile", default=None,
+                        help="also time Session(compile=MODE), e.g. reduce-overhead")
+    parser.add_argument("--hf-compiled", action="store_true",
+                        help="also time HF generate with a static compiled cache")
+    parser.add_argument("--peak-bandwidth", type=float, default=3.35e12)
+    add_device_args(parser)
     args = parser.parse_args()
-    session = load_session("default")
+    session = load_session(args.model, args.device, args.dtype)
     n = args.tokens
-    hf_generate(session, 8)  # warm up both paths
-    inferviz_expand(session, 8)
-    times = {"inferviz_expand": [], "inferviz_generate": [], "hf_generate": []}
+    sides = [("hf_generate", hf_generate, session), ("inferviz_expand", inferviz_expand, session),
+             ("inferviz_generate", inferviz_generate, session)]
+    if args.compile:
+        import inferviz
+
+        compiled = inferviz.Session(session.model, session.tokenizer, name=session.name,
+                                    compile=args.compile)
+        sides.append(("inferviz_generate_compiled", inferviz_generate, compiled))
+    if args.hf_compiled:
+        sides.append(("hf_generate_compiled", hf_generate_compiled, session))
+    warmup_s = {}
+    for name, fn, sess in sides:  # warm up every path (compiled ones: every shape they meet)
+        seconds, _ = timed(lambda fn=fn, sess=sess: [fn(sess, n) for _ in range(2)])
+        warmup_s[name] = seconds
+    times = {name: [] for name, _, _ in sides}
     tokens = {}
     for _ in range(args.runs):  # alternate the sides so load drifts hit both alike
-        for name, fn in (("hf_generate", hf_generate), ("inferviz_expand", inferviz_expand),
-                         ("inferviz_generate", inferviz_generate)):
-            seconds, tokens[name] = timed(lambda fn=fn: fn(session, n))
+        for name, fn, sess in sides:
+            seconds, tokens[name] = timed(lambda fn=fn, sess=sess: fn(sess, n))
             times[name].append(seconds)
     tps = {name: n / median(values) for name, values in times.items()}
-    emit({
+    result = {
         "benchmark": "decode",
-        "model": "default (SmolLM2-135M-Instruct)",
+        "model": model_label(session, args.model),
+        "device": str(session.device), "dtype": str(session.engine.dtype),
         "new_tokens": n,
         "runs": args.runs,
         "tokens_per_s": tps,
@@ -107,9 +147,23 @@ def main() -> None:
         "ratio_generate_vs_hf": tps["inferviz_generate"] / tps["hf_generate"],
         "target_ratio": 1.0,
         "same_tokens_as_hf": {name: tokens[name] == tokens["hf_generate"]
-                              for name in ("inferviz_expand", "inferviz_generate")},
-        "second_load": second_load(args.runs),
-    })
+                              for name in tokens if name != "hf_generate"},
+        "warmup_s": warmup_s,
+    }
+    if args.compile:
+        result["compile_mode"] = args.compile
+        result["ratio_compiled_vs_hf"] = tps["inferviz_generate_compiled"] / tps["hf_generate"]
+    if args.device != "cpu":
+        from shapes import weight_bytes
+
+        result["weight_bytes"] = weight_bytes(session.model)
+        result["peak_bandwidth_bytes_per_s"] = args.peak_bandwidth
+        result["bandwidth_fraction"] = {
+            name: result["weight_bytes"] * value / args.peak_bandwidth
+            for name, value in tps.items()}
+    if args.model == "default":
+        result["second_load"] = second_load(args.runs)
+    emit(result, args.device)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Run every benchmark and write docs/benchmarks.md (``make bench``).
 
     .venv/bin/python bench/run_all.py [--quick] [--only decode,depth,...] [--from DIR]
+    python bench/run_all.py --device cuda [--big] [--only decode-smollm2-135m,...]
 
 Each benchmark runs in its own process and prints JSON; the raw JSON is kept in the page.
-Each result is also saved to ``bench/results/<name>.json``; ``--from DIR`` renders the page from
-``DIR/<name>.json`` files instead of running (``--from bench/results`` after a partial run).
+Each result is also saved to ``bench/results/<name>.json`` (``bench/results/cuda/`` for
+``--device cuda``, which runs the GPU suite of ``CUDA_BENCHES`` on config-built models); the
+page always shows both the CPU results and the GPU section from those files. ``--from DIR``
+renders the page from ``DIR/<name>.json`` files instead of running.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 from common import ROOT
+from render_gpu import render_gpu
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -37,16 +41,45 @@ QUICK = {
     "strategies_table": ["--tokens", "16", "--models", "default"],
 }
 
+_GPU = ["--device", "cuda", "--dtype", "bfloat16"]
+_DECODE = ["--tokens", "128", "--runs", "3", "--compile", "reduce-overhead", "--hf-compiled"]
+_TREE = ["--configs", "2048,8,4", "--runs", "3", "--sample", "8"]
+_BEAM = ["--num-beams", "8", "--max-new-tokens", "32", "--repeats", "3"]
+# name -> (script, arguments): the GPU suite, on shapes from bench/shapes.py.
+CUDA_BENCHES = {
+    "decode-smollm2-135m": ("decode", [*_GPU, "--model", "smollm2-135m", *_DECODE]),
+    "decode-qwen2.5-1.5b": ("decode", [*_GPU, "--model", "qwen2.5-1.5b", *_DECODE]),
+    "tree-smollm2-135m": ("tree_expansion", [*_GPU, "--model", "smollm2-135m", *_TREE]),
+    "tree-qwen2.5-1.5b": ("tree_expansion", [*_GPU, "--model", "qwen2.5-1.5b", *_TREE]),
+    "smc-smollm2-135m": ("smc", [*_GPU, "--model", "smollm2-135m", "--particles", "256",
+                                 "--tokens", "16", "--repeats", "1"]),
+    "beam-smollm2-135m": ("beam", [*_GPU, "--model", "smollm2-135m", *_BEAM]),
+    "beam-qwen2.5-1.5b": ("beam", [*_GPU, "--model", "qwen2.5-1.5b", *_BEAM]),
+}
+CUDA_BIG = {  # --big: the Llama-3-8B shape (16 GB of weights)
+    "decode-llama3-8b": ("decode", [*_GPU, "--model", "llama3-8b", *_DECODE]),
+}
 
-def run(name: str, args: list[str]) -> dict:
+
+def run(name: str, args: list[str], timeout: float | None = None) -> dict:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), *args],
-                          capture_output=True, text=True, cwd=ROOT)
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), *args],
+                              capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        tail = (err.stderr or b"")[-2000:]
+        return {"benchmark": name, "error": f"timed out after {timeout} s\n"
+                + (tail.decode(errors="replace") if isinstance(tail, bytes) else str(tail))}
     if done.returncode != 0:
         return {"benchmark": name, "error": done.stderr.strip()[-2000:]}
     result = json.loads(done.stdout)
     result["wall_s"] = time.perf_counter() - start
     return result
+
+
+def load_results(folder: Path, names) -> dict[str, dict]:
+    return {name: json.loads((folder / f"{name}.json").read_text()) for name in names
+            if (folder / f"{name}.json").is_file()}
 
 
 def fmt(x, digits: int = 2) -> str:
@@ -57,7 +90,7 @@ def fmt(x, digits: int = 2) -> str:
     return str(x)
 
 
-def render(results: dict[str, dict], command: str) -> str:
+def render(results: dict[str, dict], command: str, gpu: dict[str, dict] | None = None) -> str:
     out = ["# Benchmarks", "",
            f"Reproduce with `make bench` (= `{command}`). Every ratio is measured side by side in",
            "one process (the two sides alternate) and is a median of several runs. CPU-only",
@@ -166,6 +199,7 @@ def render(results: dict[str, dict], command: str) -> str:
                        f"{fmt(r['peak_rss_growth_mib'], 0)} | {fmt(r.get('kv_cache_mib'), 1)} | "
                        f"{fmt(r['perplexity'])} |")
         out.append("")
+    out += render_gpu(gpu or {})
     out += ["## Notes", "",
             "- Timings come from a shared 2-core CPU where other jobs run at the same time; the "
             "two sides of each ratio alternate run by run so that load drifts hit both, but a "
@@ -182,7 +216,7 @@ def render(results: dict[str, dict], command: str) -> str:
         if "error" in r:
             out += [f"## {name}: failed", "", "```", r["error"][-1500:], "```", ""]
     out += ["## Raw results", ""]
-    for name, r in results.items():
+    for name, r in [*results.items(), *((f"cuda/{n}", r) for n, r in (gpu or {}).items())]:
         out += [f"<details><summary>{name}</summary>", "", "```json",
                 json.dumps(r, indent=1, default=float), "```", "", "</details>", ""]
     return "\n".join(out)
@@ -191,23 +225,42 @@ def render(results: dict[str, dict], command: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default=",".join(BENCHES))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: run the GPU suite (CUDA_BENCHES) into bench/results/cuda")
+    parser.add_argument("--big", action="store_true", help="cuda: add the Llama-3-8B shape")
+    parser.add_argument("--only", default=None)
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per benchmark")
     parser.add_argument("--from", dest="source", default=None,
                         help="render from DIR/<name>.json instead of running")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
+    cuda = args.device == "cuda"
+    if cuda and not args.source:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: torch sees no CUDA device here (torch "
+                         f"{torch.__version__}); run on a machine with a GPU and a CUDA build")
+    suite = {**CUDA_BENCHES, **(CUDA_BIG if args.big else {})} if cuda else \
+        {name: (name, (QUICK if args.quick else BENCHES)[name]) for name in BENCHES}
+    folder = RESULTS / "cuda" if cuda else RESULTS
+    names = args.only.split(",") if args.only else list(suite)
     results = {}
-    for name in args.only.split(","):
+    for name in names:
         if args.source:
-            path = Path(args.source) / f"{name}.json"
-            if path.is_file():
-                results[name] = json.loads(path.read_text())
+            results.update(load_results(Path(args.source), [name]))
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        results[name] = run(name, (QUICK if args.quick else BENCHES)[name])
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=1, default=float))
-    Path(args.out).write_text(render(results, ".venv/bin/python bench/run_all.py"))
+        script, script_args = suite[name]
+        results[name] = run(script, script_args, args.timeout)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.json").write_text(json.dumps(results[name], indent=1, default=float))
+    if cuda:  # the page shows both: the CPU results from their files
+        gpu = {**load_results(folder, [*CUDA_BENCHES, *CUDA_BIG]), **results}
+        results = load_results(RESULTS, BENCHES)
+    else:
+        gpu = load_results(RESULTS / "cuda", [*CUDA_BENCHES, *CUDA_BIG])
+    Path(args.out).write_text(render(results, ".venv/bin/python bench/run_all.py", gpu))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

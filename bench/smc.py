@@ -7,7 +7,8 @@ resampling when ESS < N/2) for the same number of particles and tokens. "batched
 ``session.distributions(tree, [node])``. Each repeat starts from a cleared KV cache; the figure
 is the median over repeats of particle-tokens per second (particle advances / wall time).
 
-    .venv/bin/python bench/smc.py [--particles 32] [--tokens 32] [--repeats 3] [--device auto]
+    .venv/bin/python bench/smc.py [--particles 32] [--tokens 32] [--repeats 3]
+    python bench/smc.py --device cuda --model smollm2-135m --particles 256 --tokens 16
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import time
 
 import numpy as np
 import torch
+from common import add_device_args, load_session, machine, model_label
 
-import inferviz as iv
 from inferviz.processors import SamplerSettings
 from inferviz.resampling import ess, normalize_log_weights, resample
 from inferviz.scoring import record_children
@@ -77,9 +78,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="auto")
+    add_device_args(parser)
     args = parser.parse_args()
-    session = iv.Session.from_pretrained("default", device=args.device)
+    session = load_session(args.model, args.device, args.dtype)
     session.generate(PROMPT, strategy="smc", particles=2, max_new_tokens=2, seed=0)  # warm up
     rates: dict[str, list[float]] = {"batched": [], "loop": []}
     walls: dict[str, list[float]] = {"batched": [], "loop": []}
@@ -94,7 +95,8 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(json.dumps({
         "benchmark": "smc_batched_vs_per_particle_loop",
-        "model": session.name, "device": str(session.device),
+        "model": model_label(session, args.model), "device": str(session.device),
+        "dtype": str(session.engine.dtype), "machine_info": machine(args.device),
         "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
         "particles": args.particles, "max_new_tokens": args.tokens, "top_k": args.top_k,
         "repeats": args.repeats,

@@ -11,6 +11,10 @@ we reset the kernel's peak-RSS counter before each side and report the growth of
 the RSS before it. The KV store's own size is exact (slots in use x bytes per token).
 
     .venv/bin/python bench/tree_expansion.py [--runs 3] [--sample 6]
+    python bench/tree_expansion.py --device cuda --model qwen2.5-1.5b --configs 2048,8,4
+
+On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` growth over the allocation before
+each side (exact tensor bytes), and both sides synchronise before their clocks stop.
 """
 
 from __future__ import annotations
@@ -18,7 +22,18 @@ from __future__ import annotations
 import argparse
 import random
 
-from common import emit, load_session, maxrss_mib, median, peak_growth_mib, prompt_of_tokens, timed
+from common import (
+    add_device_args,
+    emit,
+    load_session,
+    maxrss_mib,
+    median,
+    model_label,
+    peak_growth_mib,
+    prompt_of_tokens,
+    synchronize,
+    timed,
+)
 
 CONFIGS = [(p, k, d) for p in (128, 512) for k in (3, 4) for d in (3, 4)]
 HEADLINE = (512, 4, 4)
@@ -37,7 +52,8 @@ def naive_topk(session, token_ids: list[int], k: int) -> list[int]:
     import torch
 
     with torch.no_grad():
-        logits = session.model(input_ids=torch.tensor([token_ids]), use_cache=False).logits
+        ids = torch.tensor([token_ids], device=session.device)
+        logits = session.model(input_ids=ids, use_cache=False, logits_to_keep=1).logits
     return torch.topk(logits[0, -1].float(), k).indices.tolist()
 
 
@@ -49,6 +65,7 @@ def run_config(session, p: int, k: int, d: int, runs: int, sample: int, rng) -> 
         session.engine.stats.reset()
         tree = session.tree(prompt)
         seconds, levels = timed(lambda tree=tree: expand_levels(session, tree, k, d))
+        synchronize(session.device)
         times.append(seconds)
         stats = dict(vars(session.engine.stats))
     kv_bytes_per_token = session.engine.store.bytes_used // (session.engine.store.capacity + 1)
@@ -80,15 +97,33 @@ def run_config(session, p: int, k: int, d: int, runs: int, sample: int, rng) -> 
     }
 
 
+def cuda_peak_growth_mib(fn) -> tuple[float, object]:
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    out = fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20, out
+
+
 def peak_memory(session, p: int, k: int, d: int) -> dict:
     """Peak RSS growth of each side, in this process (the kernel's peak counter is reset before
     each side; both sides free their activations afterwards)."""
     prompt = prompt_of_tokens(session, p)
     session.engine.clear_cache()
     tree = session.tree(prompt)
-    inferviz_mib, levels = peak_growth_mib(lambda: expand_levels(session, tree, k, d))
+    cuda = session.device.type == "cuda"
+    growth = cuda_peak_growth_mib if cuda else peak_growth_mib
+    inferviz_mib, levels = growth(lambda: expand_levels(session, tree, k, d))
     deepest = levels[-1][0]
-    naive_mib, _ = peak_growth_mib(lambda: naive_topk(session, tree.token_ids(deepest), k))
+    naive_mib, _ = growth(lambda: naive_topk(session, tree.token_ids(deepest), k))
+    if cuda:
+        return {"method": "growth of torch.cuda.max_memory_allocated over the allocation "
+                          "before each side (the KV pool's growth included for inferviz); "
+                          "naive: one forward over the deepest path",
+                "inferviz_mib": inferviz_mib, "naive_mib": naive_mib}
     return {"method": "growth of the process's peak RSS (VmHWM, reset through "
                       "/proc/self/clear_refs before each side) over its RSS before; inferviz: "
                       "the whole level-by-level expansion (the KV pool is preallocated, so its "
@@ -101,25 +136,34 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sample", type=int, default=6, help="naive nodes timed per config")
     parser.add_argument("--quick", action="store_true", help="only the headline configuration")
+    parser.add_argument("--configs", default=None,
+                        help="P,k,d[;P,k,d...]: these configurations, the first the headline")
+    add_device_args(parser)
     args = parser.parse_args()
-    session = load_session("default")
+    session = load_session(args.model, args.device, args.dtype)
     rng = random.Random(0)
     expand_levels(session, session.tree("warm up"), 2, 2)
+    naive_topk(session, session.encode("warm up"), 2)
     configs = [HEADLINE] if args.quick else CONFIGS
+    headline = HEADLINE
+    if args.configs:
+        configs = [tuple(int(x) for x in c.split(",")) for c in args.configs.split(";")]
+        headline = configs[0]
     rows = [run_config(session, p, k, d, args.runs, args.sample, rng) for p, k, d in configs]
-    head = next(r for r in rows if (r["prompt_tokens"], r["k"], r["depth"]) == HEADLINE)
+    head = next(r for r in rows if (r["prompt_tokens"], r["k"], r["depth"]) == headline)
     emit({
         "benchmark": "tree_expansion",
-        "model": "default (SmolLM2-135M-Instruct)",
+        "model": model_label(session, args.model),
+        "device": str(session.device), "dtype": str(session.engine.dtype),
         "runs": args.runs,
         "naive_method": "HF model(input_ids) over the full path, no cache, per node; a random "
                         "sample per depth timed and extrapolated to all nodes of that depth",
         "configs": rows,
-        "headline": {"config": dict(zip(("prompt_tokens", "k", "depth"), HEADLINE)),
+        "headline": {"config": dict(zip(("prompt_tokens", "k", "depth"), headline)),
                      "speedup": head["speedup"], "target_speedup": 50},
-        "peak_memory": peak_memory(session, *HEADLINE),
+        "peak_memory": peak_memory(session, *headline),
         "this_process_maxrss_mib": maxrss_mib(),
-    })
+    }, args.device)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,21 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 _PAST_BUCKET = 128  # compiled forwards: the past block's width is a multiple of this
 # A packed forward's mask is [queries, past + queries]; past this many entries, use rows.
 _PACKED_MASK_LIMIT = 1 << 24
+# Default KV budget: ~1 GiB on CPU/MPS; on CUDA this fraction of the memory free once the model
+# is loaded (the pool still grows lazily, by doubling, up to it; the rest is for activations).
+CPU_KV_BYTES = 1 << 30
+CUDA_KV_FREE_FRACTION = 0.4
+MIN_KV_BUDGET_TOKENS = 4096
+
+
+def default_kv_budget_tokens(device: torch.device, bytes_per_token: int) -> int:
+    """KV slots allowed when the user gives no ``kv_budget_tokens``: a fraction of the free
+    GPU memory on CUDA (``torch.cuda.mem_get_info``), about 1 GiB elsewhere."""
+    budget_bytes = CPU_KV_BYTES
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        budget_bytes = int(free * CUDA_KV_FREE_FRACTION)
+    return max(MIN_KV_BUDGET_TOKENS, budget_bytes // bytes_per_token)
 
 
 @dataclass
@@ -134,7 +149,7 @@ class Engine:
         layers, heads, head_dim, kv_dtype = self._probe_kv_shape()
         if kv_budget_tokens is None:
             per_token = 2 * layers * heads * head_dim * torch.finfo(kv_dtype).bits // 8
-            kv_budget_tokens = max(4096, (1 << 30) // per_token)  # ~1 GiB of KV by default
+            kv_budget_tokens = default_kv_budget_tokens(self.device, per_token)
         self.store = KVStore(kv_budget_tokens, self.device, kv_dtype)
         self.store.ensure_shapes(layers, heads, head_dim, need=min(kv_budget_tokens, 512))
 
@@ -189,9 +204,11 @@ class Engine:
                 if isinstance(err, KVBudgetError):
                     raise
                 raise KVBudgetError(
-                    f"out of memory in a forward over one sequence of {len(seqs[0])} tokens; "
-                    f"free device memory or create the Session with a smaller "
-                    f"kv_budget_tokens") from err
+                    f"{self.device.type} out of memory in a forward over one sequence of "
+                    f"{len(seqs[0])} tokens (the KV store holds {self.store.bytes_used / 2**20:.0f}"
+                    f" MiB for {self.store.num_cached} cached tokens); call "
+                    f"session.engine.clear_cache(), close other sessions (session.close()), or create "
+                    f"the Session with a smaller kv_budget_tokens") from err
             self.stats.splits += 1
             half = len(seqs) // 2
             return torch.cat([self._run(seqs[:half]), self._run(seqs[half:])])
@@ -400,6 +417,13 @@ class Engine:
         """Forget every cached prefix (the next expansions recompute them)."""
         with self.lock:
             self.store.clear()
+
+    def close(self) -> None:
+        """Free the KV store and drop the model (and its compiled form); the engine is unusable
+        afterwards. The caller frees the device memory cache (``torch.cuda.empty_cache``)."""
+        with self.lock:
+            self.store.close()
+            self.model = self._call_model = None
 
 
 @functools.cache

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+_OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()
+
 
 class KVBudgetError(MemoryError):
     """A request needs more KV slots (or memory) than is available, even after eviction."""
@@ -56,6 +58,7 @@ class KVStore:
         self.tick = 0
         self.evictions = 0
         self.num_cached = 0
+        self.memory_capped = False  # True once an allocation failure stopped the pool growing
 
     # ------------------------------------------------------------------ trie
     def begin(self) -> None:
@@ -100,9 +103,13 @@ class KVStore:
         if len(self.free) < n:
             self._evict(n - len(self.free))
         if len(self.free) < n:
+            capped = (f"; device memory capped the pool at {self.capacity} tokens"
+                      if self.memory_capped else "")
             raise KVBudgetError(
                 f"KV budget exhausted: {n} slots needed, {len(self.free)} free after evicting "
-                f"everything this request does not use (kv_budget_tokens={self.budget_tokens})")
+                f"everything this request does not use (kv_budget_tokens={self.budget_tokens}"
+                f"{capped}); expand fewer nodes at once, clear the cache "
+                f"(session.engine.clear_cache()) or free device memory")
         slots, self.free = self.free[-n:], self.free[:-n]
         return slots[::-1]  # ascending: a path's tokens get neighbouring slots
 
@@ -129,8 +136,17 @@ class KVStore:
         shape = list(self.keys.shape)
         shape[1] = target - self.capacity
         # Build both before assigning either: an allocation failure leaves the pool as it was.
-        keys = torch.cat([self.keys, self.keys.new_zeros(shape)], dim=1)
-        values = torch.cat([self.values, self.values.new_zeros(shape)], dim=1)
+        try:
+            keys, values = _extended(self.keys, shape), _extended(self.values, shape)
+        except _OOM:
+            # The device is full before the budget is: the pool stays at its size, the budget
+            # shrinks to it, and the request evicts (or fails with KVBudgetError) from there.
+            keys = values = None
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self.budget_tokens = self.capacity
+            self.memory_capped = True
+            return
         self.keys, self.values = keys, values
         self.free.extend(range(target, self.capacity, -1))
         self.capacity = target
@@ -167,6 +183,13 @@ class KVStore:
         if self.keys is not None:
             self.free = list(range(self.capacity, 0, -1))
 
+    def close(self) -> None:
+        """Free the pool and the trie; the store cannot be used afterwards."""
+        self.clear()
+        self.keys = self.values = None
+        self.capacity = 0
+        self.free = []
+
     def check(self) -> None:
         """Raise AssertionError if the trie and the free list disagree (for tests)."""
         owned = [n.slot for n in self._iter_nodes()]
@@ -197,3 +220,8 @@ class KVStore:
         if self.keys is None:
             return 0
         return 2 * self.keys.element_size() * self.keys.numel()
+
+
+def _extended(pool: torch.Tensor, shape: list[int]) -> torch.Tensor:
+    """A copy of ``pool`` with ``shape[1]`` more zero slots (may raise OutOfMemoryError)."""
+    return torch.cat([pool, pool.new_zeros(shape)], dim=1)

@@ -128,6 +128,8 @@ class Session:
         return {int(i) for i in (ids if isinstance(ids, (list, tuple)) else [ids])}
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"Session(model={self.name!r}, closed)"
         if self.engine is None:
             return f"Session(model={self.name!r}, backend={self.backend!r})"
         return (f"Session(model={self.name!r}, family={self.adapter.family!r}, "
@@ -292,3 +294,51 @@ class Session:
         from .widgets.explorer import Explorer
 
         return Explorer(self, prompt=prompt, **kwargs)
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Free what this session holds on its device: the KV store, the model reference and
+        the request batcher; on CUDA the allocator's cache is emptied too, so the memory is
+        back for other sessions (the weights are freed unless you keep ``s.model`` elsewhere).
+        Any later use raises RuntimeError. Calling close twice is harmless."""
+        if self.closed:
+            return
+        with self._batcher_lock:
+            batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
+        device = self.device
+        if self.engine is not None:
+            self.engine.close()
+        self.backend.close()  # a server's connection pool and threads
+        closed = _ClosedSession(self.name)
+        self.engine = self.model = self.adapter = self.backend = closed
+        import gc
+
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @property
+    def closed(self) -> bool:
+        return isinstance(self.backend, _ClosedSession)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class _ClosedSession:
+    """Stands in for the engine, model and adapter of a closed session: any use says so."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        raise RuntimeError(f"Session {self._name!r} is closed (session.close() freed its model "
+                           f"and KV cache); create a new one with Session.from_pretrained(...)")
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        return self.__getattr__("__call__")

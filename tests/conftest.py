@@ -53,3 +53,29 @@ def pytest_terminal_summary(terminalreporter):
     line = summary()
     if line:
         terminalreporter.write_line(line)
+
+
+# ------------------------------------------------------------------ devices (tests/test_cuda.py)
+# CUDA tests take `test_device` (CUDA, or the device named by INFERVIZ_TEST_DEVICE to check the
+# tests without a GPU) or `cuda_device` (CUDA only); without CUDA they are skipped, and say why.
+@pytest.fixture(scope="session")
+def test_device():
+    import os
+
+    import torch
+
+    name = os.environ.get("INFERVIZ_TEST_DEVICE")
+    if name:
+        return torch.device(name)
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return torch.device("cuda")
+
+
+@pytest.fixture(scope="session")
+def cuda_device():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return torch.device("cuda")

@@ -353,3 +353,16 @@ def test_every_strategy_runs_over_a_top_n_server_and_marks_its_nodes(top5, strat
     df = res.tree.to_pandas().iloc[1:]
     assert len(df) and df["approx"].all()
     assert df["raw_logprob"].map(math.isfinite).all() and (df["prob"] >= 0).all()
+
+
+def test_closing_a_remote_session_releases_its_backend_and_refuses_further_use(vllm, tokenizer):
+    session = iv.Session.connect(vllm.url, tokenizer=tokenizer, top_logprobs=5)
+    backend = session.backend
+    tree = session.tree("Hello")
+    with session:
+        session.expand(tree, tree.root_id, k=2)
+    assert session.closed
+    assert backend._pool._shutdown  # the request threads are gone
+    with pytest.raises(RuntimeError, match="is closed"):
+        session.expand(tree, tree.root_id, k=2)
+    assert len(tree) == 3  # the refused call left the tree as it was
