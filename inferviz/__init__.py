@@ -16,7 +16,10 @@ _LAZY = {
     "LensResult": "inferviz.lens",
     "SamplerSettings": "inferviz.processors",
     "RequestBatcher": "inferviz.batching",
+    "Comparison": "inferviz.compare",
+    "compare": "inferviz.compare",
     "TreeWidget": "inferviz.widgets",
+    "TextView": "inferviz.widgets",
     "LensWidget": "inferviz.widgets",
 }
 
