@@ -36,6 +36,13 @@ def test_tokens_hold_raw_probability_and_siblings_as_alternatives():
     assert [a["token"] for a in path_tokens(tree, 4, k=2)[0]["alternatives"]] == [" a", " b"]
 
 
+def test_the_chosen_token_is_listed_even_below_the_top_k():
+    tree = small_tree()
+    rows = path_tokens(tree, 3, k=2)  # "\n" is the third most probable child
+    assert [(a["token"], a["chosen"]) for a in rows[0]["alternatives"]] == [
+        (" a", False), (" b", False), ("\n", True)]
+
+
 def test_view_opens_on_the_deepest_most_probable_leaf_and_follows_the_tree():
     tree = small_tree()
     view = TextView(tree)

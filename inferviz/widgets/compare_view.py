@@ -17,6 +17,10 @@ from .text_view import legend_html, text_view_html
 DIVERGE_MARK = "◆"
 
 
+def _text(raw: bytes) -> str:
+    return html.escape(raw.decode("utf-8", "replace").replace("\n", "↵"))
+
+
 def _split_text(cmp: Any, label: str) -> str:
     """The label's completion as HTML: the part shared with the reference in grey, a marker,
     then the part after the split in bold."""
@@ -24,13 +28,13 @@ def _split_text(cmp: Any, label: str) -> str:
     ids = cmp.path_ids(label)
     div = cmp.vs_reference(label)
     if div is None or div.identical:
-        return html.escape(tree.completion(cmp.results[label].node_id))
+        return _text(tree.completion(cmp.results[label].node_id).encode("utf-8"))
     shared = b"".join(tree.node(i).token_bytes for i in ids[:div.position])
     rest = b"".join(tree.node(i).token_bytes for i in ids[div.position:])
-    return (f"<span style='color:#6b7280'>{html.escape(shared.decode('utf-8', 'replace'))}"
+    return (f"<span style='color:#6b7280'>{_text(shared)}"
             f"</span><span title='parts from {html.escape(cmp.reference)} here' "
             f"style='color:#b91c1c'>{DIVERGE_MARK}</span>"
-            f"<b>{html.escape(rest.decode('utf-8', 'replace'))}</b>")
+            f"<b>{_text(rest)}</b>")
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -57,7 +61,7 @@ def table_html(cmp: Any) -> str:
         else:
             where_text = f"token {where} (after node {row['diverges_after_node']})"
         values = [f"<b>{html.escape(row['label'])}</b>", html.escape(row["strategy"]),
-                  f"<span style='white-space:pre-wrap'>{_split_text(cmp, row['label'])}</span>",
+                  _split_text(cmp, row["label"]),
                   _fmt(row["tokens"]), _fmt(row["sum_logprob"]), _fmt(row["mean_logprob"]),
                   _fmt(row["perplexity"]), _fmt(row["finish_reason"]), html.escape(where_text)]
         rows.append("<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top'>{v}</td>"
@@ -73,10 +77,14 @@ def texts_html(cmp: Any) -> str:
     """Each strategy's text shaded by token probability (hover a token for its alternatives)."""
     blocks = []
     for label, result in cmp.results.items():
-        view = text_view_html(cmp.tree, result.node_id).split("<div class='inferviz-text-legend'")
+        div = cmp.vs_reference(label)
+        marks = {} if div is None or div.b_node_id is None else {
+            div.b_node_id: f"{label} parts from {cmp.reference} here"}
+        view = text_view_html(cmp.tree, result.node_id, marks=marks)
+        view = view[view.index("<div class='inferviz-text-view'"):]  # one legend for all
         blocks.append(f"<div style='margin:4px 0'><b style='font:13px sans-serif'>"
-                      f"{html.escape(label)}</b>{view[0]}</div>")
-    return "".join(blocks) + legend_html()
+                      f"{html.escape(label)}</b>{view}</div>")
+    return legend_html() + "".join(blocks)
 
 
 def comparison_html(cmp: Any, tree: bool = True) -> str:

@@ -7,8 +7,8 @@ Synced state:
 - ``tokens``    one dict per generated token on the path: ``node_id``, ``token``, ``prob``
                 (raw model probability, exp of ``raw_logprob``), ``processed_prob``, ``rank``,
                 ``entropy``, ``labels`` (compare labels, or ""), ``alternatives`` (the top ``k``
-                children of its parent in the tree, most probable first: ``node_id``, ``token``,
-                ``prob``, ``chosen``)
+                children of its parent in the tree, most probable first, then the token itself
+                if it is not among them: ``node_id``, ``token``, ``prob``, ``chosen``)
 - ``node_id``   the last node of the path shown
 - ``selected``  the node id of the clicked token, or None (the explorer links it to the tree)
 
@@ -59,6 +59,8 @@ def path_tokens(tree: TokenTree, node_id: int, k: int = 5) -> list[dict[str, Any
     rows = []
     for node in tree.path(node_id)[1:]:
         siblings = sorted(tree.children(node.parent_id), key=lambda n: -n.raw_logprob)[:k]
+        if node not in siblings:  # the chosen token is always listed, last if not in the top k
+            siblings.append(node)
         alternatives = [{"node_id": s.node_id, "token": s.token, "prob": _raw_prob(s.raw_logprob),
                          "chosen": s.node_id == node.node_id} for s in siblings]
         rows.append({
@@ -188,17 +190,23 @@ def visible(token: str) -> str:
 def legend_html() -> str:
     stops = ", ".join(prob_color(i / 4) for i in range(5))
     return (f"<div class='inferviz-text-legend' style='display:flex;align-items:center;"
-            f"gap:6px;font:12px sans-serif;color:#374151;margin-top:6px'>"
+            f"gap:6px;font:12px sans-serif;color:#374151;margin:4px 0'>"
             f"<span>token probability (raw model)</span><span>0%</span>"
             f"<span style='display:inline-block;width:140px;height:10px;border:1px solid #ccc;"
             f"background:linear-gradient(to right, {stops})'></span><span>100%</span></div>")
 
 
-def text_view_html(tree: TokenTree, node_id: int, k: int = 5, full_page: bool = False) -> str:
+def text_view_html(tree: TokenTree, node_id: int, k: int = 5, full_page: bool = False,
+                   marks: dict[int, str] | None = None) -> str:
     """Offline rendering of :class:`TextView` (no JS): shaded token spans whose ``title``
-    lists the alternatives, and the legend. ``full_page`` wraps it in an HTML document."""
+    lists the alternatives, and the legend. ``full_page`` wraps it in an HTML document;
+    ``marks`` puts a red ◆ (with the given hover text) before the tokens of those node ids."""
     spans = []
+    marks = marks or {}
     for row in path_tokens(tree, node_id, k):
+        if row["node_id"] in marks:
+            spans.append(f"<span style='color:#b91c1c' title='"
+                         f"{html.escape(marks[row['node_id']], quote=True)}'>◆</span>")
         p = row["prob"]
         color = "#fff" if p > 0.55 else "#111"
         alts = "\n".join(f"{'▸' if a['chosen'] else ' '} {visible(a['token'])}  "
@@ -209,9 +217,9 @@ def text_view_html(tree: TokenTree, node_id: int, k: int = 5, full_page: bool = 
                      f"title='{html.escape(title, quote=True)}' style='background:"
                      f"{prob_color(p)};color:{color};border-radius:3px;padding:1px 0'>"
                      f"{text}</span>")
-    body = (f"<div class='inferviz-text-view' style='font:14px/1.9 ui-monospace,monospace;"
+    body = (f"{legend_html()}<div class='inferviz-text-view' style='font:14px/1.9 ui-monospace,monospace;"
             f"white-space:pre-wrap'><span style='color:#6b7280'>{html.escape(tree.prompt)}"
-            f"</span>{''.join(spans)}</div>{legend_html()}")
+            f"</span>{''.join(spans)}</div>")
     if not full_page:
         return body
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>inferviz text view"

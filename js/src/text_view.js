@@ -100,7 +100,7 @@ export function renderTextView({ model, el }) {
   const tip = document.createElement("div");
   tip.className = "inferviz-tooltip";
   tip.hidden = true;
-  root.append(text, legend(), tip);
+  root.append(legend(), text, tip);
   el.replaceChildren(root);
   /** @type {Map<number, TokenRow>} */
   let rows = new Map();

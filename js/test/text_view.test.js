@@ -104,3 +104,16 @@ describe("TextView click", () => {
     expect(model.listenerCount()).toBe(0);
   });
 });
+
+describe("built bundle", () => {
+  it("inferviz/static/text_view.js renders shaded tokens (run `npm run build` first)", async () => {
+    const { existsSync } = await import("node:fs");
+    const url = new URL("../../inferviz/static/text_view.js", import.meta.url);
+    if (!existsSync(url)) return;
+    const { default: built } = await import(url.href);
+    const model = fakeModel({ prompt: "Hi", tokens: tokens(), selected: null });
+    const el = document.createElement("div");
+    cleanups.push(built.render({ model, el }));
+    expect(el.querySelectorAll(".inferviz-text-token")).toHaveLength(2);
+  });
+});
