@@ -159,3 +159,14 @@ def test_repr_and_html_name_every_label(tiny_session):
     assert "greedy: reference" in repr(cmp)
     html = cmp._repr_html_()
     assert "greedy" in html and "sample" in html and "perplexity" in html
+
+
+def test_importing_compare_imports_no_pandas_or_widgets():
+    import subprocess
+    import sys
+
+    code = ("import sys, inferviz.compare; "
+            "assert not {'pandas', 'anywidget', 'ipywidgets', 'inferviz.widgets'} & "
+            "set(sys.modules), sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('pandas', 'anywidget', 'ipywidgets'))")
+    subprocess.run([sys.executable, "-c", code], check=True)
