@@ -42,8 +42,8 @@ def test_compare_text_view_click_selects_the_node_in_the_tree(page, lab_server):
     page.wait_for_selector(NODES, timeout=RUN_TIMEOUT_MS)
     page.wait_for_function(KERNEL_IDLE_JS, timeout=RUN_TIMEOUT_MS)
 
+    page.locator(".inferviz-compare").first.scroll_into_view_if_needed()
     text = page.locator(".inferviz-text").first
-    text.scroll_into_view_if_needed()
     assert "token probability" in text.locator(".inferviz-text-legend").inner_text()
     tokens = text.locator(".inferviz-text-token")
     assert tokens.count() == 8
@@ -56,7 +56,11 @@ def test_compare_text_view_click_selects_the_node_in_the_tree(page, lab_server):
     alternatives.first.wait_for()
     assert alternatives.count() >= 5
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator(".inferviz-compare").first.screenshot(path=str(SCREENSHOTS / "compare_lab.png"))
+    # A clip of the page, not an element screenshot: that would scroll and end the hover.
+    box = page.locator(".inferviz-compare").first.bounding_box()
+    page.screenshot(path=str(SCREENSHOTS / "compare_lab.png"), clip={
+        "x": box["x"], "y": max(0, box["y"]), "width": box["width"],
+        "height": min(box["height"], 1000 - max(0, box["y"]))})
 
     node_id = tokens.nth(3).get_attribute("data-node-id")
     tokens.nth(3).click()
