@@ -188,6 +188,16 @@ class Comparison:
             df[col] = df[col].astype("Int64")
         return df
 
+    def text_view(self, label: str | None = None, k: int = 5):
+        """``label``'s text (default: the reference) as a shaded
+        :class:`~inferviz.widgets.text_view.TextView`."""
+        from .widgets.text_view import TextView
+
+        label = self.reference if label is None else label
+        if label not in self.results:
+            raise KeyError(f"label {label!r} is not in this comparison; labels: {self.labels}")
+        return TextView(self.tree, self.results[label].node_id, k=k)
+
     def widget(self):
         """Table, shaded texts and the shared tree (with divergence marks) as one widget."""
         from .widgets.compare_view import comparison_widget

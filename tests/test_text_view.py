@@ -131,3 +131,14 @@ def test_comparison_widget_links_its_text_view_to_the_tree(tiny_session):
     token = cmp.path_ids("sample")[0]
     box.text_view.set_state({"selected": token})
     assert box.tree_widget.selected == token
+
+
+def test_comparison_text_view_shows_a_label_and_refuses_unknown_ones(tiny_session):
+    cmp = tiny_session.compare("Hello world", ["greedy", {"strategy": "sample", "seed": 0}],
+                               max_new_tokens=3)
+    view = cmp.text_view("sample")
+    assert [t["node_id"] for t in view.tokens] == cmp.path_ids("sample")
+    assert all("sample" in t["labels"] for t in view.tokens)
+    assert cmp.text_view().node_id == cmp.results["greedy"].node_id
+    with pytest.raises(KeyError, match="label 'beam' is not in this comparison"):
+        cmp.text_view("beam")
