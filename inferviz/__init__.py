@@ -17,7 +17,10 @@ _LAZY = {
     "SamplerSettings": "inferviz.processors",
     "RequestBatcher": "inferviz.batching",
     "ServerLacks": "inferviz.backends",
+    "Comparison": "inferviz.compare",
+    "compare": "inferviz.compare",
     "TreeWidget": "inferviz.widgets",
+    "TextView": "inferviz.widgets",
     "LensWidget": "inferviz.widgets",
 }
 

@@ -289,6 +289,22 @@ class Session:
         return run_strategy(self, prompt, strategy=strategy, max_new_tokens=max_new_tokens,
                             seed=seed, **params)
 
+    def compare(self, prompt: str | TokenTree, strategies: Any, max_new_tokens: int = 32,
+                seed: int | None = None, start_id: int | None = None):
+        """Run several strategies into one tree and see where they part: see
+        :func:`inferviz.compare.compare` and docs/compare.md."""
+        from .compare import compare
+
+        return compare(self, prompt, strategies, max_new_tokens=max_new_tokens, seed=seed,
+                       start_id=start_id)
+
+    def text_view(self, tree: TokenTree, node_id: int | None = None, k: int = 5):
+        """The generated text on the path to ``node_id``, each token shaded by its probability
+        (a :class:`~inferviz.widgets.text_view.TextView`); see docs/text-view.md."""
+        from .widgets.text_view import TextView
+
+        return TextView(tree, node_id, k=k)
+
     def explore(self, prompt: str | None = None, **kwargs: Any):
         """The interactive explorer widget (tree, controls, path table, logit lens)."""
         from .widgets.explorer import Explorer

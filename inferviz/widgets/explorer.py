@@ -31,6 +31,7 @@ from ..tree import TokenTree
 from . import figures
 from .export import tree_html
 from .run_controls import RunControls
+from .text_view import TextView
 from .tree_widget import TreeWidget
 
 TABS = ("Path", "Logit lens", "Charts", "Export")
@@ -135,6 +136,10 @@ class Explorer(widgets.VBox):
             "<i>Type a prompt, then press <b>New tree</b> (click nodes to expand) or "
             "<b>Run</b> (a strategy).</i>")])
         self.path_html = widgets.HTML("")
+        # The shaded text of the selected path (docs/text-view.md); a token click selects its
+        # node in the tree.
+        self.text_view: TextView | None = None
+        self.text_box = widgets.VBox([])
         self.table_html = widgets.HTML("")
         self.lens_box = widgets.VBox([])
         # Plotly's front end is a large bundle: made on first use of the Charts tab, so the
@@ -148,7 +153,8 @@ class Explorer(widgets.VBox):
         export_tab = widgets.VBox([
             widgets.HBox([self.export_stem, *self.export_buttons.values()]),
             self.export_links])
-        self.tabs = widgets.Tab(children=[widgets.VBox([self.path_html, self.table_html]),
+        self.tabs = widgets.Tab(children=[widgets.VBox([self.text_box, self.path_html,
+                                                        self.table_html]),
                                           self.lens_box, self._charts, export_tab])
         for i, title in enumerate(TABS):
             self.tabs.set_title(i, title)
@@ -187,6 +193,7 @@ class Explorer(widgets.VBox):
         self.tree_widget = TreeWidget(tree, session=self._guarded)
         self.tree_widget.observe(lambda _c: self._guard(self._refresh_views), names="selected")
         self.tree_box.children = [self.tree_widget]
+        self._new_text_view(tree)
         self._show_optional_charts()
         self.select(tree.root_id)
         return tree
@@ -212,6 +219,7 @@ class Explorer(widgets.VBox):
         self.path_html.value = (
             f"<div class='inferviz-explorer-path'><span style='color:#6b7280'>"
             f"{html.escape(tree.prompt)}</span><b>{html.escape(completion)}</b></div>")
+        self._follow_in_text_view(node_id)
         if self.path_fig is not None:
             figures.update_figure(self.path_fig, figures.path_figure(tree, node_id))
         if not self._lock.acquire(blocking=False):
@@ -225,6 +233,29 @@ class Explorer(widgets.VBox):
             self._refresh_lens()
         finally:
             self._lock.release()
+
+    def _new_text_view(self, tree: TokenTree) -> None:
+        if self.text_view is not None:
+            self.text_view.close()
+        self.text_view = TextView(tree, tree.root_id)
+        self.text_view.observe(lambda c: self._guard(self._token_clicked, c["new"]),
+                               names="selected")
+        self.text_box.children = [self.text_view]
+
+    def _follow_in_text_view(self, node_id: int) -> None:
+        """Show the selected node's path, or keep the shown path when the node is on it (a
+        token clicked in the text view selects an earlier node of the same path)."""
+        view = self.text_view
+        if view is None:
+            return
+        if node_id in view.path_ids():
+            view.selected = node_id
+        else:
+            view.show(node_id, selected=node_id)
+
+    def _token_clicked(self, node_id: int | None) -> None:
+        if node_id is not None and self.tree_widget is not None and self.selected != node_id:
+            self.tree_widget.selected = node_id
 
     def _tab_changed(self) -> None:
         if self.tabs.selected_index == CHARTS_TAB:

@@ -1,0 +1,226 @@
+"""TextView: the generated text on one path, each token shaded by its probability (as ecco and
+inseq show it), with a legend; hover shows the token's alternatives, a click selects its node.
+
+Synced state:
+
+- ``prompt``    the tree's prompt (shown in grey before the tokens)
+- ``tokens``    one dict per generated token on the path: ``node_id``, ``token``, ``prob``
+                (raw model probability, exp of ``raw_logprob``), ``processed_prob``, ``rank``,
+                ``entropy``, ``labels`` (compare labels, or ""), ``alternatives`` (the top ``k``
+                children of its parent in the tree, most probable first, then the token itself
+                if it is not among them: ``node_id``, ``token``, ``prob``, ``chosen``)
+- ``node_id``   the last node of the path shown
+- ``selected``  the node id of the clicked token, or None (the explorer links it to the tree)
+
+The browser may write only ``selected``. ``text_view_html`` renders the same view offline.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import weakref
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..tree import TokenTree
+from ..validate import check_int
+from .columns import json_safe
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+BROWSER_WRITABLE = ("selected",)
+
+# The probability ramp of js/src/color.js (the same quantity has the same colour everywhere).
+PROB_STOPS = ((240, 244, 250), (180, 205, 235), (100, 150, 215), (55, 90, 185), (40, 30, 120))
+VISIBLE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
+
+
+def prob_color(p: float | None) -> str:
+    """CSS colour of probability ``p`` in [0, 1] on the probability ramp (grey if unknown)."""
+    if p is None or not math.isfinite(p):
+        return "rgb(220,220,220)"
+    x = min(1.0, max(0.0, p)) * (len(PROB_STOPS) - 1)
+    i = min(len(PROB_STOPS) - 2, int(x))
+    f = x - i
+    r, g, b = (round(PROB_STOPS[i][c] + f * (PROB_STOPS[i + 1][c] - PROB_STOPS[i][c]))
+               for c in range(3))
+    return f"rgb({r},{g},{b})"
+
+
+def _raw_prob(logprob: float) -> float:
+    return math.exp(logprob) if math.isfinite(logprob) else 0.0
+
+
+def path_tokens(tree: TokenTree, node_id: int, k: int = 5) -> list[dict[str, Any]]:
+    """The ``tokens`` trait for the path from the root to ``node_id`` (see the module doc)."""
+    rows = []
+    for node in tree.path(node_id)[1:]:
+        siblings = sorted(tree.children(node.parent_id), key=lambda n: -n.raw_logprob)[:k]
+        if node not in siblings:  # the chosen token is always listed, last if not in the top k
+            siblings.append(node)
+        alternatives = [{"node_id": s.node_id, "token": s.token, "prob": _raw_prob(s.raw_logprob),
+                         "chosen": s.node_id == node.node_id} for s in siblings]
+        rows.append({
+            "node_id": node.node_id,
+            "token": node.token,
+            "prob": _raw_prob(node.raw_logprob),
+            "processed_prob": node.prob,
+            "rank": node.rank,
+            "entropy": node.entropy,
+            "labels": str(node.meta.get("compare_labels", "")),
+            "alternatives": alternatives,
+        })
+    return json_safe(rows)
+
+
+class TextView(anywidget.AnyWidget):
+    """``TextView(tree, node_id=None, k=5)``: the path to ``node_id`` (default: the deepest,
+    most probable leaf) as shaded text. Follows the tree as it grows; ``show(node_id)`` moves
+    to another path; ``selected`` is the clicked token's node id."""
+
+    _esm = STATIC / "text_view.js"
+    _css = STATIC / "text_view.css"
+
+    prompt = traitlets.Unicode("").tag(sync=True)
+    tokens = traitlets.List().tag(sync=True)
+    node_id = traitlets.Int(0).tag(sync=True)
+    selected = traitlets.Int(None, allow_none=True).tag(sync=True)
+    k = traitlets.Int(5).tag(sync=True)
+
+    def __init__(self, tree: TokenTree, node_id: int | None = None, k: int = 5,
+                 **kwargs: Any) -> None:
+        if not isinstance(tree, TokenTree):
+            raise TypeError(f"tree must be an inferviz TokenTree, got {type(tree).__name__}")
+        unknown = sorted(set(kwargs) - {"layout"})
+        if unknown:
+            raise TypeError(f"TextView got unexpected keyword argument(s) {unknown}; it takes "
+                            f"tree, node_id, k")
+        check_int("k", k, 1)
+        node_id = _default_leaf(tree) if node_id is None else node_id
+        tree.node(node_id)  # KeyError naming the id
+        self._tree = tree
+        super().__init__(prompt=tree.prompt, node_id=node_id, k=k,
+                         tokens=path_tokens(tree, node_id, k), **kwargs)
+        self_ref = weakref.ref(self)
+
+        def on_tree_change(_node_ids: list[int]) -> None:
+            view = self_ref()
+            if view is not None:
+                view.refresh()
+
+        self._unsubscribe = tree.on_change(on_tree_change)
+
+    @property
+    def tree(self) -> TokenTree:
+        return self._tree
+
+    @traitlets.validate("node_id")
+    def _check_node_id(self, proposal: dict) -> int:
+        value = proposal["value"]
+        if value not in self._tree:
+            raise traitlets.TraitError(f"node_id {value} is not in this tree")
+        return value
+
+    @traitlets.validate("selected")
+    def _check_selected(self, proposal: dict) -> int | None:
+        value = proposal["value"]
+        if value is not None and value not in self._tree:
+            raise traitlets.TraitError(f"selected node {value} is not in this tree")
+        return value
+
+    @traitlets.observe("node_id", "k")
+    def _path_changed(self, _change: dict) -> None:
+        self.refresh()
+
+    def show(self, node_id: int, selected: int | None = None) -> None:
+        """Show the path to ``node_id`` and highlight ``selected`` (a node on it, or None)."""
+        self._tree.node(node_id)
+        with self.hold_trait_notifications():
+            self.node_id = node_id
+            self.selected = selected
+        self.refresh()
+
+    def path_ids(self) -> list[int]:
+        return [n.node_id for n in self._tree.path(self.node_id)[1:]]
+
+    def refresh(self) -> None:
+        """Re-read the path from the tree (normally automatic via ``tree.on_change``)."""
+        self.tokens = path_tokens(self._tree, self.node_id, self.k)
+
+    def set_state(self, sync_data: dict) -> None:
+        """From the browser only ``selected`` is taken, and only a node of this tree."""
+        value = sync_data.get("selected", "missing")
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool)
+                               and value in self._tree)
+        if value != "missing" and ok:
+            super().set_state({"selected": value})
+        refused = [k for k in sync_data if k in self.keys and (k != "selected" or not ok)]
+        if refused:
+            self.send_state(refused)
+
+    def to_html(self, path: str | Path | None = None) -> str | Path:
+        """The view as standalone offline HTML; written to ``path`` when given."""
+        page = text_view_html(self._tree, self.node_id, self.k, full_page=path is not None)
+        if path is None:
+            return page
+        path = Path(path)
+        path.write_text(page, encoding="utf-8")
+        return path
+
+    def close(self) -> None:
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
+            self._unsubscribe = None
+        super().close()
+
+
+def _default_leaf(tree: TokenTree) -> int:
+    """The deepest leaf, the most probable among equals (the root for an empty tree)."""
+    return max(tree.leaves(), key=lambda n: (n.depth, n.cum_logprob)).node_id
+
+
+def visible(token: str) -> str:
+    return "".join(VISIBLE.get(ch, ch) for ch in token) if token else "∅"
+
+
+def legend_html() -> str:
+    stops = ", ".join(prob_color(i / 4) for i in range(5))
+    return (f"<div class='inferviz-text-legend' style='display:flex;align-items:center;"
+            f"gap:6px;font:12px sans-serif;color:#374151;margin:4px 0'>"
+            f"<span>token probability (raw model)</span><span>0%</span>"
+            f"<span style='display:inline-block;width:140px;height:10px;border:1px solid #ccc;"
+            f"background:linear-gradient(to right, {stops})'></span><span>100%</span></div>")
+
+
+def text_view_html(tree: TokenTree, node_id: int, k: int = 5, full_page: bool = False,
+                   marks: dict[int, str] | None = None) -> str:
+    """Offline rendering of :class:`TextView` (no JS): shaded token spans whose ``title``
+    lists the alternatives, and the legend. ``full_page`` wraps it in an HTML document;
+    ``marks`` puts a red ◆ (with the given hover text) before the tokens of those node ids."""
+    spans = []
+    marks = marks or {}
+    for row in path_tokens(tree, node_id, k):
+        if row["node_id"] in marks:
+            spans.append(f"<span style='color:#b91c1c' title='"
+                         f"{html.escape(marks[row['node_id']], quote=True)}'>◆</span>")
+        p = row["prob"]
+        color = "#fff" if p > 0.55 else "#111"
+        alts = "\n".join(f"{'▸' if a['chosen'] else ' '} {visible(a['token'])}  "
+                         f"{100 * a['prob']:.1f}%" for a in row["alternatives"])
+        title = f"p = {100 * p:.2f}%  rank {row['rank']}\n{alts}"
+        text = html.escape(row["token"].replace("\n", "↵\n"))
+        spans.append(f"<span class='inferviz-text-token' data-node-id='{row['node_id']}' "
+                     f"title='{html.escape(title, quote=True)}' style='background:"
+                     f"{prob_color(p)};color:{color};border-radius:3px;padding:1px 0'>"
+                     f"{text}</span>")
+    body = (f"{legend_html()}<div class='inferviz-text-view' style='font:14px/1.9 ui-monospace,monospace;"
+            f"white-space:pre-wrap'><span style='color:#6b7280'>{html.escape(tree.prompt)}"
+            f"</span>{''.join(spans)}</div>")
+    if not full_page:
+        return body
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>inferviz text view"
+            f"</title></head><body style='margin:16px'>{body}</body></html>")

@@ -1,0 +1,179 @@
+// anywidget entry for inferviz.widgets.TextView: the generated text on one path, each token
+// shaded by its raw model probability, a legend, alternatives on hover, click selects the node.
+import { probColor, textColorOn } from "./color.js";
+import { displayToken, formatProb } from "./format.js";
+import "./text_view.css";
+
+/**
+ * @typedef {{node_id: number, token: string, prob: number, chosen: boolean}} Alternative
+ * @typedef {{node_id: number, token: string, prob: number, processed_prob: number,
+ *   rank: number | null, entropy: number | null, labels: string, alternatives: Alternative[]}} TokenRow
+ */
+
+/**
+ * Background and text colour of a token of probability `p` (same ramp as the tree and lens).
+ * @param {number} p
+ */
+export function shade(p) {
+  const t = typeof p === "number" && Number.isFinite(p) ? Math.min(1, Math.max(0, p)) : NaN;
+  return { background: probColor(t), color: textColorOn(Number.isNaN(t) ? 0 : t) };
+}
+
+/**
+ * The token's text for the page: real spaces kept (the text reads as text), a newline shown as
+ * '↵' before the line break, an empty token as '∅'.
+ * @param {string} token
+ */
+export function tokenText(token) {
+  if (token === "") return "∅";
+  return token.replace(/\n/g, "↵\n").replace(/\t/g, "→\t");
+}
+
+/**
+ * The hover card for one token: its numbers, then its alternatives (siblings in the tree).
+ * @param {TokenRow} row
+ */
+export function alternativesCard(row) {
+  const card = document.createElement("div");
+  const head = document.createElement("div");
+  head.className = "inferviz-text-title";
+  head.textContent = `${displayToken(row.token)} · p ${formatProb(row.prob)}` +
+    (row.rank === null || row.rank === undefined ? "" : ` · rank ${row.rank}`);
+  card.appendChild(head);
+  if (row.labels) {
+    const by = document.createElement("div");
+    by.className = "inferviz-text-labels";
+    by.textContent = `on the path of: ${row.labels}`;
+    card.appendChild(by);
+  }
+  const table = document.createElement("table");
+  table.className = "inferviz-text-alts";
+  for (const alt of row.alternatives ?? []) {
+    const tr = table.insertRow();
+    if (alt.chosen) tr.className = "chosen";
+    tr.insertCell().textContent = alt.chosen ? "▸" : "";
+    tr.insertCell().textContent = displayToken(alt.token);
+    const bar = tr.insertCell();
+    const fill = document.createElement("span");
+    fill.className = "inferviz-text-bar";
+    fill.style.width = `${Math.round(80 * Math.max(0, Math.min(1, alt.prob)))}px`;
+    fill.style.background = probColor(alt.prob);
+    bar.appendChild(fill);
+    tr.insertCell().textContent = formatProb(alt.prob);
+  }
+  card.appendChild(table);
+  const note = document.createElement("div");
+  note.className = "inferviz-text-note";
+  note.textContent = (row.alternatives ?? []).length > 1
+    ? "alternatives: the other children of its parent in the tree"
+    : "no other child of its parent in the tree yet (expand the parent to see alternatives)";
+  card.appendChild(note);
+  return card;
+}
+
+/** The colour legend: a gradient from 0% to 100% on the probability ramp. */
+export function legend() {
+  const box = document.createElement("div");
+  box.className = "inferviz-text-legend";
+  const label = document.createElement("span");
+  label.textContent = "token probability (raw model)";
+  const bar = document.createElement("span");
+  bar.className = "inferviz-text-ramp";
+  bar.style.background = `linear-gradient(to right, ${[0, 0.25, 0.5, 0.75, 1].map(probColor).join(", ")})`;
+  const lo = document.createElement("span");
+  lo.textContent = "0%";
+  const hi = document.createElement("span");
+  hi.textContent = "100%";
+  box.append(label, lo, bar, hi);
+  return box;
+}
+
+/**
+ * @param {{model: any, el: HTMLElement}} ctx
+ * @returns {() => void} cleanup
+ */
+export function renderTextView({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "inferviz-text";
+  const text = document.createElement("div");
+  text.className = "inferviz-text-body";
+  const tip = document.createElement("div");
+  tip.className = "inferviz-tooltip";
+  tip.hidden = true;
+  root.append(legend(), text, tip);
+  el.replaceChildren(root);
+  /** @type {Map<number, TokenRow>} */
+  let rows = new Map();
+
+  function draw() {
+    const tokens = /** @type {TokenRow[]} */ (model.get("tokens") ?? []);
+    const selected = model.get("selected");
+    rows = new Map(tokens.map((row) => [row.node_id, row]));
+    const prompt = document.createElement("span");
+    prompt.className = "inferviz-text-prompt";
+    prompt.textContent = model.get("prompt") ?? "";
+    const spans = tokens.map((row) => {
+      const span = document.createElement("span");
+      span.className = "inferviz-text-token";
+      if (row.node_id === selected) span.classList.add("selected");
+      span.dataset.nodeId = String(row.node_id);
+      span.textContent = tokenText(row.token);
+      const { background, color } = shade(row.prob);
+      span.style.background = background;
+      span.style.color = color;
+      return span;
+    });
+    text.replaceChildren(prompt, ...spans);
+    if (!tokens.length) {
+      const hint = document.createElement("span");
+      hint.className = "inferviz-text-note";
+      hint.textContent = " (no generated tokens on this path yet)";
+      text.appendChild(hint);
+    }
+  }
+
+  /** @param {Event} event */
+  const tokenOf = (event) => {
+    const target = /** @type {HTMLElement} */ (event.target);
+    const span = target?.closest?.(".inferviz-text-token");
+    return span ? rows.get(Number(/** @type {HTMLElement} */ (span).dataset.nodeId)) : undefined;
+  };
+  /** @param {MouseEvent} event */
+  const onOver = (event) => {
+    const row = tokenOf(event);
+    if (!row) return;
+    tip.replaceChildren(alternativesCard(row));
+    const span = /** @type {HTMLElement} */ (event.target);
+    const box = root.getBoundingClientRect();
+    const at = span.getBoundingClientRect();
+    tip.style.left = `${Math.max(0, at.left - box.left)}px`;
+    tip.style.top = `${at.bottom - box.top + 4}px`;
+    tip.hidden = false;
+  };
+  /** @param {MouseEvent} event */
+  const onOut = (event) => { if (tokenOf(event)) tip.hidden = true; };
+  /** @param {MouseEvent} event */
+  const onClick = (event) => {
+    const row = tokenOf(event);
+    if (!row) return;
+    model.set("selected", row.node_id);
+    model.save_changes();
+  };
+  text.addEventListener("mouseover", onOver);
+  text.addEventListener("mouseout", onOut);
+  text.addEventListener("click", onClick);
+  model.on("change:tokens", draw);
+  model.on("change:selected", draw);
+  model.on("change:prompt", draw);
+  draw();
+  return () => {
+    model.off("change:tokens", draw);
+    model.off("change:selected", draw);
+    model.off("change:prompt", draw);
+    text.removeEventListener("mouseover", onOver);
+    text.removeEventListener("mouseout", onOut);
+    text.removeEventListener("click", onClick);
+  };
+}
+
+export default { render: renderTextView };
