@@ -167,5 +167,7 @@ class SMCResult(GenerationResult):
         return pd.DataFrame({"text": list(self.posterior), "weight": list(self.posterior.values())})
 
     def __repr__(self) -> str:
+        partial = ", partial=True" if self.partial else ""
         return (f"SMCResult(particles={len(self.particles)}, log_ml={self.log_ml:.4f}, "
-                f"resamplings={len(self.resampling_events)}, text={self.text!r})")
+                f"resamplings={len(self.resampling_events)}, "
+                f"finish_reason={self.finish_reason!r}{partial}, text={self.text!r})")
