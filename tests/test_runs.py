@@ -306,3 +306,31 @@ def test_a_run_ended_at_a_random_step_leaves_a_consistent_tree(tiny_session, str
         assert res.partial == (how == "stop" and res.finish_reason == "stopped")
         assert res.steps <= stop_step or not res.partial
     assert_consistent(tree)
+
+
+# ------------------------------------------------------------------ the tree's journal
+def _add(tree: TokenTree, parent: int, token: int, meta: dict | None = None) -> int:
+    return tree.add_child(parent, token, b"t", -1.0, 0.5, 0, 1.0, meta=meta).node_id
+
+
+def test_rollback_removes_what_this_thread_added_and_what_grew_below_it():
+    tree = TokenTree("p", [1])
+    kept = _add(tree, tree.root_id, 7, {"a": 1})
+    journal = tree.begin_journal()
+    _add(tree, kept, 8, {"b": 2})          # new node
+    _add(tree, tree.root_id, 7, {"a": 9})  # updates the existing child
+    run_node = _add(tree, tree.root_id, 9)
+    other: list[int] = []
+    worker = threading.Thread(target=lambda: other.append(_add(tree, run_node, 3)))
+    worker.start()
+    worker.join()
+    assert other[0] not in journal["added"]  # another thread's click is not the run's
+    seen: list[list[int]] = []
+    tree.on_change(seen.append)
+    removed = tree.rollback(journal)
+    tree.end_journal()
+    assert sorted(removed) == sorted([2, run_node, other[0]])
+    assert set(tree.nodes) == {tree.root_id, kept} and tree.node(kept).meta == {"a": 1}
+    assert tree.node(kept).children == {} and seen == [[tree.root_id, kept]]
+    assert_consistent(tree)
+    assert _add(tree, kept, 8) > max(removed)  # ids are never reused

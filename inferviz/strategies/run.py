@@ -99,9 +99,10 @@ def execute(tree: TokenTree, call: Callable[[], Any], stop: Any = None,
     finally:
         _current.reset(token)
         tree.end_journal()
-    result.steps = run.steps
-    result.partial = result.finish_reason in PARTIAL_REASONS
-    if result.partial:
+    partial = getattr(result, "finish_reason", "") in PARTIAL_REASONS
+    if hasattr(result, "finish_reason"):  # a GenerationResult (a registered module may differ)
+        result.steps, result.partial = run.steps, partial
+    if partial:
         _mark_partial(tree, journal)
     return result
 
