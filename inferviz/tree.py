@@ -192,7 +192,7 @@ class TokenTree:
         with self._lock:
             if self._journals is None:
                 self._journals = {}
-            journal: dict[str, Any] = {"added": [], "updated": {}}
+            journal: dict[str, Any] = {"added": [], "updated": {}, "next_id": self._next_id}
             self._journals[threading.get_ident()] = journal
             return journal
 
@@ -204,7 +204,8 @@ class TokenTree:
     def rollback(self, journal: dict[str, Any]) -> list[int]:
         """Undo a journal: remove the nodes it added (with anything added below them since) and
         restore ``prob``/``meta`` of the nodes it updated. Notifies listeners with the surviving
-        nodes whose children or numbers changed; returns the removed ids. Ids are not reused."""
+        nodes whose children or numbers changed; returns the removed ids. When no node made
+        since the journal began survives, the next id goes back too (``to_json`` is as before)."""
         with self._lock:
             removed: list[int] = []
             touched: set[int] = set()
@@ -226,6 +227,8 @@ class TokenTree:
                     self.nodes[node_id].prob, self.nodes[node_id].meta = prob, meta
                     touched.add(node_id)
             touched &= self.nodes.keys()
+            if all(i < journal["next_id"] for i in self.nodes):
+                self._next_id = journal["next_id"]
         if touched:
             self.notify(sorted(touched))
         return removed

@@ -265,7 +265,7 @@ def test_tree_widget_to_html_shares_the_export(tiny_session, tmp_path):
 
 
 def test_every_installed_strategy_runs_from_the_explorer_with_its_boxes(tiny_session):
-    ex = tiny_session.explore("Hello world", max_new_tokens=2, amateur_layer=1)
+    ex = tiny_session.explore("Hello world", max_new_tokens=2, depth=2, amateur_layer=1)
     names = [n for n in ex.controls.strategy.options if n != "custom"]  # custom needs choose=fn
     for name in names:
         ex.controls.strategy.value = name
