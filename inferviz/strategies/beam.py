@@ -137,8 +137,10 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         live = set(running_ids)
     else:
         live = set()
-    leaf_ids = [int(n) for n in finished_ids[:num_return_sequences] if n is not None]
-    scores = [float(s) for s in finished_scores[:num_return_sequences]]
+    returned = [(int(n), float(x)) for n, x in zip(finished_ids[:num_return_sequences],
+                                                   finished_scores[:num_return_sequences])
+                if n is not None]
+    leaf_ids, scores = [n for n, _ in returned], [x for _, x in returned]
     if not leaf_ids:  # no step was taken (the context was full, or stopped at once)
         leaf_ids, scores = [start_id], [0.0]
     reasons = [stop if n in live or n == start_id
