@@ -88,6 +88,9 @@ class Node:
 class TokenTree:
     """A tree of tokens rooted at a prompt. Build it with ``Session.tree(prompt)``."""
 
+    # thread id -> change journal of the strategy run on that thread (see begin_journal)
+    _journals: dict[int, dict[str, Any]] | None = None
+
     def __init__(self, prompt: str, prompt_ids: Iterable[int], model: str = "") -> None:
         self.prompt = prompt
         self.prompt_ids: list[int] = [int(t) for t in prompt_ids]
@@ -147,8 +150,11 @@ class TokenTree:
                 where, float(raw_logprob), float(prob), float(entropy),
                 parent.cum_logprob + float(raw_logprob))
             existing = parent.children.get(token_id)
+            journal = self._journal()
             if existing is not None:
                 child = self.nodes[existing]
+                if journal is not None:
+                    journal["updated"].setdefault(existing, (child.prob, dict(child.meta)))
                 child.prob = prob
                 if meta:
                     child.meta.update(meta)
@@ -169,9 +175,73 @@ class TokenTree:
                 )
                 self.nodes[child.node_id] = child
                 parent.children[token_id] = child.node_id
+                if journal is not None:
+                    journal["added"].append(child.node_id)
         if notify:
             self.notify([child.node_id])
         return child
+
+    def update_meta(self, node_id: int, meta: dict[str, Any]) -> None:
+        """Merge ``meta`` into a node's meta (journaled like ``add_child``; no notification)."""
+        with self._lock:
+            node = self.node(node_id)
+            journal = self._journal()
+            if journal is not None:
+                journal["updated"].setdefault(node_id, (node.prob, dict(node.meta)))
+            node.meta.update(meta)
+
+    # ------------------------------------------------------------ run journal
+    def _journal(self) -> dict[str, Any] | None:
+        journals = self._journals
+        return journals.get(threading.get_ident()) if journals else None
+
+    def begin_journal(self) -> dict[str, Any]:
+        """Record what this thread adds or updates from now on (``{"added": [ids], "updated":
+        {id: (prob, meta) before}}``) until :meth:`end_journal`; a strategy run uses it to
+        roll a failed run back. Other threads' changes (widget clicks) are not recorded."""
+        with self._lock:
+            if self._journals is None:
+                self._journals = {}
+            journal: dict[str, Any] = {"added": [], "updated": {}, "next_id": self._next_id}
+            self._journals[threading.get_ident()] = journal
+            return journal
+
+    def end_journal(self) -> None:
+        with self._lock:
+            if self._journals:
+                self._journals.pop(threading.get_ident(), None)
+
+    def rollback(self, journal: dict[str, Any]) -> list[int]:
+        """Undo a journal: remove the nodes it added (with anything added below them since) and
+        restore ``prob``/``meta`` of the nodes it updated. Notifies listeners with the surviving
+        nodes whose children or numbers changed; returns the removed ids. When no node made
+        since the journal began survives, the next id goes back too (``to_json`` is as before)."""
+        with self._lock:
+            removed: list[int] = []
+            touched: set[int] = set()
+            for node_id in reversed(journal["added"]):
+                if node_id not in self.nodes:
+                    continue
+                top = self.nodes[node_id]
+                stack = [node_id]
+                while stack:  # the node's subtree
+                    node = self.nodes.pop(stack.pop())
+                    removed.append(node.node_id)
+                    stack.extend(c for c in node.children.values() if c in self.nodes)
+                parent = self.nodes.get(top.parent_id)
+                if parent is not None and parent.children.get(top.token_id) == node_id:
+                    del parent.children[top.token_id]
+                    touched.add(parent.node_id)
+            for node_id, (prob, meta) in journal["updated"].items():
+                if node_id in self.nodes:
+                    self.nodes[node_id].prob, self.nodes[node_id].meta = prob, meta
+                    touched.add(node_id)
+            touched &= self.nodes.keys()
+            if all(i < journal["next_id"] for i in self.nodes):
+                self._next_id = journal["next_id"]
+        if touched:
+            self.notify(sorted(touched))
+        return removed
 
     def on_change(self, callback: Callable[[list[int]], None]) -> Callable[[], None]:
         """Call ``callback(node_ids)`` whenever nodes are added or updated; returns an unsubscribe

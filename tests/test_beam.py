@@ -79,6 +79,22 @@ def test_tiny_beam_matches_transformers(tiny, prompt, settings):
     assert_same_as_hf(tiny, prompt, 7, **settings)
 
 
+@pytest.mark.parametrize("settings", SETTINGS[:2])
+def test_beam_at_context_limit_matches_transformers_at_max_length(tiny, settings):
+    prompt = " ".join(f"t{5 + i % 80}" for i in range(251))  # BOS + 251 = 252 of 256 tokens
+    res = tiny.generate(prompt, strategy="beam", max_new_tokens=20, **settings)
+    n_prompt, out = hf_beam(tiny, prompt, 256 - 252, **settings)
+    assert n_prompt == 252 and res.finish_reason in ("context", "beams_finished")
+    assert len(res.leaf_ids) == out.sequences.shape[0]
+    pad = tiny.tokenizer.pad_token_id or min(tiny.eos_token_ids)
+    for i, leaf in enumerate(res.leaf_ids):
+        ours = res.tree.token_ids(leaf)[n_prompt:]
+        theirs = out.sequences[i, n_prompt:].tolist()
+        assert theirs[: len(ours)] == ours and all(t == pad for t in theirs[len(ours):])
+        assert res.scores[i] == pytest.approx(float(out.sequences_scores[i]), abs=1e-4)
+    assert max(n.depth for n in res.tree.nodes.values()) <= 4
+
+
 def test_tiny_beam_finishes_hypotheses_at_eos(tiny):
     res = tiny.generate(TINY_PROMPTS[0], strategy="beam", max_new_tokens=7, num_beams=3,
                         early_stopping=True, num_return_sequences=3)

@@ -84,7 +84,7 @@ def test_a_failing_strategy_shows_its_error_and_leaves_the_explorer_usable(explo
     assert explorer.run(wait=True) is not None
 
 
-def test_stop_ends_the_run_at_the_next_step_and_keeps_its_nodes(explorer):
+def test_stop_ends_the_run_at_the_next_step_with_a_partial_result(explorer):
     explorer.controls.boxes["max_new_tokens"].value = "50"
     explorer.controls.extra.value = "stop_at_eos=False"
     tree = explorer.tree
@@ -94,10 +94,64 @@ def test_stop_ends_the_run_at_the_next_step_and_keeps_its_nodes(explorer):
             explorer.stop()
 
     tree.on_change(stop_at_depth_3)
-    assert explorer.run(wait=True) is None
-    assert "stopped" in explorer.status.value
+    result = explorer.run(wait=True)
+    assert result.partial and result.finish_reason == "stopped" and result.steps == 3
+    assert "stopped after 3 step(s)" in explorer.status.value
     assert max(n.depth for n in tree.nodes.values()) == 3
+    assert explorer.selected == result.node_id and explorer.controls.progress.value == 3
     assert not explorer.running and explorer.controls.stop_button.disabled
+
+
+def test_stop_button_stops_a_beam_run_between_steps(explorer):
+    explorer.controls.strategy.value = "beam"
+    explorer.controls.boxes["num_beams"].value = "2"
+    explorer.controls.boxes["max_new_tokens"].value = "30"
+    explorer.controls.extra.value = "stop_at_eos=False"
+    tree = explorer.tree
+    tree.on_change(lambda ids: explorer.controls.stop_button.click()
+                   if len(tree) > 8 else None)
+    result = explorer.run(wait=True)
+    assert result.partial and 1 <= result.steps < 30
+    assert all(n.meta.get("run_partial") for n in tree.nodes.values() if not n.is_root)
+
+
+def test_a_failed_run_rolls_the_tree_back_and_reselects_the_root(explorer):
+    tree = explorer.tree
+    explorer.controls.boxes["max_new_tokens"].value = "6"
+    explorer.controls.strategy.value = "custom"
+
+    def fails_at_depth_2(dist, node):
+        if node.depth == 2:
+            raise ValueError("nope")
+        return dist.top_k(1)
+
+    explorer.extra_params = {"choose": fails_at_depth_2, "stop_at_eos": False}
+    sizes: list[int] = []
+    tree.on_change(lambda ids: (sizes.append(len(tree)),
+                                explorer.select(max(tree.nodes)) if len(tree) > 1 else None))
+    assert explorer.run(wait=True) is None
+    assert "failed" in explorer.status.value and "as it was before" in explorer.status.value
+    assert len(tree) == 1 and max(sizes) == 3 and explorer.selected == tree.root_id
+    assert explorer.tree_widget.selected == tree.root_id
+
+
+def test_smc_ess_chart_fills_in_while_the_run_goes(explorer):
+    explorer.show_charts()
+    explorer.controls.strategy.value = "smc"
+    explorer.controls.boxes["particles"].value = "4"
+    explorer.controls.boxes["max_new_tokens"].value = "4"
+    explorer.controls.extra.value = "stop_at_eos=False"
+    lengths: list[int] = []
+    original = explorer._on_run_step
+
+    def watch(info):
+        original(info)
+        lengths.append(len(explorer.ess_fig.data[0].y))
+
+    explorer._on_run_step = watch
+    result = explorer.run(wait=True)
+    assert lengths == [1, 2, 3, 4] and list(explorer.ess_fig.data[0].y) == result.ess
+    assert explorer.ess_fig in explorer._charts.children
 
 
 def test_clicks_that_would_expand_during_a_run_are_refused(explorer):
@@ -211,7 +265,7 @@ def test_tree_widget_to_html_shares_the_export(tiny_session, tmp_path):
 
 
 def test_every_installed_strategy_runs_from_the_explorer_with_its_boxes(tiny_session):
-    ex = tiny_session.explore("Hello world", max_new_tokens=2, amateur_layer=1)
+    ex = tiny_session.explore("Hello world", max_new_tokens=2, depth=2, amateur_layer=1)
     names = [n for n in ex.controls.strategy.options if n != "custom"]  # custom needs choose=fn
     for name in names:
         ex.controls.strategy.value = name

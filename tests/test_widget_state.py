@@ -404,3 +404,17 @@ def test_static_export_state_has_no_sampler_settings_and_is_read_only():
     with pytest.raises(ValueError, match="height"):
         tree_state(make_tree(), height=5)
     assert '"static": true' in tree_html(make_tree())
+
+
+def test_a_rolled_back_run_sends_the_smaller_snapshot_not_a_delta():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    journal = tree.begin_journal()
+    tree.add_child(1, 31, b"\n", -0.2, 0.8, 0, 0.9)  # a delta: version 1
+    assert widget.nodes["n"] == 4
+    sent = capture_messages(widget)
+    tree.rollback(journal)  # the run failed: its node goes away
+    tree.end_journal()
+    assert deltas(sent) == []
+    assert decoded(widget) == tree.to_columns() and widget.nodes["n"] == 3
+    assert widget.nodes["version"] == 2  # newer than every delta a view has applied

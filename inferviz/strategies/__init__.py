@@ -1,8 +1,10 @@
 """Decoding strategies. Each writes what it did into a TokenTree and returns a result.
 
-``run_strategy(session, prompt, strategy=..., max_new_tokens=..., seed=..., **params)`` is what
-``Session.generate`` calls. A strategy module exposes ``run(session, tree, start_id,
-max_new_tokens, seed, **params) -> GenerationResult`` and its allowed parameter names.
+``run_strategy(session, prompt, strategy=..., max_new_tokens=..., seed=..., stop=None,
+on_step=None, **params)`` is what ``Session.generate`` calls. A strategy module exposes
+``run(session, tree, start_id, max_new_tokens, seed, **params) -> GenerationResult`` and its
+allowed parameter names. Every run goes through :func:`inferviz.strategies.run.execute`: all
+or nothing on error, stoppable between steps (``stop``), live (``on_step``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from ..tree import TokenTree
 from ..validate import check_int, check_prompt
 from .result import GenerationResult
+from .run import check_run_args, execute
 
 # name -> (module, preset params). Aliases keep Inference Edge's names working.
 STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -41,11 +44,12 @@ def strategy_names() -> list[str]:
 
 def run_strategy(session: Any, prompt: str | TokenTree, strategy: str = "greedy",
                  max_new_tokens: int = 32, seed: int | None = None, start_id: int | None = None,
-                 **params: Any) -> GenerationResult:
+                 stop: Any = None, on_step: Any = None, **params: Any) -> GenerationResult:
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r} is unknown; valid names: "
                          f"{', '.join(strategy_names())}")
     check_int("max_new_tokens", max_new_tokens, 1)
+    check_run_args(stop, on_step)
     if seed is not None:
         check_int("seed", seed, 0)
     if isinstance(prompt, TokenTree):
@@ -62,8 +66,10 @@ def run_strategy(session: Any, prompt: str | TokenTree, strategy: str = "greedy"
     module_name, preset = STRATEGIES[strategy]
     module = import_module(f"{__name__}.{module_name}")
     merged = {**preset, **params}
-    return module.run(session, tree, start_id, max_new_tokens=max_new_tokens, seed=seed,
-                      strategy=strategy, **merged)
+    return execute(tree, lambda: module.run(session, tree, start_id,
+                                            max_new_tokens=max_new_tokens, seed=seed,
+                                            strategy=strategy, **merged),
+                   stop=stop, on_step=on_step)
 
 
 __all__ = ["GenerationResult", "STRATEGIES", "register", "run_strategy", "strategy_names"]

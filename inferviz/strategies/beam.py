@@ -28,7 +28,9 @@ import torch
 from ..backends import ServerLacks
 from ..scoring import record_children
 from ..validate import check_int, reject_unknown
+from .common import step_budget
 from .result import GenerationResult
+from .run import current_run
 
 NEG = -1.0e9  # transformers' "never pick this" offset
 
@@ -70,6 +72,9 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                           f"connect with top_logprobs >= {beams_to_keep}")
     eos_set = torch.tensor(eos, dtype=torch.long)
     length_penalty = float(length_penalty)
+    run = current_run(tree)
+    # A full context ends the run as max_new_tokens would (as transformers' max_length does).
+    limit, length_reason = step_budget(session, tree, start_id, max_new_tokens)
 
     running_ids = [start_id]  # node ids of the live beams, best first (transformers' order)
     running_scores = torch.zeros(1)
@@ -77,17 +82,21 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     finished_scores = torch.full((num_beams,), NEG)
     finished_flags = torch.zeros(num_beams, dtype=torch.bool)
     improvable = True
-    stop = "max_new_tokens"
+    stop = length_reason
     top_n = torch.arange(beams_to_keep) < num_beams
+    new_len = 0
 
-    for step in range(max_new_tokens):
+    for step in range(limit):
+        if run.stop_reason():
+            stop = run.stop_reason()
+            break
         new_len = step + 1
         dists = session.distributions(tree, running_ids)
         vocab = dists.logprobs.shape[-1]
         flat = (dists.logprobs + running_scores[:, None]).reshape(-1)
         cand_scores, cand_index = torch.topk(flat, k=beams_to_keep)
         cand_row, cand_token = cand_index // vocab, cand_index % vocab
-        hits = torch.isin(cand_token, eos_set) | (new_len >= max_new_tokens)
+        hits = torch.isin(cand_token, eos_set) | (new_len >= limit)
 
         # The next live beams: best num_beams candidates that did not stop.
         masked = cand_scores + hits.float() * NEG
@@ -116,20 +125,36 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         running_scores = masked[next_pos]
 
         improvable = improvable and _can_improve(
-            running_scores, finished_scores, finished_flags, new_len, max_new_tokens,
+            running_scores, finished_scores, finished_flags, new_len, limit,
             early_stopping, length_penalty)
         all_full = bool(finished_flags.all()) and early_stopping is True
         if not improvable or all_full or bool(hits.all()):
-            if new_len < max_new_tokens:
+            if new_len < limit:
                 stop = "beams_finished"
             break
 
-    leaf_ids = [int(n) for n in finished_ids[:num_return_sequences] if n is not None]
-    scores = [float(s) for s in finished_scores[:num_return_sequences]]
+    if stop in ("stopped", "interrupted") and new_len:
+        # A stopped run returns its best hypotheses so far: the finished ones and the live
+        # beams scored as if they ended here.
+        merged = torch.cat((finished_scores, running_scores / (new_len ** length_penalty)))
+        keep = torch.topk(merged, k=num_beams)[1].tolist()
+        pool = finished_ids + list(running_ids)
+        finished_ids, finished_scores = [pool[i] for i in keep], merged[keep]
+        live = set(running_ids)
+    else:
+        live = set()
+    returned = [(int(n), float(x)) for n, x in zip(finished_ids[:num_return_sequences],
+                                                   finished_scores[:num_return_sequences])
+                if n is not None]
+    leaf_ids, scores = [n for n, _ in returned], [x for _, x in returned]
+    if not leaf_ids:  # no step was taken (the context was full, or stopped at once)
+        leaf_ids, scores = [start_id], [0.0]
+    reasons = [stop if n in live or n == start_id
+               else "eos" if tree.node(n).token_id in eos else length_reason for n in leaf_ids]
     params_out = {"max_new_tokens": max_new_tokens, "num_beams": num_beams,
                   "length_penalty": length_penalty, "early_stopping": early_stopping,
                   "num_return_sequences": num_return_sequences}
-    return GenerationResult(strategy, tree, leaf_ids, params_out, scores, stop)
+    return GenerationResult(strategy, tree, leaf_ids, params_out, scores, stop, reasons)
 
 
 def _can_improve(running_scores: torch.Tensor, finished_scores: torch.Tensor,
@@ -169,5 +194,5 @@ def _record_step(session, tree, dists, cand_row, cand_token, cand_scores, kept: 
         for j, child in zip(positions, children):
             node_ids[j] = child.node_id
             changed.append(child.node_id)
-    tree.notify(changed)
+    current_run(tree).step(changed)
     return node_ids

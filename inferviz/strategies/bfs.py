@@ -19,8 +19,9 @@ from typing import Any
 
 from ..scoring import record_children
 from ..validate import check_int
-from .common import check_stop, sampler_settings
+from .common import check_stop, context_room, sampler_settings
 from .result import GenerationResult
+from .run import current_run
 
 
 def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
@@ -40,9 +41,15 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     stop_at_eos = check_stop(params, where)
     eos = session.eos_token_ids if stop_at_eos else set()
 
+    run = current_run(tree)
+    levels = min(depth, context_room(session, tree, start_id))
+    finish = "depth" if levels == depth else "context"
     base = tree.node(start_id).cum_logprob
     level, terminal = [start_id], []
-    for _ in range(depth):
+    for _ in range(levels):
+        if run.stop_reason():
+            finish = run.stop_reason()
+            break
         dists = session.distributions(tree, level, settings)
         next_level, changed = [], []
         for row, parent_id in enumerate(level):
@@ -57,13 +64,13 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                     terminal.append(child.node_id)
                 else:
                     next_level.append(child.node_id)
-        tree.notify(changed)
+        run.step(changed)
         level = next_level
         if not level:
+            finish = "eos"
             break
     leaves = sorted(terminal + level, key=lambda n: -tree.node(n).cum_logprob)
     params_out = {"max_new_tokens": max_new_tokens, "k": k, "depth": depth,
                   **settings.to_dict()}
     return GenerationResult(strategy, tree, leaves, params_out,
-                            [tree.node(n).cum_logprob - base for n in leaves],
-                            "depth" if level else "eos")
+                            [tree.node(n).cum_logprob - base for n in leaves], finish)

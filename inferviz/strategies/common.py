@@ -8,6 +8,7 @@ import torch
 
 from ..processors import SamplerSettings
 from ..validate import reject_unknown
+from .run import current_run
 
 SAMPLER_ARGS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty",
                 "min_tokens_to_keep")
@@ -46,22 +47,47 @@ def check_stop(params: dict[str, Any], where: str, allowed: tuple[str, ...] = ()
     return stop
 
 
+def context_room(session: Any, tree, node_id: int) -> int:
+    """How many tokens can still follow ``node_id`` before the model's context is full."""
+    engine = getattr(session, "engine", None)
+    limit = getattr(engine, "max_positions", None)
+    if limit is None:
+        return 1 << 62
+    return max(0, int(limit) - len(tree.token_ids(node_id)))
+
+
+def step_budget(session: Any, tree, start_id: int, max_new_tokens: int) -> tuple[int, str]:
+    """``(steps, reason)``: the steps a run from ``start_id`` can take (``max_new_tokens``, or
+    fewer where the context fills first) and the finish reason when it takes them all
+    (``"max_new_tokens"`` or ``"context"``)."""
+    room = context_room(session, tree, start_id)
+    if room < max_new_tokens:
+        return room, "context"
+    return max_new_tokens, "max_new_tokens"
+
+
 def follow_one_path(session: Any, tree, start_id: int, max_new_tokens: int, pick,
                     strategy: str, stop_at_eos: bool,
                     settings: SamplerSettings | None = None) -> tuple[int, float, str]:
     """Step one path: ``pick(dists) -> token id`` chooses each token, which is recorded with
     meta ``strategy``. Returns the last node id, its score (sum of raw logprobs since
-    ``start_id``) and why it stopped ("eos" or "max_new_tokens")."""
+    ``start_id``) and why it stopped ("eos", "max_new_tokens", "context", "stopped" or
+    "interrupted")."""
     from ..scoring import record_children
 
     eos = session.eos_token_ids
-    node_id, stop = start_id, "max_new_tokens"
-    for _ in range(max_new_tokens):
+    run = current_run(tree)
+    budget, stop = step_budget(session, tree, start_id, max_new_tokens)
+    node_id = start_id
+    for _ in range(budget):
+        if run.stop_reason():
+            stop = run.stop_reason()
+            break
         dists = session.distributions(tree, [node_id], settings)
         token = int(pick(dists))
         (child,) = record_children(tree, dists, 0, [token], session.token_bytes,
                                    [{"strategy": strategy}])
-        tree.notify([child.node_id])
+        run.step([child.node_id])
         node_id = child.node_id
         if stop_at_eos and token in eos:
             stop = "eos"

@@ -30,8 +30,9 @@ from ..lens import capture_residuals
 from ..logit_check import check_logits
 from ..scoring import record_children
 from ..validate import check_float, check_int
-from .common import check_stop
+from .common import check_stop, step_budget
 from .result import GenerationResult
+from .run import current_run
 
 VOCAB_SAMPLE = 512  # token -> id pairs compared between expert and amateur tokenizers
 
@@ -141,8 +142,13 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     width = session.vocab_size if amateur is None else check_same_vocabulary(session, amateur)
 
     eos = session.eos_token_ids
-    node_id, stop, total = start_id, "max_new_tokens", 0.0
-    for _ in range(max_new_tokens):
+    run = current_run(tree)
+    budget, stop = step_budget(session, tree, start_id, max_new_tokens)
+    node_id, total = start_id, 0.0
+    for _ in range(budget):
+        if run.stop_reason():
+            stop = run.stop_reason()
+            break
         dists, amateur_logits = _step_logits(session, tree, node_id, amateur, amateur_layer)
         _check_plausible_known(dists, alpha)
         expert_logits = dists.logits[0, :width]
@@ -160,7 +166,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                  for t in shown]
         children = record_children(tree, dataclasses.replace(dists, probs=cd_probs), 0, shown,
                                    session.token_bytes, metas)
-        tree.notify([c.node_id for c in children])
+        run.step([c.node_id for c in children])
         node_id = children[shown.index(token)].node_id
         total += float(scores[token])
         if stop_at_eos and token in eos:

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from ..scoring import Distributions, record_children
-from .common import check_stop, sampler_settings
+from .common import check_stop, sampler_settings, step_budget
 from .result import GenerationResult
+from .run import current_run
 
 Choose = Callable[["StepDistribution", Any], "list[int]"]
 
@@ -92,8 +93,13 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     settings = sampler_settings(params, where)
     stop_at_eos = check_stop(params, where)
     eos = session.eos_token_ids
-    node_id, stop = start_id, "max_new_tokens"
-    for step in range(max_new_tokens):
+    run = current_run(tree)
+    budget, stop = step_budget(session, tree, start_id, max_new_tokens)
+    node_id = start_id
+    for step in range(budget):
+        if run.stop_reason():
+            stop = run.stop_reason()
+            break
         dists = session.distributions(tree, [node_id], settings)
         node = tree.node(node_id)
         try:
@@ -104,7 +110,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         tokens = _check_tokens(picked, dists.logits.shape[-1], step)
         metas = [{"strategy": strategy, "custom_followed": j == 0} for j in range(len(tokens))]
         children = record_children(tree, dists, 0, tokens, session.token_bytes, metas)
-        tree.notify([c.node_id for c in children])
+        run.step([c.node_id for c in children])
         node_id = children[0].node_id
         if stop_at_eos and tokens[0] in eos:
             stop = "eos"

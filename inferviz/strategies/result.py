@@ -11,14 +11,32 @@ from ..tree import TokenTree
 @dataclass
 class GenerationResult:
     """``leaf_ids`` holds the last node of each returned sequence, best first; ``scores`` their
-    strategy scores (sum of raw logprobs for greedy/sample, beam score for beam, ...)."""
+    strategy scores (sum of raw logprobs for greedy/sample, beam score for beam, ...).
+
+    ``finish_reason`` says why the run ended: ``"eos"``, ``"max_new_tokens"``, ``"context"``
+    (the model's context is full), a strategy's own (``"beams_finished"``, ``"depth"``,
+    ``"threshold"``, ``"max_nodes"``, ``"zero_weight"``), or ``"stopped"``/``"interrupted"``
+    (Stop or Ctrl-C between steps: then ``partial`` is True). ``finish_reasons`` gives one
+    reason per returned sequence; ``steps`` counts the steps the run wrote."""
 
     strategy: str
     tree: TokenTree
     leaf_ids: list[int]
     params: dict[str, Any] = field(default_factory=dict)
     scores: list[float] = field(default_factory=list)
-    stop_reason: str = ""
+    finish_reason: str = ""
+    finish_reasons: list[str] = field(default_factory=list)
+    partial: bool = False
+    steps: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.finish_reasons:
+            self.finish_reasons = [self.finish_reason] * len(self.leaf_ids)
+
+    @property
+    def stop_reason(self) -> str:
+        """Older name of :attr:`finish_reason`."""
+        return self.finish_reason
 
     @property
     def node_id(self) -> int:
@@ -53,5 +71,6 @@ class GenerationResult:
         return df
 
     def __repr__(self) -> str:
+        partial = ", partial=True" if self.partial else ""
         return (f"{type(self).__name__}(strategy={self.strategy!r}, sequences={len(self.leaf_ids)}, "
-                f"text={self.text!r})")
+                f"finish_reason={self.finish_reason!r}{partial}, text={self.text!r})")

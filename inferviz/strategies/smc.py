@@ -36,8 +36,9 @@ from ..resampling import RESAMPLERS, ess, normalize_log_weights, resample
 from ..scoring import Distributions, record_children
 from ..tree import TokenTree
 from ..validate import check_float, check_int
-from .common import check_stop, draw_tokens, make_generator, sampler_settings
-from .smc_record import SMCRecord, SMCResult, SMCStep, final_node_weights
+from .common import check_stop, draw_tokens, make_generator, sampler_settings, step_budget
+from .run import current_run
+from .smc_record import SMCRecord, SMCResult, SMCStep, final_node_weights, step_node_meta
 
 MAX_PARTICLES = 4096  # one forward holds up to this many rows; each row keeps 3 x V floats
 SMC_ARGS = ("particles", "particlenum", "potential", "ess_threshold", "resampling")
@@ -115,30 +116,36 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
     eos = np.array(sorted(session.eos_token_ids) if stop_at_eos else [], dtype=np.int64)
     gen = make_generator(seed)
     rng = np.random.default_rng(gen.initial_seed())
-    # Grow a scratch tree rooted at the start node; copy it in only when the run succeeds.
-    scratch = TokenTree(tree.text(start_id), tree.token_ids(start_id), model=tree.model)
-    phi_of: dict[int, float] = {scratch.root_id: 0.0}
+    run_ = current_run(tree)
+    # A full context completes the particles as max_new_tokens would.
+    last_step, length_reason = step_budget(session, tree, start_id, max_new_tokens)
+    text_of = _TextFrom(tree, start_id)  # text generated below the start node
+    phi_of: dict[int, float] = {start_id: 0.0}
     if potential is not None:
-        phi_of[scratch.root_id] = evaluate_potential(potential, "")
-        if phi_of[scratch.root_id] == -math.inf:
+        phi_of[start_id] = evaluate_potential(potential, "")
+        if phi_of[start_id] == -math.inf:
             raise ValueError(f"potential {_potential_name(potential)} is -inf on the empty "
                              f"text: every particle would start with weight 0")
 
-    nodes = np.full(n, scratch.root_id, dtype=np.int64)
-    log_w = np.full(n, phi_of[scratch.root_id])
+    nodes = np.full(n, start_id, dtype=np.int64)
+    log_w = np.full(n, phi_of[start_id])
     done = np.zeros(n, dtype=bool)
     record = SMCRecord(n)
     record.add(SMCStep(0, nodes.tolist(), log_w.tolist(), None, done.tolist(), [False] * n,
                        float(n)))
     ancestors = np.arange(n)
-    stop = "max_new_tokens"
-    for step in range(1, max_new_tokens + 1):
+    stop = length_reason
+    all_zero = False
+    for step in range(1, last_step + 1):
+        if run_.stop_reason():
+            stop = run_.stop_reason()
+            break
         live = np.flatnonzero(~done & (log_w > -np.inf))
         if live.size == 0:  # resampling kept only finished particles
             stop = "eos"
             break
         parents = list(dict.fromkeys(nodes[live].tolist()))  # identical particles share a row
-        dists = session.distributions(scratch, parents, settings)
+        dists = session.distributions(tree, parents, settings)
         row_of = {p: r for r, p in enumerate(parents)}
         rows = np.array([row_of[p] for p in nodes[live].tolist()], dtype=np.int64)
         tokens = np.empty(live.size, dtype=np.int64)
@@ -148,13 +155,13 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
             drawn = draw_tokens(dists.probs[r], members.size, gen)
             tokens[members] = drawn.numpy()
             distinct = list(dict.fromkeys(tokens[members].tolist()))
-            children = record_children(scratch, dists, r, distinct, session.token_bytes)
+            children = record_children(tree, dists, r, distinct, session.token_bytes)
             child_of.update({(r, t): c.node_id for t, c in zip(distinct, children)})
         new_nodes = np.array([child_of[(r, t)] for r, t in zip(rows.tolist(), tokens.tolist())])
         for node_id in dict.fromkeys(new_nodes.tolist()):
             if node_id not in phi_of:
                 phi_of[node_id] = (0.0 if potential is None else
-                                   evaluate_potential(potential, scratch.completion(node_id)))
+                                   evaluate_potential(potential, text_of(node_id)))
         old_phi = np.array([phi_of[x] for x in nodes[live]])
         new_phi = np.array([phi_of[x] for x in new_nodes])
         log_w[live] += incremental_log_weights(dists, rows, tokens, settings) + (new_phi - old_phi)
@@ -168,61 +175,88 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
         record.add(SMCStep(step, nodes.tolist(), log_w.tolist(), ancestors.tolist(),
                            done.tolist(), moved.tolist(), step_ess))
         ancestors = np.arange(n)
-        if all_zero:
-            stop = "zero_weight"
-            break
-        if not (~done & (log_w > -np.inf)).any():  # the weight left sits on finished particles
-            stop = "eos"
-            break
-        if step == max_new_tokens:
-            break  # no resampling after the last step: it would only add variance
-        if step_ess < ess_threshold * n:
+        finished = all_zero or not (~done & (log_w > -np.inf)).any()
+        if not finished and step < last_step and step_ess < ess_threshold * n:
+            # no resampling after the last step: it would only add variance
             log_norm, log_sum = normalize_log_weights(log_w)
             ancestors = resample(scheme, np.exp(log_norm), rng)
             log_w = np.full(n, log_sum - math.log(n))  # every weight := mean: Z stays unbiased
             nodes, done = nodes[ancestors], done[ancestors]
             record.steps[-1].resampled_to = ancestors.tolist()
+        _write_step(tree, record.steps[-1])
+        run_.step(list(dict.fromkeys(new_nodes.tolist())), ess=record.ess,
+                  particles=n)
+        if all_zero:
+            stop = "zero_weight"
+            break
+        if finished:  # the weight left sits on finished particles
+            stop = "eos"
+            break
 
     record.finish(nodes.tolist(), log_w.tolist())
     log_ml = -math.inf if all_zero else float(normalize_log_weights(log_w)[1] - math.log(n))
+    node_weights = final_node_weights(record)
     posterior: dict[str, float] = {}
-    for node_id, weight in final_node_weights(record).items():
+    for node_id, weight in node_weights.items():
         if weight > 0:
-            text = scratch.completion(node_id)  # the text generated from the start node
+            text = text_of(node_id)  # the text generated from the start node
             posterior[text] = posterior.get(text, 0.0) + weight
     posterior = dict(sorted(posterior.items(), key=lambda kv: -kv[1]))
-    _copy_into(tree, start_id, scratch, record)
-    node_weights = final_node_weights(record)
+    _write_final(tree, start_id, record, node_weights)
+    eos_ids = set(eos.tolist())
+    reasons = ["eos" if tree.node(k).token_id in eos_ids and k != start_id
+               else stop if stop in ("stopped", "interrupted", "zero_weight") else length_reason
+               for k in node_weights]
     return SMCResult(
         strategy, tree, list(node_weights),
         {"max_new_tokens": max_new_tokens, "seed": seed, "particles": n,
          "ess_threshold": ess_threshold, "resampling": scheme,
          "potential": None if potential is None else _potential_name(potential),
          **settings.to_dict()},
-        list(node_weights.values()), stop, log_ml=log_ml, ess=record.ess,
+        list(node_weights.values()), stop, reasons, log_ml=log_ml, ess=record.ess,
         resampling_events=record.resampling_events, posterior=posterior,
         particles=list(zip(record.final_node_ids, record.final_log_weights)), record=record,
     )
 
 
-def _copy_into(tree: TokenTree, start_id: int, scratch: TokenTree,
-               record: SMCRecord) -> None:
-    """Add the scratch tree's nodes under ``start_id`` with their SMC meta (``smc_alive``: on the
-    path of a final particle of weight > 0); remap the record to the tree's node ids."""
-    meta = record.node_meta()
-    final_nodes = [k for k, w in final_node_weights(record).items() if w > 0]
-    mapping = {scratch.root_id: start_id}
-    for node_id in sorted(scratch.nodes):  # parents have smaller ids than their children
-        node = scratch.nodes[node_id]
-        if node.parent_id is None:
+class _TextFrom:
+    """Text generated below ``start_id`` on the path to a node (bytes joined, then decoded,
+    as ``TokenTree.completion``), memoised per node."""
+
+    def __init__(self, tree: TokenTree, start_id: int) -> None:
+        self.tree, self.start_id = tree, start_id
+        self.raw: dict[int, bytes] = {start_id: b""}
+
+    def __call__(self, node_id: int) -> str:
+        return self._bytes(node_id).decode("utf-8", errors="replace")
+
+    def _bytes(self, node_id: int) -> bytes:
+        if node_id not in self.raw:
+            node = self.tree.node(node_id)
+            self.raw[node_id] = self._bytes(node.parent_id) + node.token_bytes
+        return self.raw[node_id]
+
+
+def _write_step(tree: TokenTree, step: SMCStep) -> None:
+    """SMC meta of the nodes particles moved onto at this step, written as the run goes."""
+    for node_id, meta in step_node_meta(step).items():
+        tree.update_meta(node_id, meta)
+
+
+def _write_final(tree: TokenTree, start_id: int, record: SMCRecord,
+                 node_weights: dict[int, float]) -> None:
+    """``smc_final_weight`` on final particle nodes and ``smc_alive`` on the paths of final
+    particles of weight > 0."""
+    changed = []
+    for node_id, weight in node_weights.items():
+        if node_id != start_id:
+            tree.update_meta(node_id, {"smc_final_weight": weight})
+            changed.append(node_id)
+        if weight <= 0:
             continue
-        child = tree.add_child(mapping[node.parent_id], node.token_id, node.token_bytes,
-                               node.raw_logprob, node.prob, node.rank, node.entropy,
-                               meta={**node.meta, **meta.get(node_id, {})}, notify=False)
-        mapping[node_id] = child.node_id
-    for node_id in final_nodes:  # smc_alive: on the path of a final particle
-        while node_id != scratch.root_id:
-            tree.node(mapping[node_id]).meta["smc_alive"] = True
-            node_id = scratch.nodes[node_id].parent_id
-    record.remap(mapping)
-    tree.notify([mapping[i] for i in sorted(scratch.nodes) if i != scratch.root_id])
+        while node_id != start_id:
+            tree.update_meta(node_id, {"smc_alive": True})
+            changed.append(node_id)
+            node_id = tree.node(node_id).parent_id
+    if changed:
+        tree.notify(list(dict.fromkeys(changed)))

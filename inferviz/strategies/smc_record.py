@@ -1,6 +1,6 @@
 """What an SMC run leaves behind: its step-by-step history (:class:`SMCRecord`) and the result
 it returns (:class:`SMCResult`). The algorithm lives in :mod:`inferviz.strategies.smc`; this
-module only stores, remaps and exports (llamppl keeps algorithm and record apart the same way).
+module only stores and exports (llamppl keeps algorithm and record apart the same way).
 """
 
 from __future__ import annotations
@@ -55,12 +55,6 @@ class SMCRecord:
         self.final_node_ids = list(node_ids)
         self.final_log_weights = [float(x) for x in log_weights]
 
-    def remap(self, mapping: dict[int, int]) -> None:
-        """Replace node ids (scratch tree -> target tree) everywhere."""
-        for s in self.steps:
-            s.node_ids = [mapping[n] for n in s.node_ids]
-        self.final_node_ids = [mapping[n] for n in self.final_node_ids]
-
     @property
     def ess(self) -> list[float]:
         return [s.ess for s in self.steps[1:]]
@@ -77,16 +71,7 @@ class SMCRecord:
         it or below it) and, on final particle nodes, ``smc_final_weight``."""
         meta: dict[int, dict[str, Any]] = {}
         for s in self.steps[1:]:
-            weights = normalized(s.log_weights)
-            for i, node_id in enumerate(s.node_ids):
-                if not s.moved[i]:
-                    continue
-                m = meta.setdefault(node_id, {"strategy": "smc", "smc_step": s.step,
-                                              "smc_count": 0, "smc_weight": 0.0,
-                                              "smc_resampled": s.resampled_to is not None,
-                                              "smc_alive": False})
-                m["smc_count"] += 1
-                m["smc_weight"] += float(weights[i])
+            meta.update(step_node_meta(s))  # a node is reached at one step only (its depth)
         for node_id, weight in final_node_weights(self).items():
             if node_id in meta:
                 meta[node_id]["smc_final_weight"] = weight
@@ -108,6 +93,22 @@ class SMCRecord:
                 cols["finished"].append(s.finished[i])
                 cols["resampled"].append(s.resampled_to is not None)
         return cols
+
+
+def step_node_meta(step: SMCStep) -> dict[int, dict[str, Any]]:
+    """Meta of the nodes particles moved onto at ``step`` (see :meth:`SMCRecord.node_meta`)."""
+    weights = normalized(step.log_weights)
+    meta: dict[int, dict[str, Any]] = {}
+    for i, node_id in enumerate(step.node_ids):
+        if not step.moved[i]:
+            continue
+        m = meta.setdefault(node_id, {"strategy": "smc", "smc_step": step.step, "smc_count": 0,
+                                      "smc_weight": 0.0,
+                                      "smc_resampled": step.resampled_to is not None,
+                                      "smc_alive": False})
+        m["smc_count"] += 1
+        m["smc_weight"] += float(weights[i])
+    return meta
 
 
 def normalized(log_weights: list[float]) -> np.ndarray:
@@ -166,5 +167,7 @@ class SMCResult(GenerationResult):
         return pd.DataFrame({"text": list(self.posterior), "weight": list(self.posterior.values())})
 
     def __repr__(self) -> str:
+        partial = ", partial=True" if self.partial else ""
         return (f"SMCResult(particles={len(self.particles)}, log_ml={self.log_ml:.4f}, "
-                f"resamplings={len(self.resampling_events)}, text={self.text!r})")
+                f"resamplings={len(self.resampling_events)}, "
+                f"finish_reason={self.finish_reason!r}{partial}, text={self.text!r})")

@@ -6,9 +6,9 @@ tokens from the start node). Each round pops the ``batch_size`` most probable fr
 and expands them in one batched forward; of each node's ``k`` most likely next tokens, those
 whose path probability is still >= ``threshold`` are added and join the frontier (EOS children
 and children at ``max_new_tokens`` below the start are not expanded). It stops when the
-frontier is empty (``stop_reason='threshold'``) or ``max_nodes`` nodes were added
-(``'max_nodes'``; at the budget the most probable children are kept). With ``batch_size=1``
-the order is exactly best-first.
+frontier is empty (``finish_reason='threshold'``, or ``'context'`` when a path reached the
+model's context) or ``max_nodes`` nodes were added (``'max_nodes'``; at the budget the most
+probable children are kept). With ``batch_size=1`` the order is exactly best-first.
 
 Nodes get meta ``strategy='threshold'`` and ``path_prob``. ``leaf_ids`` are the nodes of the
 run that were not expanded, most probable first; ``scores`` their log path probabilities.
@@ -22,8 +22,9 @@ from typing import Any
 
 from ..scoring import record_children
 from ..validate import check_float, check_int
-from .common import SAMPLER_ARGS, check_stop
+from .common import SAMPLER_ARGS, check_stop, context_room
 from .result import GenerationResult
+from .run import current_run
 
 
 def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
@@ -42,13 +43,19 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     eos = session.eos_token_ids if stop_at_eos else set()
     log_threshold = math.log(threshold)
 
+    run = current_run(tree)
     start = tree.node(start_id)
     base, start_depth = start.cum_logprob, start.depth
-    frontier: list[tuple[float, int]] = [(-0.0, start_id)]  # (-log path prob, node id)
+    room = context_room(session, tree, start_id)
+    reach = min(max_new_tokens, room)  # depth below the start a node may be expanded from
+    frontier: list[tuple[float, int]] = [(-0.0, start_id)] if room else []
     added: list[int] = []
     expanded: set[int] = set()
-    stop = "threshold"
+    stop = "threshold" if room else "context"
     while frontier:
+        if run.stop_reason():
+            stop = run.stop_reason()
+            break
         budget = max_nodes - len(added)
         if budget <= 0:
             stop = "max_nodes"
@@ -77,9 +84,12 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
             for child, (lp, _) in zip(children, mine):
                 changed.append(child.node_id)
                 added.append(child.node_id)
-                if child.token_id not in eos and child.depth - start_depth < max_new_tokens:
+                if child.token_id not in eos and child.depth - start_depth < reach:
                     heapq.heappush(frontier, (-lp, child.node_id))
-        tree.notify(changed)
+                elif child.token_id not in eos and child.depth - start_depth == room \
+                        and room < max_new_tokens and stop == "threshold":
+                    stop = "context"  # the model's context, not the threshold, ended this path
+        run.step(changed)
         if stop == "max_nodes":
             break
     leaves = [n for n in added if n not in expanded] or [start_id]

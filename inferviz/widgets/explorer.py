@@ -5,12 +5,13 @@ path (text + per-token table), its logit lens, plotly charts (probability and en
 path, SMC ESS, beam scores) and exports (CSV, JSON, standalone HTML).
 
 Runs go in a worker thread so the kernel stays free to hear Stop (a busy kernel would process
-the click only after the run). Stop sets a flag that a ``tree.on_change`` listener checks at
-every step the strategy writes: the next step raises :class:`RunStopped` inside the strategy and
-the run ends there, keeping the nodes it made. A strategy that writes its nodes only at the end
-cannot be interrupted mid-way (Python cannot kill a thread): Stop then discards its result and
-Run stays disabled until the thread returns. While a run goes on, clicks that would expand a
-node are refused with a message, since the model and its cache serve one caller at a time.
+the click only after the run). Stop sets the ``stop`` event the run was given
+(``Session.generate(..., stop=event)``): every strategy checks it between steps and returns
+what it has, a partial result (``finish_reason="stopped"``) over a consistent tree. Each step
+reaches the views as it is written (``on_step``): the tree grows and, for SMC, the ESS chart
+fills in while the run goes. A run that fails leaves the tree as it was (the run rolls back).
+While a run goes on, clicks that would expand a node are refused with a message, since the
+model and its cache serve one caller at a time.
 """
 
 from __future__ import annotations
@@ -38,10 +39,6 @@ TABS = ("Path", "Logit lens", "Charts", "Export")
 LENS_TAB = 1
 CHARTS_TAB = 2
 BUSY_MESSAGE = "a strategy run is going on: press Stop or wait for it to finish"
-
-
-class RunStopped(Exception):
-    """Raised from the tree listener at the next step after Stop was pressed."""
 
 
 class _GuardedSession:
@@ -126,6 +123,7 @@ class Explorer(widgets.VBox):
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._running = threading.Event()
+        self._live_ess: tuple[list[float], int | None] | None = None
         self._lens_for: tuple[int, int] | None = None
 
         self.prompt = widgets.Textarea(value=prompt or "", placeholder="Type a prompt",
@@ -302,8 +300,8 @@ class Explorer(widgets.VBox):
 
     def run(self, wait: bool = False) -> Any:
         """Run the chosen strategy from the root (or the selected node, when "continue from
-        selected" is ticked) in a worker thread;
-        the tree grows live. ``wait=True`` blocks and returns the result (None if stopped)."""
+        selected" is ticked) in a worker thread; the tree grows live. ``wait=True`` blocks and
+        returns the result (partial, ``result.partial``, if stopped; None if it failed)."""
         if self.running:
             raise ValueError(BUSY_MESSAGE)
         strategy, params = self.controls.values(self.extra_params)
@@ -316,6 +314,7 @@ class Explorer(widgets.VBox):
         seed = params.pop("seed", None)
         self._stop.clear()
         self._running.set()
+        self._live_ess = None
         self.controls.progress.max, self.controls.progress.value = max_new, 0
         self.controls.set_running(True)
         self._status(f"running <b>{strategy}</b> from node {start_id}…")
@@ -329,60 +328,66 @@ class Explorer(widgets.VBox):
         return None
 
     def stop(self) -> None:
-        """Ask the current run to stop at its next step."""
+        """Ask the current run to stop at its next step (it returns a partial result)."""
         if self.running:
             self._stop.set()
             self._status("stopping at the next step…")
 
+    def _on_run_step(self, info: dict[str, Any]) -> None:
+        """Called by the run after each step (in the worker thread)."""
+        progress = self.controls.progress
+        progress.value = min(progress.max, max(progress.value, int(info["step"])))
+        if "ess" in info:
+            self._live_ess = (list(info["ess"]), info.get("particles"))
+            self._show_optional_charts()
+
     def _run_worker(self, strategy: str, start_id: int, max_new: int, seed: int | None,
                     params: dict[str, Any]) -> None:
-        tree, progress = self.tree, self.controls.progress
-        start_depth = tree.node(start_id).depth
-
-        def on_step(node_ids: list[int]) -> None:
-            depths = [tree.nodes[i].depth for i in node_ids if i in tree.nodes]
-            if depths:
-                progress.value = max(progress.value, min(max_new, max(depths) - start_depth))
-            if self._stop.is_set():
-                raise RunStopped()
-
-        unsubscribe = tree.on_change(on_step)
+        tree = self.tree
         with self._lock:
             self._guarded.wait_idle()
+            self.result = None
             try:
                 result = self.session.generate(tree, strategy=strategy, start_id=start_id,
-                                               max_new_tokens=max_new, seed=seed, **params)
-            except RunStopped:
-                self._status(f"stopped after {progress.value} step(s); the tree keeps what "
-                             f"the run made", "warn")
+                                               max_new_tokens=max_new, seed=seed,
+                                               stop=self._stop, on_step=self._on_run_step,
+                                               **params)
             except Exception as exc:  # noqa: BLE001 -- shown to the user, as in Voila
-                self._status(f"{strategy} failed: {type(exc).__name__}: {exc}", "error")
+                self._status(f"{strategy} failed: {type(exc).__name__}: {exc}; the tree is "
+                             f"as it was before the run", "error")
             else:
-                if self._stop.is_set():
-                    self._status(f"{strategy} could not be interrupted; its result was "
-                                 f"discarded", "warn")
-                else:
-                    self._finish(result)
+                self._finish(result)
             finally:
-                unsubscribe()
+                self._live_ess = None
                 self.tree_widget.refresh()
+                if self.selected is not None and self.selected not in tree:
+                    self.select(tree.root_id)  # the selected node was rolled back
                 self.controls.set_running(False)
                 self._running.clear()
 
     def _finish(self, result: Any) -> None:
         self.result = result
-        self.controls.progress.value = self.controls.progress.max
+        if not result.partial:
+            self.controls.progress.value = self.controls.progress.max
         self._show_optional_charts()
         self.select(result.node_id)
         text = html.escape(result.text)
-        self._status(f"<b>{result.strategy}</b> done ({result.stop_reason}): <b>{text}</b>")
+        if result.partial:
+            self._status(f"<b>{result.strategy}</b> {result.finish_reason} after "
+                         f"{result.steps} step(s); partial result: <b>{text}</b>", "warn")
+        else:
+            self._status(f"<b>{result.strategy}</b> done ({result.finish_reason}): "
+                         f"<b>{text}</b>")
 
     def _show_optional_charts(self) -> None:
         if self.path_fig is None:
             return
-        ess = getattr(self.result, "ess", None)
-        if ess is not None and len(ess):
+        if self._live_ess is not None:  # an SMC run going on
+            ess, particles = self._live_ess
+        else:
+            ess = getattr(self.result, "ess", None)
             particles = getattr(self.result, "params", {}).get("particles")
+        if ess is not None and len(ess):
             figures.update_figure(self.ess_fig, figures.ess_figure(list(ess), particles))
         has_beam = self.tree is not None and bool(figures.beam_points(self.tree)["step"])
         if has_beam:

@@ -147,7 +147,13 @@ class TextView(anywidget.AnyWidget):
         return [n.node_id for n in self._tree.path(self.node_id)[1:]]
 
     def refresh(self) -> None:
-        """Re-read the path from the tree (normally automatic via ``tree.on_change``)."""
+        """Re-read the path from the tree (normally automatic via ``tree.on_change``). A shown
+        node that a failed run's rollback removed gives way to the root."""
+        if self.node_id not in self._tree or (self.selected is not None
+                                              and self.selected not in self._tree):
+            with self.hold_trait_notifications():
+                self.selected = None
+                self.node_id = self._tree.root_id
         self.tokens = path_tokens(self._tree, self.node_id, self.k)
 
     def set_state(self, sync_data: dict) -> None:

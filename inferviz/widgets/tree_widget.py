@@ -241,6 +241,13 @@ class TreeWidget(anywidget.AnyWidget):
         with self._sync_lock:  # refreshes come from the kernel and the request batcher's thread
             self._dirty = False
             columns = self._columns()
+            if len(columns["node_id"]) < len(self._sent.get("node_id", [])):
+                # A failed run was rolled back: nodes went away, which a delta cannot say.
+                # The views get the whole snapshot (the trait), at a newer version.
+                self._version += 1
+                self._sent = columns
+                self.nodes = self._snapshot(columns)
+                return
             rows = changed_rows(self._sent, columns)
             if not rows and list(columns) == list(self._sent):
                 return
