@@ -93,6 +93,19 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return _DTYPES[dtype]
 
 
+def cache_argument(model: Any) -> str:
+    """Name of the keyword that passes a KV cache to ``model``'s forward: ``"cache"`` in newer
+    transformers (which deprecate ``past_key_values`` with a FutureWarning), else
+    ``"past_key_values"``. Read off the forward signature, so every installed version works."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def gguf_architecture(path: Path) -> str:
     from gguf import GGUFReader
 

@@ -11,7 +11,9 @@ from ..tree import TokenTree
 @dataclass
 class GenerationResult:
     """``leaf_ids`` holds the last node of each returned sequence, best first; ``scores`` their
-    strategy scores (sum of raw logprobs for greedy/sample, beam score for beam, ...)."""
+    strategy scores (sum of raw logprobs for greedy/sample, beam score for beam, ...).
+    ``eos_token_ids``: the model's end-of-sequence ids; a sequence's final EOS token stays in
+    the tree and in ``token_ids`` but is left out of ``text`` / ``texts``."""
 
     strategy: str
     tree: TokenTree
@@ -19,6 +21,7 @@ class GenerationResult:
     params: dict[str, Any] = field(default_factory=dict)
     scores: list[float] = field(default_factory=list)
     stop_reason: str = ""
+    eos_token_ids: frozenset[int] = field(default_factory=frozenset)
 
     @property
     def node_id(self) -> int:
@@ -26,12 +29,19 @@ class GenerationResult:
 
     @property
     def text(self) -> str:
-        """Generated text of the best sequence (without the prompt)."""
-        return self.tree.completion(self.leaf_ids[0])
+        """Generated text of the best sequence (without the prompt, without a final EOS)."""
+        return self._completion(self.leaf_ids[0])
 
     @property
     def texts(self) -> list[str]:
-        return [self.tree.completion(n) for n in self.leaf_ids]
+        """Generated text of every returned sequence, best first (as ``text``)."""
+        return [self._completion(n) for n in self.leaf_ids]
+
+    def _completion(self, leaf_id: int) -> str:
+        leaf = self.tree.node(leaf_id)
+        if leaf.token_id in self.eos_token_ids and leaf.parent_id is not None:
+            leaf_id = leaf.parent_id  # "<|im_end|>" is a stop signal, not text
+        return self.tree.completion(leaf_id)
 
     @property
     def token_ids(self) -> list[int]:
