@@ -63,3 +63,35 @@ def test_chat_run_text_has_no_im_end(default_session):
         result = default_session.generate(prompt, max_new_tokens=40)
     assert result.stop_reason == "eos"
     assert not result.text.endswith("<|im_end|>") and result.text.strip()
+
+
+def test_dashboard_progress_bar_follows_a_cold_load_and_hides_after():
+    from inferviz.models import GGUF_STAGE, LOAD_STAGE
+    from inferviz.widgets.dashboard import WidgetProgress
+
+    progress = WidgetProgress()
+    progress(LOAD_STAGE, 0, 1)
+    assert progress.bar is None  # a fast cached load draws nothing
+    for done in (0, 100, 272):
+        progress(GGUF_STAGE, done, 272)
+    assert (progress.bar.value, progress.bar.max) == (272, 272)
+    assert "272/272" in progress.label.value
+    progress.hide()
+    assert progress.box.layout.display == "none"
+
+
+def test_load_session_passes_its_progress_bar_to_the_loader(monkeypatch):
+    from inferviz import Session
+    from inferviz.widgets import dashboard
+
+    seen = {}
+
+    def fake_from_pretrained(name, progress=None, **kwargs):
+        seen["name"], seen["progress"] = name, progress
+        progress("converting GGUF tensors", 3, 10)
+        return "session"
+
+    monkeypatch.setattr(Session, "from_pretrained", staticmethod(fake_from_pretrained))
+    assert dashboard.load_session("default") == "session"
+    assert isinstance(seen["progress"], dashboard.WidgetProgress)
+    assert seen["progress"].box.layout.display == "none"
