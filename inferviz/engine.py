@@ -43,6 +43,7 @@ import torch
 
 from .adapter import tree_mask_kind
 from .kvstore import KVBudgetError, KVStore, TrieNode
+from .models import cache_argument
 
 _OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()
 LAYOUTS = ("auto", "rows", "packed")
@@ -146,6 +147,7 @@ class Engine:
         self.max_positions = _max_positions(model.config)
         self.stats = EngineStats()
         self.lock = threading.RLock()
+        self._cache_arg = cache_argument(model)  # "cache", or "past_key_values" on older versions
         layers, heads, head_dim, kv_dtype = self._probe_kv_shape()
         if kv_budget_tokens is None:
             per_token = 2 * layers * heads * head_dim * torch.finfo(kv_dtype).bits // 8
@@ -160,8 +162,8 @@ class Engine:
 
         cache = DynamicCache()
         ids = torch.tensor([[self.pad_token_id]], device=self.device)
-        self.model(input_ids=ids, attention_mask=torch.ones_like(ids), past_key_values=cache,
-                   use_cache=True, logits_to_keep=1)
+        self.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True,
+                   logits_to_keep=1, **{self._cache_arg: cache})
         keys = cache.layers[0].keys  # [B, H, T, D]
         return len(cache.layers), keys.shape[1], keys.shape[3], keys.dtype
 
@@ -405,9 +407,9 @@ class Engine:
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask,
                 position_ids=positions.to(self.device),
-                past_key_values=cache,
                 use_cache=True,
                 logits_to_keep=torch.tensor(keep, device=self.device),
+                **{self._cache_arg: cache},
             )
         rows_t = torch.tensor(rows, device=self.device)
         cols = torch.tensor([index[c] for c in columns], device=self.device)

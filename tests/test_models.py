@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import numpy as np
 import pytest
 import torch
 
 from inferviz import Session
 from inferviz.adapter import adapter_for
-from inferviz.models import cache_dir, resolve_device, resolve_dtype
+from inferviz.models import (
+    GGUF_STAGE,
+    LOAD_STAGE,
+    cache_dir,
+    default_gguf_path,
+    hub_reachable,
+    resolve_device,
+    resolve_dtype,
+)
 
 
 def test_cache_dir_respects_xdg_cache_home(monkeypatch, tmp_path):
@@ -40,8 +51,60 @@ def test_missing_path_is_a_clear_error():
 
 def test_hub_id_while_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OSError, match="could not load model 'someone/not-a-model'"):
+    with pytest.raises(OSError, match="could not load model 'someone/not-a-model'") as info:
         Session.from_pretrained("someone/not-a-model")
+    assert "'default'" in str(info.value) and "gemma3-270m" in str(info.value)
+
+
+def test_unknown_name_with_the_hub_unreachable_fails_fast(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    start = time.perf_counter()
+    with pytest.raises(OSError) as info:
+        Session.from_pretrained("no-such-model-name")
+    elapsed = time.perf_counter() - start
+    message = str(info.value)
+    assert elapsed < 5.0, f"took {elapsed:.1f} s"
+    assert "'no-such-model-name'" in message and "name_or_path" in message
+    assert "unreachable" in message and "'default'" in message and "qwen2.5-coder-0.5b" in message
+
+
+def test_hub_probe_is_bounded_by_its_timeout(monkeypatch):
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        start = time.perf_counter()
+        assert hub_reachable(timeout=0.5) is False
+        assert time.perf_counter() - start < 2.0
+
+
+def _default_gguf_head(size: int) -> bytes:
+    try:
+        path = default_gguf_path()
+    except FileNotFoundError:
+        pytest.skip("the embedded default model is not installed")
+    with path.open("rb") as f:
+        return f.read(size)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("empty.gguf", lambda: b""),
+    ("garbage.gguf", lambda: b"GGUF" + bytes(range(256)) * 8),
+    ("not-gguf.gguf", lambda: b"this is not a model file\n" * 40),
+    ("truncated.gguf", lambda: _default_gguf_head(1 << 16)),
+])
+def test_broken_gguf_file_is_a_value_error_naming_the_file(tmp_path, monkeypatch, name, content):
+    monkeypatch.setenv("INFERVIZ_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / name
+    path.write_bytes(content())
+    with pytest.raises(ValueError, match="cannot read GGUF file") as info:
+        Session.from_pretrained(str(path))
+    assert str(path) in str(info.value)
+    assert not (tmp_path / "cache" / "gguf").exists() or not any((tmp_path / "cache" / "gguf")
+                                                                    .iterdir())
 
 
 def test_gguf_with_unsupported_architecture_is_refused(tmp_path):
@@ -88,9 +151,13 @@ def test_adapter_refuses_unknown_families():
 @pytest.mark.model
 def test_default_gguf_is_cached_as_safetensors_and_reloads_identically(monkeypatch, tmp_path):
     monkeypatch.setenv("INFERVIZ_CACHE", str(tmp_path))
-    first = Session.from_pretrained("default")
+    calls: list[tuple[str, int, int]] = []
+    first = Session.from_pretrained("default", progress=lambda *call: calls.append(call))
     assert first.source == "gguf"
     assert list(tmp_path.glob("gguf/*/model.safetensors"))
+    converting = [c for c in calls if c[0] == GGUF_STAGE]
+    assert converting[0][1] == 0 and converting[-1][1] == converting[-1][2] > 100
+    assert calls[-1] == (LOAD_STAGE, 1, 1)
     second = Session.from_pretrained("default")
     assert second.source == "gguf-cache"
     ids = torch.tensor([first.encode("The capital of France is")])

@@ -52,7 +52,7 @@ def test_dashboard_notebook_for_a_server_connects_instead_of_loading(pair):
     code = nb.cells[1].source
     assert "iv.Session.connect(base_url='http://gpu-box:8000', top_logprobs=20)" in code
     assert "from_pretrained" not in code and "session.explore(" in code
-    assert "from_pretrained" in dashboard_notebook().cells[1].source
+    assert "load_session(\"default\")" in dashboard_notebook().cells[1].source
 
 
 def test_explorer_runs_against_a_server_and_explains_the_missing_lens(pair):

@@ -66,10 +66,12 @@ def run_strategy(session: Any, prompt: str | TokenTree, strategy: str = "greedy"
     module_name, preset = STRATEGIES[strategy]
     module = import_module(f"{__name__}.{module_name}")
     merged = {**preset, **params}
-    return execute(tree, lambda: module.run(session, tree, start_id,
-                                            max_new_tokens=max_new_tokens, seed=seed,
-                                            strategy=strategy, **merged),
-                   stop=stop, on_step=on_step)
+    result = execute(tree, lambda: module.run(session, tree, start_id,
+                                              max_new_tokens=max_new_tokens, seed=seed,
+                                              strategy=strategy, **merged),
+                     stop=stop, on_step=on_step)
+    result.eos_token_ids = frozenset(getattr(session, "eos_token_ids", ()))
+    return result
 
 
 __all__ = ["GenerationResult", "STRATEGIES", "register", "run_strategy", "strategy_names"]

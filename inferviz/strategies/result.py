@@ -17,7 +17,10 @@ class GenerationResult:
     (the model's context is full), a strategy's own (``"beams_finished"``, ``"depth"``,
     ``"threshold"``, ``"max_nodes"``, ``"zero_weight"``), or ``"stopped"``/``"interrupted"``
     (Stop or Ctrl-C between steps: then ``partial`` is True). ``finish_reasons`` gives one
-    reason per returned sequence; ``steps`` counts the steps the run wrote."""
+    reason per returned sequence; ``steps`` counts the steps the run wrote.
+
+    ``eos_token_ids``: the model's end-of-sequence ids; a sequence's final EOS token stays in
+    the tree and in ``token_ids`` but is left out of ``text`` / ``texts``."""
 
     strategy: str
     tree: TokenTree
@@ -28,6 +31,7 @@ class GenerationResult:
     finish_reasons: list[str] = field(default_factory=list)
     partial: bool = False
     steps: int = 0
+    eos_token_ids: frozenset[int] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         if not self.finish_reasons:
@@ -44,12 +48,19 @@ class GenerationResult:
 
     @property
     def text(self) -> str:
-        """Generated text of the best sequence (without the prompt)."""
-        return self.tree.completion(self.leaf_ids[0])
+        """Generated text of the best sequence (without the prompt, without a final EOS)."""
+        return self._completion(self.leaf_ids[0])
 
     @property
     def texts(self) -> list[str]:
-        return [self.tree.completion(n) for n in self.leaf_ids]
+        """Generated text of every returned sequence, best first (as ``text``)."""
+        return [self._completion(n) for n in self.leaf_ids]
+
+    def _completion(self, leaf_id: int) -> str:
+        leaf = self.tree.node(leaf_id)
+        if leaf.token_id in self.eos_token_ids and leaf.parent_id is not None:
+            leaf_id = leaf.parent_id  # "<|im_end|>" is a stop signal, not text
+        return self.tree.completion(leaf_id)
 
     @property
     def token_ids(self) -> list[int]:

@@ -4,11 +4,13 @@
 and ``make demo`` call it). In a repo checkout (``pip install -e .``) that notebook is used; an
 installed wheel has no ``notebooks/`` folder, so the same notebook is written from
 ``DASHBOARD_CELLS`` into a temporary folder. ``tests/test_notebooks.py`` checks that the file
-and ``DASHBOARD_CELLS`` agree.
+and ``DASHBOARD_CELLS`` agree. ``load_session`` loads the model with a widget progress bar in
+place of the library's stderr bars (nothing lands in an output box).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -29,9 +31,9 @@ DASHBOARD_CELLS: list[tuple[str, str]] = [
      "the tree. The tabs below show the selected path's per-token table, its logit lens, "
      "charts and exports.")),
     ("code",
-     ("import inferviz as iv\n"
+     ("from inferviz.widgets.dashboard import load_session\n"
      "\n"
-     "session = iv.Session.from_pretrained(\"default\")\n"
+     "session = load_session(\"default\")  # a progress bar while a first start converts the model\n"
      f"explorer = session.explore({EXAMPLE_PROMPT!r}, expand_root=True, max_new_tokens=12)\n"
      "explorer")),
 ]
@@ -40,11 +42,54 @@ DASHBOARD_CELLS: list[tuple[str, str]] = [
 def remote_cells(server: dict) -> list[tuple[str, str]]:
     """``DASHBOARD_CELLS`` with the session made by ``iv.Session.connect(**server)``."""
     args = ", ".join(f"{k}={v!r}" for k, v in server.items() if v is not None)
-    local = 'session = iv.Session.from_pretrained("default")'
-    return [("markdown", f"# inferviz explorer\n\nThe model served at {server['base_url']}.")
-            if kind == "markdown" else (kind, src.replace(local, f"session = iv.Session.connect"
-                                                                 f"({args})"))
-            for kind, src in DASHBOARD_CELLS]
+    code = (f"import inferviz as iv\n\nsession = iv.Session.connect({args})\n"
+            f"explorer = session.explore({EXAMPLE_PROMPT!r}, expand_root=True, max_new_tokens=12)\n"
+            "explorer")
+    return [("markdown", f"# inferviz explorer\n\nThe model served at {server['base_url']}."),
+            ("code", code)]
+
+
+DEMO_INSTALL = "pip install 'inferviz[demo]'  (or `make setup`)"
+
+
+class WidgetProgress:
+    """``progress(stage, done, total)`` for model loading drawn as an ipywidgets progress bar.
+    The bar appears only for a stage with many steps (a cold GGUF conversion) and is hidden
+    when loading ends, so a fast cached load shows nothing."""
+
+    def __init__(self) -> None:
+        self.box = None
+        self.bar = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None:
+            if total <= 1:
+                return
+            import ipywidgets as w
+            from IPython.display import display
+
+            self.bar = w.IntProgress(value=0, min=0, max=total, description="model")
+            self.label = w.Label(stage)
+            self.box = w.HBox([self.bar, self.label])
+            display(self.box)
+        self.label.value = f"{stage}: {done}/{total}" if total > 1 else stage
+        self.bar.max = max(total, 1)
+        self.bar.value = min(done, self.bar.max)
+
+    def hide(self) -> None:
+        if self.box is not None:
+            self.box.layout.display = "none"  # hidden, not closed: a closed view is an error box
+
+
+def load_session(name_or_path: str = "default", **kwargs):
+    """``Session.from_pretrained`` with a widget progress bar (for notebooks and Voila)."""
+    from ..session import Session
+
+    progress = WidgetProgress()
+    try:
+        return Session.from_pretrained(name_or_path, progress=progress, **kwargs)
+    finally:
+        progress.hide()
 
 
 def dashboard_notebook(server: dict | None = None):
@@ -99,11 +144,10 @@ def start(host: str = "127.0.0.1", port: int = 8866, notebook: str | Path | None
     when done). ``port=0`` picks a free port (read it back from ``process.args``)."""
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an integer in 0..65535, got {port!r}")
-    try:
-        import voila  # noqa: F401
-    except ImportError:
-        raise ImportError("the dashboard needs voila: pip install 'inferviz[dev]' "
-                          "or pip install voila") from None
+    for package in ("voila", "ipykernel"):
+        if importlib.util.find_spec(package) is None:
+            raise ModuleNotFoundError(f"the dashboard needs {package}: {DEMO_INSTALL}",
+                                      name=package)
     path = Path(notebook) if notebook is not None else notebook_path()
     if not path.is_file():
         raise FileNotFoundError(f"dashboard notebook {path} does not exist")

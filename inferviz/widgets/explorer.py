@@ -367,6 +367,7 @@ class Explorer(widgets.VBox):
 
     def _finish(self, result: Any) -> None:
         self.result = result
+        self.tree_widget.error = ""  # a run that worked clears an earlier refusal's message
         if not result.partial:
             self.controls.progress.value = self.controls.progress.max
         self._show_optional_charts()

@@ -44,6 +44,9 @@ def test_dashboard_explorer_end_to_end(page, voila_server):
     page.wait_for_function(f"document.querySelectorAll({NODES!r}).length > {expanded}")
     page.wait_for_function("!document.querySelector('button.inferviz-run').disabled")
     assert page.locator(".inferviz-token-table tbody tr").count() >= 1
+    # The run worked: the earlier refusal's banner is gone (it is not in the screenshot).
+    page.wait_for_function(
+        "document.querySelector('.inferviz-tree .inferviz-error').innerText.trim() === ''")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "explorer_voila.png"), full_page=True)
     assert not page.js_errors
