@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .strategies import STRATEGIES, run_strategy, strategy_names
+from .strategies import STRATEGIES, run_strategy, strategy_names, tree_and_start
 from .strategies.result import GenerationResult
 from .tree import TokenTree
 from .validate import check_int
@@ -229,16 +229,7 @@ def compare(session: Any, prompt: str | TokenTree, strategies: Any, max_new_toke
     check_int("max_new_tokens", max_new_tokens, 1)
     if seed is not None:
         check_int("seed", seed, 0)
-    if isinstance(prompt, TokenTree):
-        tree = prompt
-        start = tree.root_id if start_id is None else start_id
-        if start not in tree:
-            raise ValueError(f"start_id {start_id} is not a node of this tree")
-    else:
-        if start_id is not None:
-            raise ValueError("start_id needs a TokenTree as prompt")
-        tree = session.tree(prompt)
-        start = tree.root_id
+    tree, start = tree_and_start(session, prompt, start_id)
     results: dict[str, GenerationResult] = {}
     for index, spec in enumerate(specs):
         params = {"max_new_tokens": max_new_tokens, "seed": seed, **spec.params}

@@ -42,6 +42,22 @@ def strategy_names() -> list[str]:
     return sorted(STRATEGIES)
 
 
+def tree_and_start(session: Any, prompt: str | TokenTree,
+                   start_id: int | None) -> tuple[TokenTree, int]:
+    """The tree a run grows and the node it starts from: ``prompt`` itself when it is a
+    TokenTree (``start_id`` defaults to its root), else a new tree of the prompt text."""
+    if isinstance(prompt, TokenTree):
+        start_id = prompt.root_id if start_id is None else start_id
+        if start_id not in prompt:
+            raise ValueError(f"start_id {start_id} is not a node of this tree")
+        return prompt, start_id
+    if start_id is not None:
+        raise ValueError("start_id needs a TokenTree as prompt")
+    check_prompt(prompt)
+    tree = session.tree(prompt)
+    return tree, tree.root_id
+
+
 def run_strategy(session: Any, prompt: str | TokenTree, strategy: str = "greedy",
                  max_new_tokens: int = 32, seed: int | None = None, start_id: int | None = None,
                  stop: Any = None, on_step: Any = None, **params: Any) -> GenerationResult:
@@ -52,17 +68,7 @@ def run_strategy(session: Any, prompt: str | TokenTree, strategy: str = "greedy"
     check_run_args(stop, on_step)
     if seed is not None:
         check_int("seed", seed, 0)
-    if isinstance(prompt, TokenTree):
-        tree = prompt
-        start_id = tree.root_id if start_id is None else start_id
-        if start_id not in tree:
-            raise ValueError(f"start_id {start_id} is not a node of this tree")
-    else:
-        check_prompt(prompt)
-        tree = session.tree(prompt)
-        if start_id is not None:
-            raise ValueError("start_id needs a TokenTree as prompt")
-        start_id = tree.root_id
+    tree, start_id = tree_and_start(session, prompt, start_id)
     module_name, preset = STRATEGIES[strategy]
     module = import_module(f"{__name__}.{module_name}")
     merged = {**preset, **params}
