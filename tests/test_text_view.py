@@ -87,9 +87,18 @@ def test_offline_html_has_shaded_tokens_alternatives_and_a_legend(tmp_path):
     assert path.read_text(encoding="utf-8").startswith("<!doctype html>")
 
 
-def test_probability_colours_match_the_js_ramp_ends():
-    assert prob_color(0.0) == "rgb(240,244,250)"
-    assert prob_color(1.0) == "rgb(40,30,120)"
+def test_probability_colours_match_the_js_ramp():
+    import re
+    from pathlib import Path
+
+    from inferviz.widgets.text_view import PROB_STOPS
+
+    js = (Path(__file__).resolve().parents[1] / "js" / "src" / "color.js").read_text()
+    table = js.split("VIRIDIS_STOPS = [", 1)[1].split("];", 1)[0]
+    stops = tuple(tuple(int(v) for v in m) for m in re.findall(r"\[(\d+), (\d+), (\d+)\]", table))
+    assert stops == PROB_STOPS and len(stops) == 9
+    assert prob_color(0.0) == "rgb(68,1,84)"
+    assert prob_color(1.0) == "rgb(253,231,37)"
     assert prob_color(float("nan")) == "rgb(220,220,220)"
 
 

@@ -33,8 +33,10 @@ from .columns import json_safe
 STATIC = Path(__file__).resolve().parent.parent / "static"
 BROWSER_WRITABLE = ("selected",)
 
-# The probability ramp of js/src/color.js (the same quantity has the same colour everywhere).
-PROB_STOPS = ((240, 244, 250), (180, 205, 235), (100, 150, 215), (55, 90, 185), (40, 30, 120))
+# The probability ramp of js/src/color.js, viridis (the same quantity has the same colour
+# everywhere; tests/test_text_view.py checks the two tables agree).
+PROB_STOPS = ((68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
+              (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37))
 VISIBLE = {" ": "·", "\n": "↵", "\t": "→", "\r": "␍"}
 
 
@@ -214,7 +216,7 @@ def text_view_html(tree: TokenTree, node_id: int, k: int = 5, full_page: bool = 
             spans.append(f"<span style='color:#b91c1c' title='"
                          f"{html.escape(marks[row['node_id']], quote=True)}'>◆</span>")
         p = row["prob"]
-        color = "#fff" if p > 0.55 else "#111"
+        color = "#fff" if p < 0.44 else "#111"  # the higher contrast on viridis (color.js)
         alts = "\n".join(f"{'▸' if a['chosen'] else ' '} {visible(a['token'])}  "
                          f"{100 * a['prob']:.1f}%" for a in row["alternatives"])
         title = f"p = {100 * p:.2f}%  rank {row['rank']}\n{alts}"

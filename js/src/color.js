@@ -55,6 +55,10 @@ export function probGradient() {
   return `linear-gradient(to right, ${stops.join(", ")})`;
 }
 
+// Below this probability white text has the higher contrast on viridis, above it #111 does
+// (relative luminances cross near t = 0.44; the contrast ratio is >= 4.3 on either side).
+export const VIRIDIS_LIGHT_TEXT_BELOW = 0.44;
+
 /**
  * Dark or light text for a background at position `t` of a ramp (viridis is dark at 0, light at 1;
  * the entropy ramp is light at 0, dark at 1).
@@ -62,4 +66,4 @@ export function probGradient() {
  * @param {"prob" | "entropy"} [scale]
  */
 export const textColorOn = (t, scale = "entropy") =>
-  scale === "prob" ? (t < 0.6 ? "#fff" : "#111") : (t > 0.55 ? "#fff" : "#111");
+  scale === "prob" ? (t < VIRIDIS_LIGHT_TEXT_BELOW ? "#fff" : "#111") : (t > 0.55 ? "#fff" : "#111");

@@ -16,7 +16,7 @@ import "./text_view.css";
  */
 export function shade(p) {
   const t = typeof p === "number" && Number.isFinite(p) ? Math.min(1, Math.max(0, p)) : NaN;
-  return { background: probColor(t), color: textColorOn(Number.isNaN(t) ? 0 : t) };
+  return { background: probColor(t), color: Number.isNaN(t) ? "#111" : textColorOn(t, "prob") };
 }
 
 /**

@@ -35,8 +35,8 @@ describe("TextView shading", () => {
   });
 
   it("uses light text on dark (probable) tokens and dark text on light ones", () => {
-    expect(shade(0.9).color).toBe("#fff");
-    expect(shade(0.1).color).toBe("#111");
+    expect(shade(0.9).color).toBe("#111"); // dark text on viridis' light end
+    expect(shade(0.1).color).toBe("#fff"); // light text on its dark end
     expect(shade(NaN).background).toBe("rgb(220,220,220)");
   });
 
