@@ -21,6 +21,26 @@ export function cellColor(lens, layer, pos, colorBy) {
 }
 
 /**
+ * The colour legend of the grid under the current colouring: what a cell's colour means, the
+ * scale and its ends (probability 0-100%; entropy 0 to the highest entropy in this lens, nats).
+ * @param {HTMLElement} el
+ * @param {import("./lens_data.js").Lens | null} lens
+ * @param {"prob" | "entropy"} colorBy
+ */
+export function drawLegend(el, lens, colorBy) {
+  const ramp = colorBy === "entropy" ? entropyColor : probColor;
+  const stops = [0, 0.25, 0.5, 0.75, 1].map((t) => `${ramp(t)} ${t * 100}%`).join(", ");
+  const span = (text, className) => Object.assign(document.createElement("span"), { textContent: text, className });
+  const bar = span("", "inferviz-lens-legend-bar");
+  bar.style.background = `linear-gradient(to right, ${stops})`;
+  const [title, low, high] = colorBy === "entropy"
+    ? ["cell colour: entropy (nats)", "0", formatNumber(lens ? lens.maxEntropy : 0)]
+    : ["cell colour: top-1 probability", "0%", "100%"];
+  el.replaceChildren(span(title, "inferviz-lens-legend-title"), span(low, ""), bar, span(high, ""),
+    span("· cell text: the layer's top token · hover or click a cell for its top-k", "inferviz-lens-legend-note"));
+}
+
+/**
  * @param {import("./lens_data.js").Lens} lens
  * @param {number} layer
  * @param {number} pos
@@ -76,7 +96,9 @@ export function renderLensWidget({ model, el }) {
     model.save_changes();
   });
   label.appendChild(picker);
-  bar.appendChild(label);
+  const legendEl = document.createElement("div");
+  legendEl.className = "inferviz-lens-legend";
+  bar.append(label, legendEl);
 
   const errorEl = document.createElement("div");
   errorEl.className = "inferviz-error";
@@ -99,6 +121,7 @@ export function renderLensWidget({ model, el }) {
     if (!lens) return;
     const colorBy = model.get("color_by") === "entropy" ? "entropy" : "prob";
     picker.value = colorBy;
+    drawLegend(legendEl, lens, colorBy);
     grid.style.gridTemplateColumns = `max-content repeat(${lens.nPositions}, minmax(48px, max-content))`;
     grid.appendChild(Object.assign(document.createElement("div"), { className: "inferviz-lens-corner", textContent: "layer \\ input" }));
     for (let pos = 0; pos < lens.nPositions; pos++) {

@@ -99,3 +99,21 @@ describe("LensWidget view", () => {
     expect(model.get("color_by")).toBe("entropy");
   });
 });
+
+describe("lens legend", () => {
+  it("always shows what a cell's colour means, with the scale's ends", () => {
+    const { el } = mount();
+    const legend = el.querySelector(".inferviz-lens-legend");
+    expect(legend.textContent).toContain("cell colour: top-1 probability");
+    expect(legend.textContent).toContain("0%");
+    expect(legend.textContent).toContain("100%");
+    expect(legend.querySelector(".inferviz-lens-legend-bar").style.background).toContain("linear-gradient");
+  });
+
+  it("follows the colouring: entropy runs from 0 to the lens's highest entropy", () => {
+    const { el } = mount({ color_by: "entropy" });
+    const legend = el.querySelector(".inferviz-lens-legend");
+    expect(legend.textContent).toContain("cell colour: entropy (nats)");
+    expect(legend.textContent).toContain("4"); // the highest entropy in lensPayload()
+  });
+});
