@@ -418,3 +418,16 @@ def test_a_rolled_back_run_sends_the_smaller_snapshot_not_a_delta():
     assert deltas(sent) == []
     assert decoded(widget) == tree.to_columns() and widget.nodes["n"] == 3
     assert widget.nodes["version"] == 2  # newer than every delta a view has applied
+
+
+def test_a_view_opening_behind_the_kernel_gets_the_snapshot_and_one_up_to_date_does_not():
+    tree = make_tree()
+    widget = TreeWidget(tree)
+    states: list = []
+    widget.send_state = lambda key=None: states.append(key)
+    opened = {"kind": "inferviz:request", "id": "snapshot-open", "action": "snapshot"}
+    widget._handle_message({**opened, "version": widget.nodes["version"]}, [])
+    assert states == []  # the page holds the current version: nothing to send
+    widget.mark([1], "diverges")  # a change made before the page listened for deltas
+    widget._handle_message({**opened, "version": 0}, [])
+    assert states == ["nodes"] and decoded(widget)["mark"][1] == "diverges"

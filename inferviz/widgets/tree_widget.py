@@ -294,7 +294,10 @@ class TreeWidget(anywidget.AnyWidget):
         node_id = content.get("node_id") if isinstance(content, dict) else None
         if action == protocol.SNAPSHOT_ACTION and isinstance(content, dict) \
                 and content.get("kind") == protocol.REQUEST_KIND:
-            self.resync()
+            # A view that opens says which version it holds: changes made between the widget's
+            # creation and its display (deltas sent before the page listened) would be lost.
+            if content.get("version") != self._version or content.get("version") is None:
+                self.resync()
             return
         try:
             node_id, params = protocol.validate_request(content, self._tree, self.params())

@@ -122,6 +122,9 @@ export function acquireStore(model, { pin = false } = {}) {
     stores.set(model, store);
     model.on("change:nodes", store.onSnapshot);
     model.on("msg:custom", store.onMessage);
+    // Say which version this page holds: the kernel re-sends the snapshot if it has moved on
+    // (changes made after the widget was created but before the page listened for deltas).
+    model.send({ kind: "inferviz:request", id: "snapshot-open", action: "snapshot", node_id: 0, version: store.version });
   }
   if (pin) store.pinned = true;
   store.users++;

@@ -44,7 +44,7 @@ describe("TreeWidget view", () => {
     click(node(2));
     click(node(2)); // a double click
     expect(model.get("selected")).toBe(2);
-    const requests = model.sent.filter((m) => m.kind === "inferviz:request");
+    const requests = model.sent.filter((m) => m.kind === "inferviz:request" && m.action === "expand");
     expect(requests).toHaveLength(1);
     expect(requests[0]).toMatchObject({
       action: "expand", node_id: 2,
@@ -56,7 +56,7 @@ describe("TreeWidget view", () => {
   it("shows the kernel's error response in .inferviz-error", async () => {
     const { model, el, node } = mount();
     click(node(2));
-    const { id } = model.sent[0];
+    const { id } = model.sent.find((m) => m.action === "expand");
     model.reply({ kind: "inferviz:response", id, ok: false, action: "expand", node_id: 2, child_ids: [], error: "k must be an integer in 1..50, got 0" });
     await flush();
     expect(el.querySelector(".inferviz-error").textContent).toMatch(/k must be/);
@@ -120,10 +120,17 @@ describe("TreeWidget view", () => {
     expect(node(3)).not.toBeNull();
   });
 
+  it("says which snapshot version it holds when it opens, once per model", () => {
+    const { model } = mount();
+    const opens = model.sent.filter((m) => m.action === "snapshot");
+    expect(opens).toHaveLength(1);
+    expect(opens[0]).toMatchObject({ kind: "inferviz:request", version: model.get("nodes").version ?? 0 });
+  });
+
   it("says the tree is read-only instead of sending a request", () => {
     const { model, el, node } = mount({ read_only: true });
     click(node(2));
-    expect(model.sent).toHaveLength(0);
+    expect(model.sent.filter((m) => m.action === "expand")).toHaveLength(0);
     expect(el.querySelector(".inferviz-error").textContent).toMatch(/read-only: pass session=/);
   });
 

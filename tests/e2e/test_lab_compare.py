@@ -50,6 +50,11 @@ def test_compare_text_view_click_selects_the_node_in_the_tree(page, lab_server):
     backgrounds = {tokens.nth(i).evaluate("e => e.style.background") for i in range(8)}
     assert len(backgrounds) > 1  # shaded by probability, not one colour
 
+    # The divergence marker, set on the tree widget before it was displayed, reached the page.
+    marked = page.locator(".inferviz-tree g.inferviz-node.marked")
+    marked.first.wait_for(timeout=60_000)
+    assert "splits" in page.locator(".inferviz-tree").first.inner_text()
+
     first = tokens.first  # the root's child: the tree holds its siblings (k=5 expansion)
     first.hover()
     alternatives = text.locator(".inferviz-text-alts tr")
