@@ -17,10 +17,8 @@ model and its cache serve one caller at a time.
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import threading
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -31,65 +29,15 @@ from ..backends import ServerLacks
 from ..tree import TokenTree
 from . import figures
 from .export import tree_html
+from .guarded_session import BUSY_MESSAGE, GuardedSession
 from .run_controls import RunControls
 from .text_view import TextView
+from .token_table import token_table_html
 from .tree_widget import TreeWidget
 
 TABS = ("Path", "Logit lens", "Charts", "Export")
 LENS_TAB = 1
 CHARTS_TAB = 2
-BUSY_MESSAGE = "a strategy run is going on: press Stop or wait for it to finish"
-
-
-class _GuardedSession:
-    """What the TreeWidget expands with: the session, refusing while a run holds the model.
-
-    Clicks go through the session's request batcher (``submit_expand``); a run waits until the
-    clicks already queued are answered (``wait_idle``) before it starts writing to the tree."""
-
-    def __init__(self, session: Any, lock: threading.RLock) -> None:
-        self._session = session
-        self._lock = lock
-        self._in_flight = 0
-        self._idle = threading.Condition()
-
-    @contextlib.contextmanager
-    def _no_run(self):
-        """Hold the run lock while a click starts; refuse at once if a run holds it."""
-        if not self._lock.acquire(blocking=False):
-            raise ValueError(BUSY_MESSAGE)
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-    def expand(self, tree: TokenTree, node_ids: Any, **params: Any) -> Any:
-        with self._no_run():
-            return self._session.expand(tree, node_ids, **params)
-
-    def submit_expand(self, tree: TokenTree, node_id: int, **params: Any) -> Any:
-        with self._no_run():
-            submit = getattr(self._session, "submit_expand", None)
-            if submit is not None:
-                future = submit(tree, node_id, **params)
-            else:  # a session object without a batcher: expand now, answer at once
-                future = Future()
-                future.set_result(self._session.expand(tree, node_id, **params))
-            with self._idle:
-                self._in_flight += 1
-        future.add_done_callback(self._one_done)
-        return future
-
-    def _one_done(self, _future: Any) -> None:
-        with self._idle:
-            self._in_flight -= 1
-            self._idle.notify_all()
-
-    def wait_idle(self) -> None:
-        """Block until every submitted click is answered (call with the run lock held, so
-        that no new click starts meanwhile)."""
-        with self._idle:
-            self._idle.wait_for(lambda: self._in_flight == 0)
 
 
 class Explorer(widgets.VBox):
@@ -119,7 +67,7 @@ class Explorer(widgets.VBox):
         self.tree_widget: TreeWidget | None = None
         self.result: Any = None
         self._lock = threading.RLock()
-        self._guarded = _GuardedSession(session, self._lock)
+        self._guarded = GuardedSession(session, self._lock)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._running = threading.Event()
@@ -445,15 +393,3 @@ class Explorer(widgets.VBox):
         except Exception as exc:  # noqa: BLE001 -- a button has no caller to raise to
             self._status(html.escape(f"{type(exc).__name__}: {exc}"), "error")
 
-
-def token_table_html(df: Any) -> str:
-    """The per-token table (``Session.token_table``) as a compact HTML table."""
-    if len(df) == 0:
-        return "<i>select a generated token to see its per-token table</i>"
-    view = df[["position", "token", "prob", "logprob", "rank", "entropy", "top_tokens"]].copy()
-    view["token"] = view["token"].map(repr)
-    view["top_tokens"] = view["top_tokens"].map(lambda ts: " ".join(repr(t) for t in ts))
-    table = view.to_html(index=False, float_format=lambda x: f"{x:.3f}", border=0,
-                         classes="inferviz-token-table", escape=True)
-    ppl = df.attrs.get("perplexity")
-    return f"<div>perplexity <b>{ppl:.3f}</b></div>{table}" if ppl is not None else table
