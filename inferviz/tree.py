@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .tree_journal import RunJournals, record_added, record_update, undo
 from .tree_schema import SCHEMA, SCHEMA_VERSION, check_scores, parse_tree
 
 __all__ = ["CORE_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "Node", "TokenTree", "readable_token"]
@@ -89,7 +90,7 @@ class TokenTree:
     """A tree of tokens rooted at a prompt. Build it with ``Session.tree(prompt)``."""
 
     # thread id -> change journal of the strategy run on that thread (see begin_journal)
-    _journals: dict[int, dict[str, Any]] | None = None
+    _journals: RunJournals | None = None
 
     def __init__(self, prompt: str, prompt_ids: Iterable[int], model: str = "") -> None:
         self.prompt = prompt
@@ -153,8 +154,7 @@ class TokenTree:
             journal = self._journal()
             if existing is not None:
                 child = self.nodes[existing]
-                if journal is not None:
-                    journal["updated"].setdefault(existing, (child.prob, dict(child.meta)))
+                record_update(journal, child)
                 child.prob = prob
                 if meta:
                     child.meta.update(meta)
@@ -175,8 +175,7 @@ class TokenTree:
                 )
                 self.nodes[child.node_id] = child
                 parent.children[token_id] = child.node_id
-                if journal is not None:
-                    journal["added"].append(child.node_id)
+                record_added(journal, child.node_id)
         if notify:
             self.notify([child.node_id])
         return child
@@ -185,15 +184,13 @@ class TokenTree:
         """Merge ``meta`` into a node's meta (journaled like ``add_child``; no notification)."""
         with self._lock:
             node = self.node(node_id)
-            journal = self._journal()
-            if journal is not None:
-                journal["updated"].setdefault(node_id, (node.prob, dict(node.meta)))
+            record_update(self._journal(), node)
             node.meta.update(meta)
 
     # ------------------------------------------------------------ run journal
     def _journal(self) -> dict[str, Any] | None:
         journals = self._journals
-        return journals.get(threading.get_ident()) if journals else None
+        return journals.current() if journals is not None else None
 
     def begin_journal(self) -> dict[str, Any]:
         """Record what this thread adds or updates from now on (``{"added": [ids], "updated":
@@ -201,15 +198,13 @@ class TokenTree:
         roll a failed run back. Other threads' changes (widget clicks) are not recorded."""
         with self._lock:
             if self._journals is None:
-                self._journals = {}
-            journal: dict[str, Any] = {"added": [], "updated": {}, "next_id": self._next_id}
-            self._journals[threading.get_ident()] = journal
-            return journal
+                self._journals = RunJournals()
+            return self._journals.begin(self._next_id)
 
     def end_journal(self) -> None:
         with self._lock:
-            if self._journals:
-                self._journals.pop(threading.get_ident(), None)
+            if self._journals is not None:
+                self._journals.end()
 
     def rollback(self, journal: dict[str, Any]) -> list[int]:
         """Undo a journal: remove the nodes it added (with anything added below them since) and
@@ -217,26 +212,7 @@ class TokenTree:
         nodes whose children or numbers changed; returns the removed ids. When no node made
         since the journal began survives, the next id goes back too (``to_json`` is as before)."""
         with self._lock:
-            removed: list[int] = []
-            touched: set[int] = set()
-            for node_id in reversed(journal["added"]):
-                if node_id not in self.nodes:
-                    continue
-                top = self.nodes[node_id]
-                stack = [node_id]
-                while stack:  # the node's subtree
-                    node = self.nodes.pop(stack.pop())
-                    removed.append(node.node_id)
-                    stack.extend(c for c in node.children.values() if c in self.nodes)
-                parent = self.nodes.get(top.parent_id)
-                if parent is not None and parent.children.get(top.token_id) == node_id:
-                    del parent.children[top.token_id]
-                    touched.add(parent.node_id)
-            for node_id, (prob, meta) in journal["updated"].items():
-                if node_id in self.nodes:
-                    self.nodes[node_id].prob, self.nodes[node_id].meta = prob, meta
-                    touched.add(node_id)
-            touched &= self.nodes.keys()
+            removed, touched = undo(self.nodes, journal)
             if all(i < journal["next_id"] for i in self.nodes):
                 self._next_id = journal["next_id"]
         if touched:

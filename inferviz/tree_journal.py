@@ -1,0 +1,71 @@
+"""The run journal of a TokenTree: what one thread's strategy run added or updated, so that a
+failed run can be rolled back. Pure data; TokenTree calls these under its lock.
+
+A journal is a dict ``{"added": [ids], "updated": {id: (prob, meta) before}, "next_id": n}``
+(``n`` is the tree's next node id when the journal began)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tree import Node
+
+
+class RunJournals:
+    """Thread id -> the change journal of the strategy run on that thread; other threads'
+    changes (widget clicks) are not recorded."""
+
+    def __init__(self) -> None:
+        self._by_thread: dict[int, dict[str, Any]] = {}
+
+    def current(self) -> dict[str, Any] | None:
+        """This thread's journal, or None when it has none."""
+        return self._by_thread.get(threading.get_ident())
+
+    def begin(self, next_id: int) -> dict[str, Any]:
+        journal: dict[str, Any] = {"added": [], "updated": {}, "next_id": next_id}
+        self._by_thread[threading.get_ident()] = journal
+        return journal
+
+    def end(self) -> None:
+        self._by_thread.pop(threading.get_ident(), None)
+
+
+def record_added(journal: dict[str, Any] | None, node_id: int) -> None:
+    if journal is not None:
+        journal["added"].append(node_id)
+
+
+def record_update(journal: dict[str, Any] | None, node: Node) -> None:
+    """Keep ``node``'s ``prob`` and ``meta`` from before its first change in the journal."""
+    if journal is not None:
+        journal["updated"].setdefault(node.node_id, (node.prob, dict(node.meta)))
+
+
+def undo(nodes: dict[int, Node], journal: dict[str, Any]) -> tuple[list[int], set[int]]:
+    """Undo ``journal`` in ``nodes``: remove the nodes it added (with anything added below them
+    since) and restore ``prob``/``meta`` of the nodes it updated. Returns the removed ids and
+    the surviving nodes whose children or numbers changed."""
+    removed: list[int] = []
+    touched: set[int] = set()
+    for node_id in reversed(journal["added"]):
+        if node_id not in nodes:
+            continue
+        top = nodes[node_id]
+        stack = [node_id]
+        while stack:  # the node's subtree
+            node = nodes.pop(stack.pop())
+            removed.append(node.node_id)
+            stack.extend(c for c in node.children.values() if c in nodes)
+        parent = nodes.get(top.parent_id)
+        if parent is not None and parent.children.get(top.token_id) == node_id:
+            del parent.children[top.token_id]
+            touched.add(parent.node_id)
+    for node_id, (prob, meta) in journal["updated"].items():
+        if node_id in nodes:
+            nodes[node_id].prob, nodes[node_id].meta = prob, meta
+            touched.add(node_id)
+    touched &= nodes.keys()
+    return removed, touched
