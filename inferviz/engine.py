@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from .adapter import tree_mask_kind
+from .engine_plan import Packed, packed_plan, plan_new_tokens
 from .kvstore import KVBudgetError, KVStore, TrieNode
 from .models import cache_argument
 
@@ -49,8 +50,6 @@ _OOM = (torch.OutOfMemoryError,) if hasattr(torch, "OutOfMemoryError") else ()
 LAYOUTS = ("auto", "rows", "packed")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _PAST_BUCKET = 128  # compiled forwards: the past block's width is a multiple of this
-# A packed forward's mask is [queries, past + queries]; past this many entries, use rows.
-_PACKED_MASK_LIMIT = 1 << 24
 # Default KV budget: ~1 GiB on CPU/MPS; on CUDA this fraction of the memory free once the model
 # is loaded (the pool still grows lazily, by doubling, up to it; the rest is for activations).
 CPU_KV_BYTES = 1 << 30
@@ -80,38 +79,6 @@ class EngineStats:
     def reset(self) -> None:
         self.forwards = self.rows = self.tokens_computed = self.tokens_reused = self.splits = 0
         self.packed = 0
-
-
-@dataclass
-class _NewToken:
-    """A token whose keys/values this forward computes and the store will keep."""
-
-    parent: TrieNode | int  # a cached trie node, or the index of an earlier _NewToken
-    token_id: int
-    row: int
-    column: int  # index in the new block
-
-
-@dataclass
-class _Query:
-    """A token of a packed row whose keys/values this forward computes."""
-
-    parent_q: int | None       # the query it follows, or None if it follows the cached past
-    parent_node: TrieNode      # the cached node it follows (when parent_q is None)
-    top_column: int            # that node's column in the packed past (-1: the root)
-    token_id: int
-    position: int
-    store: bool                # False: already cached, recomputed only for its logits
-
-
-@dataclass
-class _Packed:
-    plan: list[_NewToken]      # tokens to store (row 0, column = query index)
-    past_slots: list[int]      # the packed past: each cached token once
-    positions: torch.Tensor    # [past + queries] position of every column
-    allowed: torch.Tensor      # [queries, past + queries] bool: query may attend to column
-    query_tokens: list[int]
-    last: list[int]            # for each sequence, the query of its last token
 
 
 class Engine:
@@ -224,7 +191,7 @@ class Engine:
         cached = [min(len(m), len(s) - 1) for m, s in zip(matched, seqs)]
         new = [len(s) - c for s, c in zip(seqs, cached)]
         packed = self._packed_plan(seqs, matched, cached, new)
-        plan = packed.plan if packed else self._plan_new_tokens(seqs, matched, cached)
+        plan = packed.plan if packed else plan_new_tokens(seqs, matched, cached, store.root)
         slots = store.allocate(len(plan))  # may evict; raises with nothing changed
         try:
             if packed:
@@ -251,84 +218,14 @@ class Engine:
         self.stats.tokens_reused += sum(cached)
         return logits
 
-    def _packed_plan(self, seqs, matched, cached, new) -> "_Packed | None":
-        """The layout of a tree-attention forward, or None to use padded rows.
-
-        One row holds the union of the cached prefixes (each cached token once, however many
-        sequences share it) followed by every distinct uncached token; a 4D mask lets each
-        token see exactly its own ancestors. "auto" packs when the batch shares enough of its
-        past that the packed row is under half the padded rows' size."""
-        if self.layout == "rows" or self.mask_kind is None or (
-                self.layout == "auto" and len(seqs) == 1):
+    def _packed_plan(self, seqs, matched, cached, new) -> Packed | None:
+        """The layout of a tree-attention forward, or None to use padded rows
+        (:func:`inferviz.engine_plan.packed_plan`)."""
+        if self.mask_kind is None:
             return None
-        # Union of the cached prefixes. Each row's prefix is walked from its deepest token up
-        # to the first one already taken: its new columns form one segment, deepest first,
-        # and the rest of its ancestors are those of the column where it stopped.
-        column: dict[int, int] = {}
-        past_nodes: list[TrieNode] = []
-        segment_of: list[int] = []  # column -> segment
-        segments: list[tuple[int, int]] = []  # (end column, column of the stop or -1)
-        for m, c in zip(matched, cached):
-            stop = -1
-            for j in range(c - 1, -1, -1):
-                col = column.get(id(m[j]))
-                if col is not None:
-                    stop = col
-                    break
-                column[id(m[j])] = len(past_nodes)
-                past_nodes.append(m[j])
-                segment_of.append(len(segments))
-            segments.append((len(past_nodes), stop))
-        queries: list[_Query] = []
-        index: dict[tuple, int] = {}
-        last: list[int] = []
-        for seq, m, c in zip(seqs, matched, cached):
-            top = column[id(m[c - 1])] if c else -1
-            key_parent: tuple = ("past", top)
-            parent_q: int | None = None
-            for j in range(c, len(seq)):
-                key = (key_parent, seq[j])
-                q = index.get(key)
-                if q is None:
-                    q = index[key] = len(queries)
-                    queries.append(_Query(parent_q, m[c - 1] if c else self.store.root, top,
-                                          seq[j], j, j >= len(m)))
-                key_parent, parent_q = ("query", q), q
-            last.append(q)
-        width = len(past_nodes) + len(queries)
-        if self.layout == "auto" and (
-                2 * width > len(seqs) * (max(cached) + max(new))
-                or len(queries) * width > _PACKED_MASK_LIMIT):
-            return None
+        return packed_plan(seqs, matched, cached, new, self.store.root, self.layout)
 
-        def ancestor_ranges(col: int):
-            while col >= 0:
-                end, stop = segments[segment_of[col]]
-                yield col, end
-                col = stop
-
-        past = len(past_nodes)
-        allowed = torch.zeros(len(queries), width, dtype=torch.bool)
-        plan: list[_NewToken] = []
-        plan_index: dict[int, int] = {}
-        for q, query in enumerate(queries):
-            if query.parent_q is None:
-                for start, end in ancestor_ranges(query.top_column):
-                    allowed[q, start:end] = True
-            else:
-                allowed[q] = allowed[query.parent_q]
-            allowed[q, past + q] = True
-            if query.store:
-                parent = query.parent_node if query.parent_q is None \
-                    else plan_index[query.parent_q]
-                plan_index[q] = len(plan)
-                plan.append(_NewToken(parent, query.token_id, 0, q))
-        positions = torch.tensor([n.depth - 1 for n in past_nodes]
-                                 + [query.position for query in queries], dtype=torch.long)
-        return _Packed(plan, [n.slot for n in past_nodes], positions, allowed,
-                       [query.token_id for query in queries], last)
-
-    def _packed_forward(self, packed: "_Packed"):
+    def _packed_forward(self, packed: Packed):
         """One forward over a packed row: logits ``[B, V]`` (float32, CPU) and the layers."""
         past = len(packed.past_slots)
         query_positions = packed.positions[past:]
@@ -345,21 +242,6 @@ class Engine:
         return self._call(torch.tensor([packed.query_tokens]),
                           masks if self.mask_kind.mapping else masks["full_attention"],
                           query_positions[None], slot_rows, [0] * len(packed.last), packed.last)
-
-    def _plan_new_tokens(self, seqs, matched, cached) -> list[_NewToken]:
-        """Tokens to store, parents before children; a prefix that several rows share but the
-        store lacks (identical SMC particles, two new prompts) is stored once."""
-        plan: list[_NewToken] = []
-        seen: dict[tuple[int, int], int] = {}  # (parent key, token) -> plan index
-        for row, (seq, m, c) in enumerate(zip(seqs, matched, cached)):
-            parent: TrieNode | int = m[-1] if m else self.store.root
-            for j in range(len(m), len(seq)):
-                key = (id(parent) if isinstance(parent, TrieNode) else -1 - parent, seq[j])
-                if key not in seen:
-                    seen[key] = len(plan)
-                    plan.append(_NewToken(parent, seq[j], row, j - c))
-                parent = seen[key]
-        return plan
 
     def _model_forward(self, seqs, matched, cached, new):
         """One forward in the layout of the module docstring: logits ``[B, V]`` (float32, CPU)
