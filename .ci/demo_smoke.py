@@ -96,27 +96,43 @@ def alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; its parent just has not reaped it yet
 
 
-def stop(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+def stop(process: subprocess.Popen, port: int, grace_s: float = 30.0) -> list[str]:
     """SIGTERM the server's process group, wait until it and every descendant (Voila shuts
-    its kernels down after make has gone) have exited, SIGKILL what is left after ``grace_s``."""
+    its kernels down after make has gone) have exited and the port is closed, SIGKILL what is
+    left after ``grace_s``; the list of problems (empty: it stopped cleanly)."""
     family = descendants(process.pid) | {process.pid}
     try:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
-    deadline = time.monotonic() + grace_s
+    started = time.monotonic()
+    problems: list[str] = []
+    if not wait_gone(process, family, port, grace_s):
+        left = sorted(pid for pid in family if alive(pid))
+        print(f"demo smoke: {left} still running {grace_s:.0f} s after SIGTERM: SIGKILL",
+              flush=True)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not wait_gone(process, family, port, 15.0):
+            left = sorted(pid for pid in family if alive(pid))
+            problems.append(f"server processes {left} or port {port} still there after SIGKILL")
+    print(f"demo smoke: server stopped in {time.monotonic() - started:.1f} s", flush=True)
+    return problems
+
+
+def wait_gone(process: subprocess.Popen, family: set[int], port: int, timeout: float) -> bool:
+    """Wait until every process of ``family`` has exited and nothing listens on ``port``
+    (a killed process's socket closes a moment after it dies)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         process.poll()  # reap make
-        family = {pid for pid in family if alive(pid)}
-        if not family:
-            return
+        if not any(alive(pid) for pid in family) and not port_open(port):
+            return True
         time.sleep(0.2)
-    for pid in family:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait(timeout=10)
+    return False
 
 
 def check_page(url: str, screenshot: Path, page_timeout_s: float) -> list[str]:
@@ -181,9 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, TimeoutError) as exc:
         problems = [str(exc)]
     finally:
-        stop(process)
-    if port_open(args.port):
-        problems.append(f"port {args.port} still open after stopping the server")
+        problems_on_stop = stop(process, args.port)
+    problems.extend(problems_on_stop)
     if problems:
         print("demo smoke: FAILED\n  " + "\n  ".join(problems), file=sys.stderr)
         print("--- server log (tail) ---\n" + log_path.read_text()[-3000:], file=sys.stderr)
