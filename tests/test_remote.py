@@ -366,3 +366,28 @@ def test_closing_a_remote_session_releases_its_backend_and_refuses_further_use(v
     with pytest.raises(RuntimeError, match="is closed"):
         session.expand(tree, tree.root_id, k=2)
     assert len(tree) == 3  # the refused call left the tree as it was
+
+
+def test_control_tokens_sent_without_bytes_take_the_local_tokenizer_text(tokenizer):
+    """llama.cpp sends ``bytes: []`` for control tokens such as <|im_end|>: with a local
+    tokenizer the node shows its text (as locally), without one the server's empty bytes stay."""
+    from types import SimpleNamespace
+
+    from inferviz.backends.remote import RemoteTokenBytes
+
+    eos = tokenizer.eos_token_id
+    backend = SimpleNamespace(pieces={eos: b"", 7: b"seven"})
+    assert RemoteTokenBytes(backend, tokenizer)(eos) == tokenizer.eos_token.encode()
+    assert RemoteTokenBytes(backend, tokenizer)(7) == b"seven"  # the server's bytes win
+    assert RemoteTokenBytes(backend, None)(eos) == b""
+
+
+@pytest.mark.parametrize("served, shown", [
+    ("/models/x/SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ("C:\\models\\tiny.gguf", "tiny.gguf"),
+    ("Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct"),
+    ("tiny", "tiny")])
+def test_a_model_served_by_its_file_path_is_named_by_its_file(served, shown):
+    from inferviz.backends.remote import display_name
+
+    assert display_name(served) == shown

@@ -23,6 +23,15 @@ from .http import HttpClient
 UNKNOWN_CONTEXT = 1 << 30  # the server did not say; it will refuse what is too long itself
 
 
+def display_name(model: str) -> str:
+    """The served model's name for people: llama.cpp names a model by its file's path
+    (``/models/x/SmolLM2-135M-Instruct.Q4_1.gguf``); show the file's name. Hub ids
+    (``Qwen/Qwen2.5-7B``) stay as they are."""
+    if model.startswith(("/", "\\")) or model.lower().endswith(".gguf") or ":\\" in model:
+        return model.replace("\\", "/").rsplit("/", 1)[-1] or model
+    return model
+
+
 class RemoteBackend:
     """Talks to one model on one server through a :class:`Dialect`.
 
@@ -35,8 +44,8 @@ class RemoteBackend:
                  max_positions: int | None, top_logprobs: int, concurrency: int = 16) -> None:
         self.http = http
         self.dialect = dialect
-        self.model = model
-        self.name = model
+        self.model = model  # the id requests name
+        self.name = display_name(model)
         self.vocab_size = int(vocab_size)
         self.max_positions = int(max_positions or UNKNOWN_CONTEXT)
         self.top_logprobs = min(int(top_logprobs), self.vocab_size)
@@ -154,7 +163,9 @@ class ServerTokenizer:
 
 class RemoteTokenBytes:
     """``id -> bytes`` for a remote session: the bytes the server sent with a token (exact),
-    else the local tokenizer's pieces, else the server's ``/detokenize`` of the one token."""
+    else the local tokenizer's pieces, else the server's ``/detokenize`` of the one token.
+    llama.cpp sends no bytes for control tokens (``<|im_end|>``); the local tokenizer's text
+    names them when there is one, as in a local session."""
 
     def __init__(self, backend: RemoteBackend, local: Any | None) -> None:
         from ..tokens import TokenBytes
@@ -167,9 +178,10 @@ class RemoteTokenBytes:
         token_id = int(token_id)
         cached = self._cache.get(token_id)
         if cached is None:
-            if token_id in self.backend.pieces:
-                cached = self.backend.pieces[token_id]
-            elif self.local is not None:
+            served = self.backend.pieces.get(token_id)
+            if served is not None and (served or self.local is None):
+                cached = served
+            elif self.local is not None:  # also for control tokens the server sends as b""
                 cached = self.local(token_id)
             else:
                 b = self.backend

@@ -81,7 +81,6 @@ class Explorer(widgets.VBox):
         self.tree_box = widgets.VBox([widgets.HTML(
             "<i>Type a prompt, then press <b>New tree</b> (click nodes to expand) or "
             "<b>Run</b> (a strategy).</i>")])
-        self.path_html = widgets.HTML("")
         # The shaded text of the selected path (docs/text-view.md); a token click selects its
         # node in the tree.
         self.text_view: TextView | None = None
@@ -99,8 +98,7 @@ class Explorer(widgets.VBox):
         export_tab = widgets.VBox([
             widgets.HBox([self.export_stem, *self.export_buttons.values()]),
             self.export_links])
-        self.tabs = widgets.Tab(children=[widgets.VBox([self.text_box, self.path_html,
-                                                        self.table_html]),
+        self.tabs = widgets.Tab(children=[widgets.VBox([self.text_box, self.table_html]),
                                           self.lens_box, self._charts, export_tab])
         for i, title in enumerate(TABS):
             self.tabs.set_title(i, title)
@@ -161,11 +159,7 @@ class Explorer(widgets.VBox):
         if self.tree is None or node_id is None:
             return
         tree = self.tree
-        completion = tree.completion(node_id)
-        self.path_html.value = (
-            f"<div class='inferviz-explorer-path'><span style='color:#6b7280'>"
-            f"{html.escape(tree.prompt)}</span><b>{html.escape(completion)}</b></div>")
-        self._follow_in_text_view(node_id)
+        self._follow_in_text_view(node_id)  # the path's text, shaded (the Path tab's top)
         if self.path_fig is not None:
             figures.update_figure(self.path_fig, figures.path_figure(tree, node_id))
         if not self._lock.acquire(blocking=False):
