@@ -59,10 +59,11 @@ def measure(url: str, prompt: str, args, connect_kw: dict) -> dict:
         requests = {}
         for _ in range(args.repeats):
             for side, c in (("serial", 1), ("concurrent", 16)):
-                before = sessions[c].backend.requests
-                wall, nodes = timed(lambda: expand_tree(sessions[c], prompt, args.k, args.depth))
+                session = sessions[c]
+                before = session.backend.requests
+                wall, nodes = timed(lambda s=session: expand_tree(s, prompt, args.k, args.depth))
                 times[side].append(wall)
-                requests[side] = sessions[c].backend.requests - before
+                requests[side] = session.backend.requests - before
             wall, a = timed(lambda: fast.generate(prompt, max_new_tokens=args.tokens,
                                                   stop_at_eos=False))
             times["stepwise"].append(wall)
