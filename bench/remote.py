@@ -9,7 +9,8 @@
 Against two servers: a real llama.cpp server (``llama-server`` from ``make llama-server``, the
 default GGUF, ``--parallel 16``, on this machine's CPU: its slots are decoded as one batch), and
 the tests' fake server with a fixed latency a request (``--latency`` s, standing in for the
-network and queue time of a remote GPU server; it computes one request at a time). Prints JSON.
+network and queue time of a remote GPU server; the latencies of concurrent requests overlap, its
+tiny model runs one request at a time). Prints JSON.
 
 Run: ``.venv/bin/python bench/remote.py [--repeats 3] [--only llama,fake]``.
 """
@@ -121,7 +122,7 @@ def main() -> None:
         model, tok = tiny_model("llama"), tiny_tokenizer()
         with FakeServer(model, tok, delay=args.latency, max_logprobs=97) as server:
             out["fake"] = {"server": f"tests' fake server, {args.latency * 1e3:.0f} ms a "
-                                     f"request, one request at a time",
+                                     f"request (requests overlap; the model runs one at a time)",
                            **measure(server.url, PROMPTS["fake"], args, {"tokenizer": tok})}
     print(json.dumps(out, indent=2))
 

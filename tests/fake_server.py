@@ -70,7 +70,12 @@ class FakeServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server._handle(self, "POST", body)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # The default listen backlog (5) drops SYNs when 16 requests connect at once, and
+            # the client retries after a second: a real server's backlog is far larger.
+            request_queue_size = 128
+
+        self._httpd = Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
