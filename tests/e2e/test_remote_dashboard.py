@@ -4,46 +4,18 @@ expands it through the server; no stderr box, no error banner, no console error.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 from e2e_helpers import NODES, SCREENSHOTS, click_leaf_and_time, node_count
-from llama_server import LlamaServer, free_port, require_binary
+from e2e_servers import free_port, server_env, stop_process_group, wait_for_port
+from llama_server import LlamaServer, require_binary
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
 LOAD_TIMEOUT_MS = 300_000
 NOISE = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
-
-
-def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"inferviz demo exited ({process.returncode}):\n{log.read_text()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"inferviz demo not listening on {port} after {timeout_s:.0f} s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM the demo's process group (Voila and its kernels), SIGKILL what is left."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +30,12 @@ def remote_dashboard(tmp_path_factory):
             demo = subprocess.Popen(
                 [sys.executable, "-m", "inferviz.cli", "demo", "--server", llama.url,
                  "--port", str(port)], cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
-                                      f"{os.environ.get('PATH', '')}"},
-                start_new_session=True)
+                env=server_env(), start_new_session=True)
         try:
             wait_for_port(port, demo, log)
             yield f"http://127.0.0.1:{port}/"
         finally:
-            stop(demo)
+            stop_process_group(demo)
             print(f"\n--- demo log (tail) ---\n{log.read_text()[-2000:]}")
 
 
