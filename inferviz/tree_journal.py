@@ -14,23 +14,42 @@ if TYPE_CHECKING:
 
 
 class RunJournals:
-    """Thread id -> the change journal of the strategy run on that thread; other threads'
-    changes (widget clicks) are not recorded."""
+    """Thread id -> the change journals of the strategy runs on that thread, innermost last
+    (a run may start another on the same tree: a custom strategy calling ``generate``); other
+    threads' changes (widget clicks) are not recorded. An inner run's journal folds into the
+    outer one when it ends, so a failing outer run also undoes what inner runs added."""
 
     def __init__(self) -> None:
-        self._by_thread: dict[int, dict[str, Any]] = {}
+        self._by_thread: dict[int, list[dict[str, Any]]] = {}
 
     def current(self) -> dict[str, Any] | None:
-        """This thread's journal, or None when it has none."""
-        return self._by_thread.get(threading.get_ident())
+        """This thread's innermost journal, or None when it has none."""
+        stack = self._by_thread.get(threading.get_ident())
+        return stack[-1] if stack else None
 
     def begin(self, next_id: int) -> dict[str, Any]:
         journal: dict[str, Any] = {"added": [], "updated": {}, "next_id": next_id}
-        self._by_thread[threading.get_ident()] = journal
+        self._by_thread.setdefault(threading.get_ident(), []).append(journal)
         return journal
 
     def end(self) -> None:
-        self._by_thread.pop(threading.get_ident(), None)
+        thread = threading.get_ident()
+        stack = self._by_thread.get(thread)
+        if not stack:
+            return
+        inner = stack.pop()
+        if stack:
+            fold(stack[-1], inner)
+        else:
+            del self._by_thread[thread]
+
+
+def fold(outer: dict[str, Any], inner: dict[str, Any]) -> None:
+    """Add an ended inner run's changes to the enclosing run's journal (the outer journal
+    keeps the oldest ``prob``/``meta`` of a node)."""
+    outer["added"].extend(inner["added"])
+    for node_id, before in inner["updated"].items():
+        outer["updated"].setdefault(node_id, before)
 
 
 def record_added(journal: dict[str, Any] | None, node_id: int) -> None:

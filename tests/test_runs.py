@@ -334,3 +334,42 @@ def test_rollback_removes_what_this_thread_added_and_what_grew_below_it():
     assert tree.node(kept).children == {} and seen == [[tree.root_id, kept]]
     assert_consistent(tree)
     assert _add(tree, kept, 8) == 2  # nothing made since the journal began survives
+
+
+def test_a_run_started_inside_a_run_is_undone_when_the_outer_run_fails(tiny_session):
+    """A custom strategy may call generate on the same tree (a nested run on the same thread):
+    when the outer run fails, what the inner run added goes too."""
+    tree = tiny_session.tree("Hello world")
+    before = snapshot(tree)
+
+    def look_ahead_then_fail(dist, node):
+        if node.depth == 1:
+            tiny_session.generate(tree, strategy="beam", num_beams=3, max_new_tokens=3,
+                                  stop_at_eos=False)  # the inner run succeeds, from the root
+        if node.depth == 2:
+            raise ValueError("no idea")
+        return dist.top_k(1)
+
+    with pytest.raises(RuntimeError, match="no idea"):
+        tiny_session.generate(tree, strategy="custom", choose=look_ahead_then_fail,
+                              max_new_tokens=5, stop_at_eos=False)
+    assert snapshot(tree) == before
+    assert_consistent(tree)
+
+
+def test_an_inner_journal_folds_into_the_outer_one():
+    tree = TokenTree("p", [1])
+    kept = _add(tree, tree.root_id, 7, {"a": 1})
+    outer = tree.begin_journal()
+    first = _add(tree, tree.root_id, 8)
+    inner = tree.begin_journal()
+    second = _add(tree, first, 9)
+    _add(tree, tree.root_id, 7, {"a": 2})  # updates kept inside the inner run
+    tree.end_journal()
+    assert inner["added"] == [second]
+    third = _add(tree, kept, 3)
+    assert outer["added"] == [first, second, third] and kept in outer["updated"]
+    tree.rollback(outer)
+    tree.end_journal()
+    assert set(tree.nodes) == {tree.root_id, kept} and tree.node(kept).meta == {"a": 1}
+    assert tree._journal() is None
