@@ -12,6 +12,7 @@
 set -euo pipefail
 spec=${1:?usage: build-llama-server.sh PIP_SPEC DEST_DIR}
 dest=${2:?usage: build-llama-server.sh PIP_SPEC DEST_DIR}
+dest=${dest%/}
 python=${PYTHON:-.venv/bin/python}
 jobs=$(nproc 2>/dev/null || echo 2)
 if ! command -v cmake >/dev/null 2>&1; then
