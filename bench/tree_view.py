@@ -27,37 +27,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync"]
 
 
-def bytes_per_click(n: int = 5000, clicks: int = 10) -> dict:
-    import random
-
-    from test_widget_state import CountingSession, capture_messages, deltas
-
-    from inferviz.tree import TokenTree
-    from inferviz.widgets.tree_widget import TreeWidget
-
-    rng = random.Random(0)
-    tree = TokenTree("Once upon a time", [1, 2, 3])
-    ids = [tree.root_id]
-    while len(tree) < n:
-        child = tree.add_child(rng.choice(ids[-300:]), rng.randrange(50_000), b" w", -1.0,
-                               rng.random(), rng.randrange(10), 2.0, notify=False,
-                               meta={"strategy": "sample"})
-        ids.append(child.node_id)
-    widget = TreeWidget(tree, session=CountingSession(), k=5)
-    snapshot = sum(len(c["data"]) if isinstance(c["data"], bytes) else len(json.dumps(c["data"]))
-                   for c in widget.nodes["columns"].values())
-    sent = capture_messages(widget)
-    start = time.perf_counter()
-    for leaf in [node.node_id for node in tree.leaves()[:clicks]]:
-        widget.expand(leaf)
-    kernel_ms = (time.perf_counter() - start) * 1000 / clicks
-    sizes = [len(json.dumps(c)) + sum(len(b) for b in bufs) for c, bufs in deltas(sent)]
-    per_click = sum(sizes) / len(sizes)
-    return {"nodes": n, "bytes_per_click": round(per_click), "snapshot_bytes": snapshot,
-            "ratio_snapshot_over_click": round(snapshot / per_click, 1),
-            "kernel_ms_per_click": round(kernel_ms, 2)}
-
-
 def large_trees(browser, sizes: list[int], runs: int, folder: Path) -> list[dict]:
     from e2e_helpers import NODES
     from test_static_export import open_offline, synthetic_tree
@@ -133,6 +102,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="5000,20000")
     parser.add_argument("--clicks", type=int, default=5, help="Voila clicks (0: skip Voila)")
     args = parser.parse_args()
+    from test_widget_state import bytes_per_click
+
     out: dict = {"runs": args.runs, "delta": bytes_per_click()}
     if not Path(CHROMIUM).exists():
         out["browser_error"] = f"{CHROMIUM} is not installed (apt-get install chromium)"

@@ -327,7 +327,9 @@ def test_changed_rows_sees_new_rows_updates_and_new_columns():
         changed_rows(after, before)
 
 
-def test_bytes_per_click_on_a_5000_node_tree(capsys):
+def bytes_per_click(n: int = 5000, clicks: int = 10) -> dict:
+    """What one click adding 5 nodes to an ``n``-node tree sends (a delta) vs the whole
+    snapshot, and the kernel's time a click (also reported by bench/tree_view.py)."""
     import json
     import random
     import time
@@ -335,7 +337,7 @@ def test_bytes_per_click_on_a_5000_node_tree(capsys):
     rng = random.Random(0)
     tree = TokenTree("Once upon a time", [1, 2, 3])
     ids = [tree.root_id]
-    while len(tree) < 5000:
+    while len(tree) < n:
         child = tree.add_child(rng.choice(ids[-300:]), rng.randrange(50_000), b" w", -1.0,
                                rng.random(), rng.randrange(10), 2.0, notify=False,
                                meta={"strategy": "sample"})
@@ -345,16 +347,27 @@ def test_bytes_per_click_on_a_5000_node_tree(capsys):
                    for c in widget.nodes["columns"].values())
     sent = capture_messages(widget)
     t0 = time.perf_counter()
-    for leaf in [n.node_id for n in tree.leaves()[:10]]:
+    for leaf in [node.node_id for node in tree.leaves()[:clicks]]:
         widget.expand(leaf)
-    per_click_ms = (time.perf_counter() - t0) * 1000 / 10
+    kernel_ms = (time.perf_counter() - t0) * 1000 / clicks
     sizes = [len(json.dumps(c)) + sum(len(b) for b in bufs) for c, bufs in deltas(sent)]
-    assert len(sizes) == 10
+    per_click = sum(sizes) / max(1, len(sizes))
+    return {"nodes": n, "clicks": len(sizes), "bytes_per_click": round(per_click),
+            "max_click_bytes": max(sizes, default=0), "snapshot_bytes": snapshot,
+            "ratio_snapshot_over_click": round(snapshot / per_click, 1),
+            "kernel_ms_per_click": round(kernel_ms, 2)}
+
+
+def test_bytes_per_click_on_a_5000_node_tree(capsys):
+    figures = bytes_per_click()
+    assert figures["clicks"] == 10
     with capsys.disabled():
-        print(f"\n[measure] 5,000-node tree, one click adding 5 nodes: {sum(sizes) / 10:.0f} bytes "
-              f"per click as a delta vs {snapshot} bytes for the whole snapshot "
-              f"({snapshot / (sum(sizes) / 10):.0f}x less); kernel {per_click_ms:.1f} ms per click")
-    assert max(sizes) < snapshot / 20
+        print(f"\n[measure] 5,000-node tree, one click adding 5 nodes: "
+              f"{figures['bytes_per_click']} bytes per click as a delta vs "
+              f"{figures['snapshot_bytes']} bytes for the whole snapshot "
+              f"({figures['ratio_snapshot_over_click']:.0f}x less); kernel "
+              f"{figures['kernel_ms_per_click']:.1f} ms per click")
+    assert figures["max_click_bytes"] < figures["snapshot_bytes"] / 20
 
 
 # ------------------------------------------------------------------ errors and hooks
