@@ -61,7 +61,7 @@ models: .venv/.torch
 llama-server: $(LLAMA_SERVER)
 
 $(LLAMA_SERVER): scripts/build-llama-server.sh | .venv/.created
-	PYTHON=$(PY) scripts/build-llama-server.sh '$(LLAMA_CPP_SDIST)' $(dir $(LLAMA_SERVER))
+	PYTHON=$(PY) scripts/build-llama-server.sh '$(LLAMA_CPP_SDIST)' $(@D)
 
 # On a GPU machine: make bench BENCH_ARGS="--device cuda" (the GPU suite, docs/gpu.md).
 bench: setup models llama-server

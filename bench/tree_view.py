@@ -22,11 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
 def large_trees(browser, sizes: list[int], runs: int, folder: Path) -> list[dict]:
     from e2e_helpers import NODES
     from test_static_export import open_offline, synthetic_tree
@@ -63,7 +58,7 @@ def voila_clicks(browser, clicks: int, folder: Path) -> dict:
     import subprocess
 
     from e2e_helpers import NODES, click_leaf_and_time, node_count
-    from e2e_servers import free_port, server_env, stop_process_group, wait_for_port
+    from servers import free_port, server_env, stop_process_group, wait_for_port
 
     from inferviz.widgets.dashboard import voila_command
 
@@ -102,6 +97,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="5000,20000")
     parser.add_argument("--clicks", type=int, default=5, help="Voila clicks (0: skip Voila)")
     args = parser.parse_args()
+    from e2e_helpers import CHROMIUM, CHROMIUM_ARGS
     from test_widget_state import bytes_per_click
 
     out: dict = {"runs": args.runs, "delta": bytes_per_click()}

@@ -40,5 +40,4 @@ fi
 mkdir -p "$dest"
 cp "$work/build/bin/llama-server" "$dest/llama-server.tmp"
 mv "$dest/llama-server.tmp" "$dest/llama-server"  # a half-copied binary never looks built
-echo "$spec" >"$dest/SOURCE"
 echo "build-llama-server: $dest/llama-server built in $(( $(date +%s) - started )) s"

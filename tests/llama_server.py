@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,17 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from servers import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 BINARY = Path(os.environ.get("INFERVIZ_LLAMA_SERVER",
                              REPO / ".cache" / "llama-server" / "llama-server"))
 START_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def require_binary() -> Path:
@@ -110,17 +104,8 @@ class LlamaServer:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.process is not None:
+            stop_process_group(self.process)
 
     def __enter__(self) -> "LlamaServer":
         return self.start()

@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_servers import free_port, server_env, stop_process_group, wait_for_port
+from e2e_helpers import CHROMIUM, CHROMIUM_ARGS
+from servers import free_port, server_env, stop_process_group, wait_for_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 NODES = ".inferviz-tree g.inferviz-node[data-node-id]"

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 from e2e_helpers import NODES, SCREENSHOTS, click_leaf_and_time, node_count
-from e2e_servers import free_port, server_env, stop_process_group, wait_for_port
 from llama_server import LlamaServer, require_binary
+from servers import free_port, server_env, stop_process_group, wait_for_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 

@@ -1,5 +1,5 @@
-"""Servers for the browser tests: free ports, waiting for a server to listen, the environment
-its kernels need, and stopping it with its process group."""
+"""Server processes for the tests (Voila, JupyterLab, llama-server): free ports, waiting for a
+server to listen, the environment its kernels need, and stopping it with its process group."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT_S = 120
 
 
