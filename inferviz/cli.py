@@ -39,8 +39,21 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--model", default="default")
 
     demo = sub.add_parser("demo", help="serve the explorer dashboard with Voila")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8866)
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1: this machine only)")
+    demo.add_argument("--port", type=int, default=8866, help="port (0: a free one)")
+    demo.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                      help="a host name the dashboard answers besides localhost and IP "
+                           "addresses (repeatable; '*' for any: only behind a proxy)")
+    demo.add_argument("--max-sessions", type=int, default=4,
+                      help="most open dashboard pages at once, each with its own model "
+                           "(default 4; 0: no limit)")
+    demo.add_argument("--idle-timeout", type=int, default=600,
+                      help="seconds before the session of a closed page is shut down "
+                           "(default 600)")
+    demo.add_argument("--export-dir", default=None,
+                      help="folder for the dashboard's exports, one subfolder per session "
+                           "(default: inferviz-dashboard-exports in the temporary folder)")
     _server_options(demo)
     return parser
 
@@ -185,8 +198,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     server = None
     if args.server:
         server = {"base_url": args.server, **_connect_kwargs(args)}
-    serve(host=args.host, port=args.port, server=server)
-    return 0
+    return serve(host=args.host, port=args.port, server=server, allowed_hosts=args.allow_host,
+                 max_sessions=args.max_sessions, idle_timeout=args.idle_timeout,
+                 export_dir=args.export_dir)
 
 
 def missing_package_message(err: ImportError) -> str:

@@ -214,7 +214,7 @@ def test_exports_write_csv_json_and_offline_html(explorer, tmp_path):
 def test_export_buttons_write_files_and_offer_a_download(explorer, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     explorer.export_buttons["json"].click()
-    assert (tmp_path / "inferviz_tree.json").is_file()
+    assert (tmp_path / "inferviz-exports" / "inferviz_tree.json").is_file()
     assert "data:application/json;base64," in explorer.export_links.value
 
 
@@ -250,7 +250,7 @@ def test_dashboard_serves_the_repo_notebook():
     path = dashboard.notebook_path()
     assert path.name == "dashboard.ipynb" and path.is_file()
     command = dashboard.voila_command(path, "127.0.0.1", 8866)
-    assert "voila" in command and "--port=8866" in command and "--no-browser" in command
+    assert "inferviz.widgets.voila_app" in command and "--port=8866" in command and "--no-browser" in command
     with pytest.raises(ValueError, match="port"):
         dashboard.start(port=-1)
 

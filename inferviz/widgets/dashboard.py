@@ -11,13 +11,18 @@ place of the library's stderr bars (nothing lands in an output box).
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import webbrowser
+from collections.abc import Sequence
 from pathlib import Path
+
+from .export_policy import EXPORT_DIR_ENV
 
 REPO_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
 EXAMPLE_PROMPT = "The capital of France is"
@@ -132,18 +137,61 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def voila_command(notebook: Path, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
-            f"--Voila.ip={host}", "--theme=light",
-            "--VoilaConfiguration.show_tracebacks=True"]
+# The dashboard's limits (docs/reliability.md, "Security"): sessions at once (each a kernel
+# with its own copy of the model, about 0.9 GB RSS for the default model on the CPU) and seconds
+# an idle kernel whose page was closed lives.
+MAX_SESSIONS = 4
+IDLE_TIMEOUT = 600
+
+
+def voila_command(notebook: Path, host: str, port: int, allowed_hosts: Sequence[str] = (),
+                  max_sessions: int = MAX_SESSIONS,
+                  idle_timeout: int = IDLE_TIMEOUT) -> list[str]:
+    """The command line of the dashboard server: Voila with inferviz's host check, session
+    cap and idle-kernel culling (``inferviz/widgets/voila_app.py``)."""
+    _check_limits(allowed_hosts, max_sessions, idle_timeout)
+    hosts = "[" + ",".join(repr(str(name)) for name in allowed_hosts) + "]"
+    return [sys.executable, "-m", "inferviz.widgets.voila_app", str(notebook), f"--port={port}",
+            "--no-browser", f"--Voila.ip={host}", "--Voila.port_retries=0", "--theme=light",
+            "--VoilaConfiguration.show_tracebacks=True",
+            f"--InfervizVoila.allowed_hosts={hosts}",
+            f"--InfervizVoila.max_kernels={max_sessions}",
+            f"--InfervizVoila.idle_timeout={idle_timeout}",
+            # jupyter-server's culler: kernels with no open page, idle this long, are shut down.
+            f"--MappingKernelManager.cull_idle_timeout={idle_timeout}",
+            f"--MappingKernelManager.cull_interval={max(1, min(60, idle_timeout // 2 or 1))}",
+            "--MappingKernelManager.cull_connected=False"]
+
+
+def _check_limits(allowed_hosts: Sequence[str], max_sessions: int, idle_timeout: int) -> None:
+    if isinstance(allowed_hosts, str):
+        raise TypeError("allowed_hosts must be a list of host names, not a str")
+    for name in allowed_hosts:
+        if not isinstance(name, str) or not name or any(c in name for c in " /'\"[]"):
+            raise ValueError(f"allowed_hosts must hold host names (or '*'), got {name!r}")
+    for arg, value in (("max_sessions", max_sessions), ("idle_timeout", idle_timeout)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{arg} must be an int >= 0 (0: no limit), got {value!r}")
+
+
+def export_root() -> Path:
+    """Where the dashboard's kernels write exports: ``$INFERVIZ_EXPORT_DIR`` when set (``serve``
+    sets it), else a folder in the system temporary directory. Each session writes into its
+    own subfolder of it (``Explorer(export_dir=...)``)."""
+    folder = os.environ.get(EXPORT_DIR_ENV)
+    return Path(folder) if folder else Path(tempfile.gettempdir()) / "inferviz-dashboard-exports"
 
 
 def start(host: str = "127.0.0.1", port: int = 8866, notebook: str | Path | None = None,
+          allowed_hosts: Sequence[str] = (), max_sessions: int = MAX_SESSIONS,
+          idle_timeout: int = IDLE_TIMEOUT, export_dir: str | Path | None = None,
           **popen_kwargs) -> subprocess.Popen:
-    """Start Voila on the dashboard in the background; returns the process (terminate it
-    when done). ``port=0`` picks a free port (read it back from ``process.args``)."""
+    """Start the dashboard server in the background; returns the process (terminate it
+    when done). ``port=0`` picks a free port (read it back from ``process.args``).
+    ``export_dir``: the folder the dashboard's exports go to (one subfolder per session)."""
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an integer in 0..65535, got {port!r}")
+    _check_limits(allowed_hosts, max_sessions, idle_timeout)
     for package in ("voila", "ipykernel"):
         if importlib.util.find_spec(package) is None:
             raise ModuleNotFoundError(f"the dashboard needs {package}: {DEMO_INSTALL}",
@@ -151,8 +199,26 @@ def start(host: str = "127.0.0.1", port: int = 8866, notebook: str | Path | None
     path = Path(notebook) if notebook is not None else notebook_path()
     if not path.is_file():
         raise FileNotFoundError(f"dashboard notebook {path} does not exist")
+    if port and not port_free(host, port):
+        raise OSError(f"port {port} on {host} is in use (another dashboard?): pass another "
+                      f"--port, or --port 0 for a free one")
     port = port or free_port(host)
-    return subprocess.Popen(voila_command(path, host, port), cwd=path.parent, **popen_kwargs)
+    env = dict(popen_kwargs.pop("env", None) or os.environ)
+    root = Path(export_dir) if export_dir is not None else export_root()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env[EXPORT_DIR_ENV] = str(root.resolve())
+    command = voila_command(path, host, port, allowed_hosts, max_sessions, idle_timeout)
+    return subprocess.Popen(command, cwd=path.parent, env=env, **popen_kwargs)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def url(host: str, port: int) -> str:
@@ -160,18 +226,23 @@ def url(host: str, port: int) -> str:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8866, open_browser: bool = False,
-          server: dict | None = None) -> int:
-    """Serve the dashboard with Voila until Ctrl-C; prints the URL. Returns Voila's exit code.
-    ``server``: ``Session.connect`` keyword arguments (``inferviz demo --server URL``)."""
+          server: dict | None = None, allowed_hosts: Sequence[str] = (),
+          max_sessions: int = MAX_SESSIONS, idle_timeout: int = IDLE_TIMEOUT,
+          export_dir: str | Path | None = None, notebook: str | Path | None = None) -> int:
+    """Serve the dashboard with Voila until Ctrl-C or SIGTERM (either stops Voila and its
+    kernels); prints the URL. Returns Voila's exit code. ``server``: ``Session.connect``
+    keyword arguments (``inferviz demo --server URL``); ``notebook``: serve another notebook
+    with the same policies."""
     port = port or free_port(host)
-    notebook = None
     if server is not None:
         folder = Path(tempfile.mkdtemp(prefix="inferviz-dashboard-"))
         notebook = write_dashboard(folder / "dashboard.ipynb", server)
-    process = start(host, port, notebook=notebook)
-    address = url(host, port)
+    process = start(host, port, notebook=notebook, allowed_hosts=allowed_hosts,
+                    max_sessions=max_sessions, idle_timeout=idle_timeout, export_dir=export_dir)
+    address = url("localhost" if host in ("0.0.0.0", "::", "") else host, port)
     print(f"inferviz dashboard: {address}  (the first page load waits for the model; "
           f"Ctrl-C stops)", flush=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     if open_browser:
         time.sleep(2.0)
         webbrowser.open(address)
@@ -180,9 +251,14 @@ def serve(host: str = "127.0.0.1", port: int = 8866, open_browser: bool = False,
     except KeyboardInterrupt:
         return 0
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if process.poll() is None:
-            process.terminate()
+            process.terminate()  # Voila shuts its kernels down on SIGTERM
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _raise_interrupt(_signum, _frame) -> None:
+    raise KeyboardInterrupt

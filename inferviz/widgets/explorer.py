@@ -26,8 +26,10 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from ..backends import ServerLacks
+from .. import files
+from ..html_text import esc
 from ..tree import TokenTree
-from . import figures
+from . import export_policy, figures
 from .export import tree_html
 from .guarded_session import BUSY_MESSAGE, GuardedSession
 from .run_controls import RunControls
@@ -53,15 +55,19 @@ class Explorer(widgets.VBox):
 
     def __init__(self, session: Any, prompt: str | None = None, strategy: str = "greedy",
                  expand_root: bool = False, extra_params: dict[str, Any] | None = None,
-                 **params: Any) -> None:
+                 export_dir: str | Path | None = None, **params: Any) -> None:
         if not callable(getattr(session, "generate", None)):
             raise TypeError("session must be an inferviz Session (with generate and expand)")
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"prompt must be a str or None, got {type(prompt).__name__}")
         if extra_params is not None and not isinstance(extra_params, dict):
             raise TypeError("extra_params must be a dict of keyword arguments for generate()")
+        if export_dir is not None and not isinstance(export_dir, (str, Path)):
+            raise TypeError(f"export_dir must be a path or None, got {type(export_dir).__name__}")
         self.session = session
         self.extra_params = dict(extra_params or {})
+        self._export_dir = None if export_dir is None else Path(export_dir)
+        self._export_private = False
         self.controls = RunControls(strategy, **params)
         self.tree: TokenTree | None = None
         self.tree_widget: TreeWidget | None = None
@@ -342,31 +348,38 @@ class Explorer(widgets.VBox):
     # ------------------------------------------------------------ exports
     def to_csv(self, path: str | Path) -> Path:
         """The tree's DataFrame (``tree.to_pandas()``) as CSV."""
-        path = Path(path)
-        self._require_tree().to_pandas().to_csv(path, index=False)
-        return path
+        text = self._require_tree().to_pandas().to_csv(index=False)
+        return files.write_text(path, text)
 
     def to_json(self, path: str | Path) -> Path:
         """The tree as versioned JSON (``TokenTree.from_json`` reads it back)."""
-        path = Path(path)
-        path.write_text(self._require_tree().to_json(indent=1), encoding="utf-8")
-        return path
+        return files.write_text(path, self._require_tree().to_json(indent=1))
 
     def to_html(self, path: str | Path) -> Path:
         """A standalone offline HTML page of the current tree view (read-only)."""
-        path = Path(path)
-        path.write_text(tree_html(self._require_tree(), selected=self.selected),
-                        encoding="utf-8")
-        return path
+        return files.write_text(path, tree_html(self._require_tree(), selected=self.selected))
+
+    @property
+    def export_dir(self) -> Path:
+        """The folder the Export buttons write to (``export_policy``): per session in a
+        dashboard, ``./inferviz-exports`` in a notebook, or the ``export_dir`` given."""
+        if self._export_dir is None:
+            self._export_dir, self._export_private = export_policy.default_export_dir()
+        return self._export_dir
 
     def _export_click(self, fmt: str) -> None:
-        stem = self.export_stem.value.strip() or "inferviz_tree"
-        path = getattr(self, f"to_{fmt}")(Path(f"{stem}.{fmt}"))
+        """An Export button: the stem box names a file in ``export_dir`` (never a path), and
+        the page gets the bytes as a download link."""
+        path = export_policy.export_path(self.export_dir, self.export_stem.value or "inferviz_tree",
+                                         fmt)
+        getattr(self, f"to_{fmt}")(path)
         mime = {"csv": "text/csv", "json": "application/json", "html": "text/html"}[fmt]
         data = base64.b64encode(path.read_bytes()).decode("ascii")
+        where = ("this session's export folder" if self._export_private
+                 else f"<code>{esc(self.export_dir)}</code>")
         self.export_links.value = (
-            f"wrote <code>{html.escape(str(path.resolve()))}</code> · <a download="
-            f"'{html.escape(path.name)}' href='data:{mime};base64,{data}'>download</a>")
+            f"wrote <code>{esc(path.name)}</code> in {where} · <a download="
+            f"'{esc(path.name)}' href='data:{mime};base64,{data}'>download</a>")
 
     # ------------------------------------------------------------ helpers
     def _require_tree(self) -> TokenTree:

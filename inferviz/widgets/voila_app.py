@@ -1,0 +1,150 @@
+"""The dashboard's web server: Voila with three policies of inferviz's own.
+
+``python -m inferviz.widgets.voila_app NOTEBOOK [voila options]`` (what ``inferviz demo`` and
+``make demo`` run) is Voila with:
+
+- **Host check** (DNS rebinding). Every request, static files and kernel websockets included, is
+  answered only when its ``Host`` header names this server: ``localhost``, an IP literal, or a
+  name given with ``--InfervizVoila.allowed_hosts`` (``inferviz demo --allow-host NAME``). A
+  page loaded as ``http://evil.example:8866/`` (a name rebound to 127.0.0.1) gets 403, so it
+  can neither start a kernel nor drive the widgets. An IP literal cannot be rebound, so it
+  passes. ``allowed_hosts=["*"]`` turns the check off (behind a proxy that checks hosts itself).
+- **Session cap.** Each page load starts a kernel with its own copy of the model. When
+  ``max_kernels`` kernels are running, a new page gets a "dashboard full" page (HTTP 503) instead
+  of another kernel.
+- **Idle culling.** Kernels with no open page are shut down after ``cull_idle_timeout``
+  seconds (jupyter-server's culler, ``--MappingKernelManager.*``, set by ``voila_command``), so
+  closed tabs give their memory back.
+
+Stock Voila answers any ``Host`` (it sets ``allow_remote_access=True``) and has no cap.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+
+from tornado import web
+from tornado.log import app_log
+from tornado.httputil import split_host_and_port
+from traitlets import Int, List, Unicode
+from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
+
+from ..html_text import esc
+
+LOCAL_NAMES = ("localhost",)
+
+
+def host_allowed(host_header: str, allowed: list[str] | tuple[str, ...]) -> bool:
+    """Whether a request's ``Host`` header (``name[:port]``) may be answered: an IP literal
+    (it cannot be rebound), ``localhost`` (and its subdomains are not), or a name in
+    ``allowed`` (case-insensitive); ``"*"`` in ``allowed`` allows every host."""
+    if "*" in allowed:
+        return True
+    host, _port = split_host_and_port((host_header or "").strip().lower())
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host.rstrip(".") in {*LOCAL_NAMES, *(name.lower() for name in allowed)}
+    return True
+
+
+class HostCheck:
+    """Mixed into every handler the app serves: refuse a request whose ``Host`` is not this
+    server's before the handler does anything (before the kernel handlers' own ``prepare``)."""
+
+    def prepare(self):  # noqa: D102 -- tornado's hook
+        allowed = self.settings.get("inferviz_allowed_hosts", ())
+        if not host_allowed(self.request.host, allowed):
+            app_log.warning("inferviz dashboard: refused a request for Host %r (not one of "
+                             "localhost, an IP address, %s)", self.request.host, list(allowed))
+            raise web.HTTPError(403, "Host not allowed")
+        return super().prepare()
+
+    def write_error(self, status_code: int, **kwargs) -> None:  # noqa: D102
+        if status_code == 403 and not host_allowed(
+                self.request.host, self.settings.get("inferviz_allowed_hosts", ())):
+            self.finish(f"<!doctype html><title>403</title><p>This inferviz dashboard does not "
+                        f"answer requests for the host name {esc(self.request.host)}. Open it "
+                        f"as http://localhost:PORT/ or start it with --allow-host NAME.</p>")
+            return
+        super().write_error(status_code, **kwargs)
+
+
+def full_page(running: int, limit: int, idle_timeout: int) -> str:
+    """The page shown when the dashboard has as many sessions as it may hold."""
+    minutes = max(1, round(idle_timeout / 60)) if idle_timeout else None
+    freed = (f" A session whose page was closed ends after {minutes} minute(s) of inactivity."
+             if minutes else "")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>inferviz: dashboard full"
+            "</title></head><body style='font-family:system-ui,sans-serif;max-width:40em;"
+            "margin:4em auto;color:#1f2937'><h1 style='font-size:1.4em'>The dashboard is full"
+            f"</h1><p>{running} session(s) are open; this dashboard holds at most {limit}, "
+            f"since each holds its own copy of the model in memory.{esc(freed)}</p>"
+            "<p>Close another tab of this dashboard, or try again in a few minutes.</p>"
+            "</body></html>")
+
+
+class DashboardHandler(TornadoVoilaHandler):
+    """The notebook page: refuse with ``full_page`` once ``max_kernels`` kernels run."""
+
+    async def get(self, path=None):  # noqa: D102
+        limit = int(self.settings.get("inferviz_max_kernels", 0))
+        running = len(self.kernel_manager.list_kernel_ids())
+        if limit and running >= limit:
+            self.set_status(503)
+            self.set_header("Retry-After", "60")
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(full_page(running, limit,
+                                  int(self.settings.get("inferviz_idle_timeout", 0))))
+            return
+        await super().get(path)
+
+
+def _guarded(handler: type) -> type:
+    if handler is TornadoVoilaHandler:
+        handler = DashboardHandler
+    return type(f"HostChecked{handler.__name__}", (HostCheck, handler), {})
+
+
+class InfervizVoila(Voila):
+    """Voila with the host check, the session cap and (through ``voila_command``) culling."""
+
+    name = "inferviz-voila"
+    allowed_hosts = List(Unicode(), default_value=[], config=True,
+                         help="Host names (besides localhost and IP literals) this dashboard "
+                              "answers; '*' answers every host.")
+    max_kernels = Int(4, config=True,
+                      help="Most kernels (dashboard sessions) at once; 0 for no limit.")
+    idle_timeout = Int(600, config=True,
+                       help="Seconds an unconnected idle kernel lives (shown on the full "
+                            "page; the culler itself is MappingKernelManager.cull_idle_timeout).")
+
+    def init_settings(self) -> dict:
+        settings = super().init_settings()
+        if self.max_kernels < 0:
+            raise ValueError(f"max_kernels must be >= 0, got {self.max_kernels}")
+        settings.update(inferviz_allowed_hosts=tuple(self.allowed_hosts),
+                        inferviz_max_kernels=self.max_kernels,
+                        inferviz_idle_timeout=self.idle_timeout)
+        return settings
+
+    def init_handlers(self) -> list:
+        handlers = []
+        for rule in super().init_handlers():
+            pattern, handler, *rest = rule
+            handlers.append((pattern, _guarded(handler), *rest))
+        return handlers
+
+
+def main(argv: list[str] | None = None) -> None:
+    InfervizVoila.launch_instance(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
