@@ -22,9 +22,10 @@ pytest.importorskip("voila")
 pytest.importorskip("ipywidgets")
 psutil = pytest.importorskip("psutil")
 
+from servers import free_port, server_env, stop_process_group, wait_for_port  # noqa: E402
+
 from inferviz.widgets import dashboard, export_policy  # noqa: E402
 from inferviz.widgets.voila_app import full_page, host_allowed  # noqa: E402
-from servers import free_port, server_env, stop_process_group, wait_for_port  # noqa: E402
 
 
 # ------------------------------------------------------------------ host names
@@ -185,7 +186,7 @@ def test_a_page_asked_for_under_a_rebound_host_name_is_refused(server):
         status, body = _get(server, path, host=f"evil.example:{server}")
         assert status == 403, (path, status)
     status, body = _get(server, "/", host=f"evil.example:{server}")
-    assert "does not answer requests for the host name evil.example" in body
+    assert "does not answer requests for the host name <code>evil.example" in body
     assert _get(server, "/voila/static/voila.js")[0] == 200  # the same file for localhost
 
 

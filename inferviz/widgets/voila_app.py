@@ -25,8 +25,8 @@ import ipaddress
 import sys
 
 from tornado import web
-from tornado.log import app_log
 from tornado.httputil import split_host_and_port
+from tornado.log import app_log
 from traitlets import Int, List, Unicode
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
@@ -69,11 +69,25 @@ class HostCheck:
     def write_error(self, status_code: int, **kwargs) -> None:  # noqa: D102
         if status_code == 403 and not host_allowed(
                 self.request.host, self.settings.get("inferviz_allowed_hosts", ())):
-            self.finish(f"<!doctype html><title>403</title><p>This inferviz dashboard does not "
-                        f"answer requests for the host name {esc(self.request.host)}. Open it "
-                        f"as http://localhost:PORT/ or start it with --allow-host NAME.</p>")
+            _name, port = split_host_and_port(self.request.host or "")
+            local = f"http://localhost:{port}/" if port else "http://localhost/"
+            self.finish(notice_page(
+                "Host not allowed",
+                f"This inferviz dashboard does not answer requests for the host name "
+                f"<code>{esc(self.request.host)}</code>, so that no other web site can reach it "
+                f"through a rebound DNS name. Open it as <a href='{esc(local)}'>{esc(local)}</a>, "
+                f"or start it with <code>--allow-host NAME</code>."))
             return
         super().write_error(status_code, **kwargs)
+
+
+def notice_page(title: str, body_html: str) -> str:
+    """A small page of the dashboard's own (host refused, dashboard full); ``body_html`` is
+    markup built by the caller with escaped values."""
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>inferviz: "
+            f"{esc(title.lower())}</title></head><body style='font-family:system-ui,sans-serif;"
+            "max-width:40em;margin:4em auto;color:#1f2937;line-height:1.5'>"
+            f"<h1 style='font-size:1.4em'>{esc(title)}</h1><p>{body_html}</p></body></html>")
 
 
 def full_page(running: int, limit: int, idle_timeout: int) -> str:
@@ -81,13 +95,11 @@ def full_page(running: int, limit: int, idle_timeout: int) -> str:
     minutes = max(1, round(idle_timeout / 60)) if idle_timeout else None
     freed = (f" A session whose page was closed ends after {minutes} minute(s) of inactivity."
              if minutes else "")
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>inferviz: dashboard full"
-            "</title></head><body style='font-family:system-ui,sans-serif;max-width:40em;"
-            "margin:4em auto;color:#1f2937'><h1 style='font-size:1.4em'>The dashboard is full"
-            f"</h1><p>{running} session(s) are open; this dashboard holds at most {limit}, "
-            f"since each holds its own copy of the model in memory.{esc(freed)}</p>"
-            "<p>Close another tab of this dashboard, or try again in a few minutes.</p>"
-            "</body></html>")
+    return notice_page(
+        "The dashboard is full",
+        f"{running} session(s) are open; this dashboard holds at most {limit}, since each "
+        f"holds its own copy of the model in memory.{esc(freed)}</p><p>Close another tab of "
+        "this dashboard, or try again in a few minutes.")
 
 
 class DashboardHandler(TornadoVoilaHandler):

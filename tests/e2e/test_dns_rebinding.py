@@ -1,0 +1,73 @@
+"""DNS rebinding against the dashboard, in a real chromium: a page whose host name resolves to
+127.0.0.1 (chromium's --host-resolver-rules stands in for a rebound DNS answer) gets 403 for the
+page, its scripts and the kernel API, so it can neither start a kernel nor drive the widgets; the
+same server answers http://localhost:PORT/ as usual."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from servers import free_port, server_env, stop_process_group, wait_for_port
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture()
+def dashboard_port(tmp_path):
+    pytest.importorskip("voila")
+    import nbformat
+
+    from inferviz.widgets.dashboard import voila_command
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells.append(nbformat.v4.new_code_cell("print('kernel ' + 'answered')"))
+    path = tmp_path / "rebinding.ipynb"
+    nbformat.write(nb, str(path))
+    port = free_port()
+    log = tmp_path / "voila.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(voila_command(path, "127.0.0.1", port), cwd=tmp_path,
+                                   stdout=out, stderr=subprocess.STDOUT, env=server_env(),
+                                   start_new_session=True)
+    try:
+        wait_for_port(port, process, log)
+        yield port
+    finally:
+        stop_process_group(process)
+
+
+def test_a_rebound_host_name_gets_no_page_no_kernel_and_no_api(dashboard_port):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    rules = "--host-resolver-rules=MAP evil.example 127.0.0.1"
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=[*CHROMIUM_ARGS, rules])
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 300})
+            response = page.goto(f"http://evil.example:{dashboard_port}/")
+            assert response.status == 403
+            assert "does not answer requests for the host name evil.example" in \
+                page.inner_text("body")
+            assert "kernel answered" not in page.content()
+            page.screenshot(path=str(SCREENSHOTS / "dashboard_rebinding_refused.png"))
+            # Same-origin requests the attacker's script could make: all refused.
+            statuses = page.evaluate("""async () => {
+              const paths = ["/", "/voila/static/voila.js", "/api/kernels/x/channels",
+                             "/voila/api/shutdown/x"];
+              const out = [];
+              for (const p of paths) out.push((await fetch(p)).status);
+              return out;
+            }""")
+            assert statuses == [403, 403, 403, 403]
+            response = page.goto(f"http://localhost:{dashboard_port}/")
+            assert response.status == 200
+            page.wait_for_selector("text=kernel answered", timeout=60_000)
+        finally:
+            browser.close()
