@@ -1,4 +1,4 @@
-"""Command line: ``inferviz generate``, ``inferviz info``, ``inferviz demo``."""
+"""Command line: inferviz generate, inferviz info, inferviz demo."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("prompt", help="prompt text")
     gen.add_argument("--model", default="default", help="'default', a folder, a .gguf or hub id")
     gen.add_argument("--strategy", default=None,
-                     help="greedy (default when no sampler option is given), sample, top_k, ...")
+                     help="greedy (the default without a sampler option), sample, top_k, "
+                          "top_p, min_p, beam, contrastive, smc, bfs, threshold")
     gen.add_argument("--max-new-tokens", type=int, default=48)
     gen.add_argument("--temperature", type=float, default=None)
     gen.add_argument("--top-k", type=int, default=None)
@@ -116,23 +117,53 @@ def _load_session(name: str, device: str = "auto"):
         progress.close()
 
 
+# Strategies that grow one path, streamed token by token; the others (several hypotheses at
+# once) print one line per result when they end.
+ONE_PATH = ("greedy", "sample", "top_k", "top_p", "min_p", "contrastive")
+
+
+def check_generate_args(args: argparse.Namespace) -> tuple[str, dict]:
+    """Validate what needs no model before loading one (a load takes seconds): the strategy
+    name, the token count, the sampler options, the seed and --top-logprobs. Returns
+    ``(strategy, sampler)``."""
+    from .strategies import STRATEGIES, strategy_names
+    from .validate import check_int
+
+    sampler = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k),
+                                 ("top_p", args.top_p), ("min_p", args.min_p)) if v is not None}
+    strategy = args.strategy or ("sample" if sampler else "greedy")
+    if strategy not in STRATEGIES or strategy == "custom":
+        names = ", ".join(n for n in strategy_names() if n != "custom")
+        raise ValueError(f"--strategy {strategy!r} is unknown; valid names: {names}")
+    check_int("--max-new-tokens", args.max_new_tokens, 1)
+    if args.seed is not None:
+        check_int("--seed", args.seed, 0)
+    if sampler:
+        from .processors import SamplerSettings
+
+        SamplerSettings(**sampler)
+    if args.top_logprobs != "full":
+        try:
+            top = int(args.top_logprobs)
+        except ValueError:
+            top = 0
+        if top < 1:
+            raise ValueError(f"--top-logprobs must be an integer >= 1 or 'full', "
+                             f"got {args.top_logprobs!r}")
+    return strategy, sampler
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .session import Session
 
+    strategy, sampler = check_generate_args(args)
     if args.server:
         session = Session.connect(args.server, **_connect_kwargs(args))
     else:
         session = _load_session(args.model, device=args.device)
     prompt = session.chat_prompt(args.prompt) if args.chat else args.prompt
-    sampler = {k: v for k, v in (("temperature", args.temperature), ("top_k", args.top_k),
-                                 ("top_p", args.top_p), ("min_p", args.min_p)) if v is not None}
-    strategy = args.strategy or ("sample" if sampler else "greedy")
-    if sampler:
-        from .processors import SamplerSettings
-
-        SamplerSettings(**sampler)  # validate before anything is printed
     tree = session.tree(prompt)
 
     def stream(node_ids: list[int]) -> None:
@@ -142,13 +173,24 @@ def cmd_generate(args: argparse.Namespace) -> int:
             sys.stdout.write(tree.node(node_id).token)
         sys.stdout.flush()
 
-    sys.stdout.write(args.prompt if not args.chat else "")
-    tree.on_change(stream)
+    one_path = strategy in ONE_PATH
+    if one_path:
+        sys.stdout.write(args.prompt if not args.chat else "")
+        tree.on_change(stream)
+    else:
+        print(f"({strategy}: {args.max_new_tokens} tokens, the results print when it ends)",
+              flush=True)
     from .backends.server_side import SERVER_STRATEGIES
 
     on_server = bool(args.server) and strategy in SERVER_STRATEGIES  # one request
     result = session.generate(tree, strategy=strategy, max_new_tokens=args.max_new_tokens,
                               seed=args.seed, server_side=on_server, **sampler)
+    if not one_path:
+        texts = list(getattr(result, "texts", None) or [result.text])
+        shown_prompt = "" if args.chat else args.prompt
+        for i, text in enumerate(texts):  # the best first, marked; newlines shown as ↵
+            line = (shown_prompt + text).replace("\n", "↵")
+            print(f"{'*' if i == 0 else ' '}{i + 1:>2}  {line}")
     sys.stdout.write("\n\n")
     try:
         table = session.token_table(tree, result.node_id)

@@ -32,7 +32,52 @@ def test_generate_rejects_bad_sampler_before_printing(capsys):
     assert main(["generate", "x", "--top-p", "2", "--model", "./missing-model"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "does not exist" in captured.err
+    assert "top_p" in captured.err
+
+
+def test_generate_with_a_missing_model_names_it(capsys):
+    assert main(["generate", "x", "--model", "./missing-model"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--strategy", "beams"], "--strategy 'beams' is unknown; valid names: beam, beam_search"),
+    (["--strategy", "custom"], "--strategy 'custom' is unknown"),
+    (["--max-new-tokens", "0"], "--max-new-tokens"),
+    (["--seed", "-1"], "--seed"),
+    (["--top-logprobs", "abc"], "--top-logprobs must be an integer >= 1 or 'full'"),
+])
+def test_generate_checks_its_arguments_before_loading_a_model(argv, message, monkeypatch,
+                                                              capsys):
+    import inferviz.cli as cli
+
+    def no_load(*_a, **_k):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(cli, "_load_session", no_load)
+    assert main(["generate", "x", *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
+def test_help_has_no_restructuredtext_markup(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out
+
+
+def test_beam_prints_one_line_per_beam_instead_of_interleaving(tiny_session, monkeypatch,
+                                                                capsys):
+    import inferviz.cli as cli
+
+    monkeypatch.setattr(cli, "_load_session", lambda *_a, **_k: tiny_session)
+    assert main(["generate", "Hello", "--strategy", "beam", "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    result = tiny_session.generate("Hello", strategy="beam", max_new_tokens=3)
+    lines = out.splitlines()[1:1 + len(result.texts)]
+    assert out.startswith("(beam: 3 tokens, the results print when it ends)\n")
+    assert lines == [f"{'*' if i == 0 else ' '}{i + 1:>2}  Hello{text}".replace("\n", "↵")
+                     for i, text in enumerate(result.texts)]
 
 
 @pytest.mark.model
