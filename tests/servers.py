@@ -3,6 +3,7 @@ server to listen, the environment its kernels need, and stopping it with its pro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -55,3 +56,24 @@ def server_env() -> dict[str, str]:
     # Servers and their kernels import this checkout's inferviz (not another installed copy).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     return env
+
+
+@contextlib.contextmanager
+def serve_voila(notebook: Path):
+    """Voila on ``notebook`` (run in its folder, logging to ``voila.log`` there) on a free port;
+    yields the page's URL and stops the server with its kernels afterwards."""
+    from inferviz.widgets.dashboard import voila_command
+
+    workdir = notebook.parent
+    port = free_port()
+    log = workdir / "voila.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(voila_command(Path(notebook), "127.0.0.1", port), cwd=workdir,
+                                   stdout=out, stderr=subprocess.STDOUT, env=server_env(),
+                                   start_new_session=True)
+    try:
+        wait_for_port(port, process, log)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        stop_process_group(process)
+        print(f"\n--- voila log (tail) ---\n{log.read_text()[-2000:]}")

@@ -9,16 +9,16 @@ in an iframe); ``comparison_widget`` is an ipywidgets box with a live :class:`Tr
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
+from ..html_text import esc
 from .text_view import legend_html, text_view_html
 
 DIVERGE_MARK = "◆"
 
 
 def _text(raw: bytes) -> str:
-    return html.escape(raw.decode("utf-8", "replace").replace("\n", "↵"))
+    return esc(raw.decode("utf-8", "replace").replace("\n", "↵"))
 
 
 def _split_text(cmp: Any, label: str) -> str:
@@ -32,7 +32,7 @@ def _split_text(cmp: Any, label: str) -> str:
     shared = b"".join(tree.node(i).token_bytes for i in ids[:div.position])
     rest = b"".join(tree.node(i).token_bytes for i in ids[div.position:])
     return (f"<span style='color:#6b7280'>{_text(shared)}"
-            f"</span><span title='parts from {html.escape(cmp.reference)} here' "
+            f"</span><span title='parts from {esc(cmp.reference)} here' "
             f"style='color:#b91c1c'>{DIVERGE_MARK}</span>"
             f"<b>{_text(rest)}</b>")
 
@@ -42,14 +42,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
         return "—"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return html.escape(str(value))
+    return esc(value)
 
 
 def table_html(cmp: Any) -> str:
     """The :meth:`Comparison.summary` rows as an HTML table (text split at the divergence)."""
     head = ("label", "strategy", "text", "tokens", "sum logprob", "mean logprob", "perplexity",
             "finish", f"diverges at (vs {cmp.reference})")
-    cells = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(h)}</th>"
+    cells = "".join(f"<th style='text-align:left;padding:2px 8px'>{esc(h)}</th>"
                     for h in head)
     rows = []
     for row in cmp.summary():
@@ -60,16 +60,16 @@ def table_html(cmp: Any) -> str:
             where_text = "same"
         else:
             where_text = f"token {where} (after node {row['diverges_after_node']})"
-        values = [f"<b>{html.escape(row['label'])}</b>", html.escape(row["strategy"]),
+        values = [f"<b>{esc(row['label'])}</b>", esc(row["strategy"]),
                   _split_text(cmp, row["label"]),
                   _fmt(row["tokens"]), _fmt(row["sum_logprob"]), _fmt(row["mean_logprob"]),
-                  _fmt(row["perplexity"]), _fmt(row["finish_reason"]), html.escape(where_text)]
+                  _fmt(row["perplexity"]), _fmt(row["finish_reason"]), esc(where_text)]
         rows.append("<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top'>{v}</td>"
                                      for v in values) + "</tr>")
     return (f"<table class='inferviz-compare-table' style='border-collapse:collapse;"
             f"font:13px sans-serif'><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}"
             f"</tbody></table><div style='font:12px sans-serif;color:#6b7280'>"
-            f"{DIVERGE_MARK} where a strategy's text parts from {html.escape(cmp.reference)}; "
+            f"{DIVERGE_MARK} where a strategy's text parts from {esc(cmp.reference)}; "
             f"log-probabilities are the raw model's (nats)</div>")
 
 
@@ -83,7 +83,7 @@ def texts_html(cmp: Any) -> str:
         view = text_view_html(cmp.tree, result.node_id, marks=marks)
         view = view[view.index("<div class='inferviz-text-view'"):]  # one legend for all
         blocks.append(f"<div style='margin:4px 0'><b style='font:13px sans-serif'>"
-                      f"{html.escape(label)}</b>{view}</div>")
+                      f"{esc(label)}</b>{view}</div>")
     return legend_html() + "".join(blocks)
 
 
@@ -96,7 +96,7 @@ def comparison_html(cmp: Any, tree: bool = True) -> str:
 
         page = tree_html(cmp.tree, selected=cmp.results[cmp.reference].node_id,
                          title=f"comparison: {', '.join(cmp.labels)}")
-        parts.append(f"<iframe srcdoc=\"{html.escape(page, quote=True)}\" style='width:100%;"
+        parts.append(f"<iframe srcdoc=\"{esc(page)}\" style='width:100%;"
                      f"height:480px;border:1px solid #ddd'></iframe>")
     parts.append("</div>")
     return "".join(parts)

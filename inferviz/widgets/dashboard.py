@@ -22,6 +22,7 @@ import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..html_text import esc
 from .export_policy import EXPORT_DIR_ENV
 
 REPO_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
@@ -50,7 +51,8 @@ def remote_cells(server: dict) -> list[tuple[str, str]]:
     code = (f"import inferviz as iv\n\nsession = iv.Session.connect({args})\n"
             f"explorer = session.explore({EXAMPLE_PROMPT!r}, expand_root=True, max_new_tokens=12)\n"
             "explorer")
-    return [("markdown", f"# inferviz explorer\n\nThe model served at {server['base_url']}."),
+    # Markdown passes HTML through: the URL is text, escaped like every other.
+    return [("markdown", f"# inferviz explorer\n\nThe model served at {esc(server['base_url'])}."),
             ("code", code)]
 
 

@@ -17,7 +17,6 @@ model and its cache serve one caller at a time.
 from __future__ import annotations
 
 import base64
-import html
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from ..backends import ServerLacks
 from .. import files
+from ..backends import ServerLacks
 from ..html_text import esc
 from ..tree import TokenTree
 from . import export_policy, figures
@@ -118,7 +117,7 @@ class Explorer(widgets.VBox):
 
         super().__init__([
             widgets.HTML(f"<b>inferviz explorer</b> · model <code>"
-                         f"{html.escape(str(getattr(session, 'name', '')))}</code>"),
+                         f"{esc(getattr(session, 'name', ''))}</code>"),
             widgets.HBox([self.prompt, self.new_button]),
             self.controls.widget, self.status, self.tree_box, self.tabs],
             layout=widgets.Layout(width="100%"))
@@ -175,7 +174,7 @@ class Explorer(widgets.VBox):
             try:
                 self.table_html.value = token_table_html(self.session.token_table(tree, node_id))
             except ServerLacks as err:  # a server without prompt log-probabilities
-                self.table_html.value = f"<i>{html.escape(str(err))}</i>"
+                self.table_html.value = f"<i>{esc(err)}</i>"
             self._refresh_lens()
         finally:
             self._lock.release()
@@ -233,7 +232,7 @@ class Explorer(widgets.VBox):
             try:
                 lens = self.session.logit_lens((self.tree, node_id))
             except ServerLacks as err:  # a server returns no hidden states
-                self.lens_box.children = [widgets.HTML(f"<i>{html.escape(str(err))}</i>")]
+                self.lens_box.children = [widgets.HTML(f"<i>{esc(err)}</i>")]
                 self._lens_for = key
                 return
             self.lens_box.children = [lens.widget()]
@@ -265,7 +264,7 @@ class Explorer(widgets.VBox):
         self._live_ess = None
         self.controls.progress.max, self.controls.progress.value = max_new, 0
         self.controls.set_running(True)
-        self._status(f"running <b>{strategy}</b> from node {start_id}…")
+        self._status(f"running <b>{esc(strategy)}</b> from node {start_id}…")
         self._worker = threading.Thread(
             target=self._run_worker, name="inferviz-explorer-run", daemon=True,
             args=(strategy, start_id, max_new, seed, params))
@@ -301,7 +300,7 @@ class Explorer(widgets.VBox):
                                                stop=self._stop, on_step=self._on_run_step,
                                                **params)
             except Exception as exc:  # noqa: BLE001 -- shown to the user, as in Voila
-                self._status(f"{strategy} failed: {type(exc).__name__}: {exc}; the tree is "
+                self._status(f"{esc(strategy)} failed: {_error_text(exc)}; the tree is "
                              f"as it was before the run", "error")
             else:
                 self._finish(result)
@@ -320,13 +319,12 @@ class Explorer(widgets.VBox):
             self.controls.progress.value = self.controls.progress.max
         self._show_optional_charts()
         self.select(result.node_id)
-        text = html.escape(result.text)
+        text, strategy, reason = esc(result.text), esc(result.strategy), esc(result.finish_reason)
         if result.partial:
-            self._status(f"<b>{result.strategy}</b> {result.finish_reason} after "
-                         f"{result.steps} step(s); partial result: <b>{text}</b>", "warn")
+            self._status(f"<b>{strategy}</b> {reason} after {result.steps} step(s); "
+                         f"partial result: <b>{text}</b>", "warn")
         else:
-            self._status(f"<b>{result.strategy}</b> done ({result.finish_reason}): "
-                         f"<b>{text}</b>")
+            self._status(f"<b>{strategy}</b> done ({reason}): <b>{text}</b>")
 
     def _show_optional_charts(self) -> None:
         if self.path_fig is None:
@@ -388,6 +386,7 @@ class Explorer(widgets.VBox):
         return self.tree
 
     def _status(self, message: str, level: str = "info") -> None:
+        """Show ``message`` (HTML: every piece of text in it already went through ``esc``)."""
         color = {"info": "#374151", "warn": "#b45309", "error": "#b91c1c"}[level]
         role = " role='alert' class='inferviz-error'" if level == "error" else ""
         self.status.value = f"<div style='color:{color}'{role}>{message}</div>"
@@ -398,5 +397,10 @@ class Explorer(widgets.VBox):
         try:
             action(*args)
         except Exception as exc:  # noqa: BLE001 -- a button has no caller to raise to
-            self._status(html.escape(f"{type(exc).__name__}: {exc}"), "error")
+            self._status(_error_text(exc), "error")
 
+
+def _error_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception, escaped: messages carry what users typed and what
+    servers answered (an HTML error page), which must show as text, never run."""
+    return esc(f"{type(exc).__name__}: {exc}")

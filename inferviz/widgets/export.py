@@ -12,11 +12,11 @@ The page keeps timing marks in ``window.inferviz`` (``renderStart``, ``renderEnd
 from __future__ import annotations
 
 import base64
-import html
 import json
 from pathlib import Path
 from typing import Any
 
+from ..html_text import esc
 from ..tree import TokenTree
 from .columns import encode_columns
 
@@ -36,9 +36,11 @@ def _json_ready(value: Any) -> Any:
 
 
 def _script_safe(text: str) -> str:
-    # Inside <script>, "</" could close the element early; "<\/" means the same in JS and JSON
-    # strings (where the only "</" of serialised JSON can occur).
-    return text.replace("</", "<\\/")
+    """Serialised JSON made safe inside ``<script>``: every ``<`` becomes ``\\u003c`` (the same
+    character in JSON and JS strings, the only place JSON has one). Replacing ``</`` alone is
+    not enough: ``<!--<script>`` in a token or prompt puts the HTML parser in a state where the
+    element's own ``</script>`` no longer ends it, and the page breaks."""
+    return text.replace("<", "\\u003c")
 
 
 EXPORT_HEIGHT = 640
@@ -157,8 +159,8 @@ def tree_html(tree: TokenTree, selected: int | None = None, title: str | None = 
     depth = max(n.depth for n in tree.nodes.values())
     meta = f"model {tree.model or '?'} · {len(tree)} nodes · depth {depth} · static export"
     return PAGE.format(
-        title=html.escape(title),
-        meta=html.escape(meta),
+        title=esc(title),
+        meta=esc(meta),
         css=css.replace("</", "<\\/"),
         state=_script_safe(json.dumps(_json_ready(state), allow_nan=False)),
         bundle=_script_safe(json.dumps(bundle)),

@@ -17,6 +17,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..html_text import esc
 from ..tree import TokenTree
 
 HEIGHT = 260
@@ -24,6 +25,14 @@ MARGIN = {"l": 50, "r": 50, "t": 40, "b": 40}
 PROB_COLOR = "#2563eb"
 RAW_COLOR = "#93c5fd"
 ENTROPY_COLOR = "#ea580c"
+
+
+def hover_text(text: str) -> str:
+    """``text`` for a plotly hover label. Plotly draws a subset of HTML there (``<b>``,
+    ``<a href>``, ...), so token text goes through :func:`~inferviz.html_text.esc`; plotly
+    decodes ``&lt; &gt; &amp;`` and numeric entities but shows ``&quot;`` as it is, so that one
+    is written ``&#34;``."""
+    return esc(text).replace("&quot;", "&#34;")
 
 
 def path_series(tree: TokenTree, node_id: int) -> dict[str, list]:
@@ -45,7 +54,7 @@ def path_figure(tree: TokenTree | None = None, node_id: int | None = None) -> go
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     series = path_series(tree, node_id) if tree is not None and node_id is not None else {
         "step": [], "token": [], "prob": [], "raw_prob": [], "entropy": []}
-    hover = [repr(t) for t in series["token"]]
+    hover = [hover_text(repr(t)) for t in series["token"]]
     fig.add_trace(go.Scatter(x=series["step"], y=series["prob"], name="prob (processed)",
                              mode="lines+markers", line={"color": PROB_COLOR}, text=hover,
                              hovertemplate="%{text}<br>prob %{y:.3f}<extra></extra>"))
@@ -101,7 +110,8 @@ def beam_figure(tree: TokenTree | None = None) -> go.Figure:
         idx = [i for i, k in enumerate(points["kept"]) if k == kept]
         fig.add_trace(go.Scatter(
             x=[points["step"][i] for i in idx], y=[points["score"][i] for i in idx],
-            text=[f"{points['token'][i]!r} (node {points['node_id'][i]})" for i in idx],
+            text=[hover_text(f"{points['token'][i]!r} (node {points['node_id'][i]})")
+                  for i in idx],
             mode="markers", name=name, marker={"symbol": symbol, "size": 8, "color": PROB_COLOR},
             hovertemplate="%{text}<br>score %{y:.3f}<extra></extra>"))
     fig.update_layout(title="Beam candidates: running score by step", height=HEIGHT,

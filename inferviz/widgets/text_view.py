@@ -17,7 +17,6 @@ The browser may write only ``selected``. ``text_view_html`` renders the same vie
 
 from __future__ import annotations
 
-import html
 import math
 import weakref
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from ..html_text import esc
 from ..tree import TokenTree
 from ..validate import check_int
 from .columns import json_safe
@@ -214,19 +214,19 @@ def text_view_html(tree: TokenTree, node_id: int, k: int = 5, full_page: bool = 
     for row in path_tokens(tree, node_id, k):
         if row["node_id"] in marks:
             spans.append(f"<span style='color:#b91c1c' title='"
-                         f"{html.escape(marks[row['node_id']], quote=True)}'>◆</span>")
+                         f"{esc(marks[row['node_id']])}'>◆</span>")
         p = row["prob"]
         color = "#fff" if p < 0.44 else "#111"  # the higher contrast on viridis (color.js)
         alts = "\n".join(f"{'▸' if a['chosen'] else ' '} {visible(a['token'])}  "
                          f"{100 * a['prob']:.1f}%" for a in row["alternatives"])
         title = f"p = {100 * p:.2f}%  rank {row['rank']}\n{alts}"
-        text = html.escape(row["token"].replace("\n", "↵\n"))
+        text = esc(row["token"].replace("\n", "↵\n"))
         spans.append(f"<span class='inferviz-text-token' data-node-id='{row['node_id']}' "
-                     f"title='{html.escape(title, quote=True)}' style='background:"
+                     f"title='{esc(title)}' style='background:"
                      f"{prob_color(p)};color:{color};border-radius:3px;padding:1px 0'>"
                      f"{text}</span>")
     body = (f"{legend_html()}<div class='inferviz-text-view' style='font:14px/1.9 ui-monospace,monospace;"
-            f"white-space:pre-wrap'><span style='color:#6b7280'>{html.escape(tree.prompt)}"
+            f"white-space:pre-wrap'><span style='color:#6b7280'>{esc(tree.prompt)}"
             f"</span>{''.join(spans)}</div>")
     if not full_page:
         return body

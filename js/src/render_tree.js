@@ -2,6 +2,7 @@
 // wide as it and coloured by the strategy that made them; labels `token prob badges`.
 import { cell } from "./columns.js";
 import { probColor } from "./color.js";
+import { esc } from "./html_text.js";
 import { LABEL_DX, NODE_RADIUS } from "./layout.js";
 
 /** @param {number | null} p */
@@ -18,9 +19,6 @@ function edgePath(s, t) {
   const mid = (x0 + x1) / 2;
   return `M${x0},${s.x}C${mid},${s.x} ${mid},${t.x} ${x1},${t.x}`;
 }
-
-/** @param {string} text */
-const esc = (text) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
  * Replace the contents of `group` with the tree. The SVG is written as one markup string and

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from e2e_helpers import CHROMIUM, CHROMIUM_ARGS
-from servers import free_port, server_env, stop_process_group, wait_for_port
+from servers import free_port, serve_voila, server_env, stop_process_group, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -43,22 +43,10 @@ def page(browser):
 @pytest.fixture(scope="module")
 def voila_server(tmp_path_factory):
     pytest.importorskip("voila")
-    from inferviz.widgets.dashboard import voila_command
-
     workdir = tmp_path_factory.mktemp("voila")
     notebook = shutil.copy(NOTEBOOKS / "dashboard.ipynb", workdir / "dashboard.ipynb")
-    port = free_port()
-    log = workdir / "voila.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(voila_command(Path(notebook), "127.0.0.1", port), cwd=workdir,
-                                   stdout=out, stderr=subprocess.STDOUT, env=server_env(),
-                                   start_new_session=True)
-    try:
-        wait_for_port(port, process, log)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        stop_process_group(process)
-        print(f"\n--- voila log (tail) ---\n{log.read_text()[-2000:]}")
+    with serve_voila(Path(notebook)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
