@@ -76,10 +76,11 @@ def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: 
     if dists.approx is not None:  # a server's distribution: say whether it was truncated
         flag = {"approx": bool(dists.approx[row])}
         metas = [{**(metas[j] if metas else {}), **flag} for j in range(len(token_ids))]
+    pieces = [token_bytes(int(tok)) for tok in token_ids]  # all first: a failure adds nothing
     out = []
     for j, tok in enumerate(token_ids):
         out.append(tree.add_child(
-            parent_id, int(tok), token_bytes(int(tok)), raw_logprob=logprobs[j], prob=probs[j],
+            parent_id, int(tok), pieces[j], raw_logprob=logprobs[j], prob=probs[j],
             rank=ranks[j], entropy=entropy, meta=metas[j] if metas else None, notify=False,
         ))
     return out

@@ -8,7 +8,10 @@ llama.cpp dialect (``/completion`` with ``n_probs``, ``/props``, ``/tokenize``,
 ``max_logprobs`` (the top-N cap, like vLLM's ``--max-logprobs``), ``fail_times`` and
 ``fail_status`` (answer the first POSTs with 429/503), ``delay`` (seconds a request takes, so
 overlapping requests can be seen: ``max_in_flight`` records the most at once),
-``stream_delay`` (seconds between the events of a ``"stream": true`` reply).
+``stream_delay`` (seconds between the events of a ``"stream": true`` reply), and
+``misbehave`` (one of ``MISBEHAVIOURS``: a hostile or broken server, for
+tests/test_remote_hostile.py; the reply mutations apply to the llama.cpp dialect's
+``/completion``, the transport ones to every POST).
 
     with FakeServer(model, tokenizer, dialect="vllm") as server:
         session = iv.Session.connect(server.url, tokenizer=tokenizer)
@@ -24,6 +27,27 @@ from typing import Any
 
 import torch
 
+# misbehaviour -> what the server does wrong (docs/reliability.md, "Security").
+MISBEHAVIOURS = {
+    "html_error": "every POST answers 500 with an HTML page that carries a script",
+    "id_out_of_vocab": "top log-probabilities name token id 999999",
+    "negative_id": "top log-probabilities name token id -3",
+    "string_logprob": "a log-probability is the string 'abc'",
+    "null_logprob": "a log-probability is null",
+    "nan_logprob": "a log-probability is NaN",
+    "mass_over_one": "top log-probabilities whose probabilities sum to about 4.9",
+    "list_body": "the reply is a JSON list, not an object",
+    "probs_object": "completion_probabilities is an object, not a list",
+    "probs_null": "completion_probabilities is [null]",
+    "bad_context": "the model card says n_ctx_train 'abc' and props n_ctx -5",
+    "redirect": "every POST answers 302 to another address",
+    "trickle": "every POST sends its body one byte every 0.3 s",
+    "huge_body": "every POST declares a 50 MB body",
+    "stream_broken_json": "the third event of a stream is broken JSON",
+    "stream_too_many": "a stream sends twice the tokens asked for",
+    "detokenize_fails_midway": "/detokenize answers 500 from its third call on",
+}
+
 
 class Stream(list):
     """Events a route sends as server-sent events (``"stream": true``), ``stream_delay`` apart."""
@@ -33,17 +57,24 @@ class Stream(list):
         self.done = done  # vLLM ends with "data: [DONE]"; llama.cpp just closes
 
 
+HTML_ERROR_BODY = '<html><body><img src=x onerror="window.__xss=1">boom</body></html>'
+
+
 class FakeServer:
     def __init__(self, model: Any, tokenizer: Any, dialect: str = "vllm",
                  max_logprobs: int = 20, fail_times: int = 0, fail_status: int = 503,
                  delay: float = 0.0, name: str = "tiny-model", max_model_len: int = 256,
-                 stream_delay: float = 0.0) -> None:
+                 stream_delay: float = 0.0, misbehave: str | None = None) -> None:
         if dialect not in ("vllm", "sglang", "llama.cpp"):
             raise ValueError(f"dialect must be 'vllm', 'sglang' or 'llama.cpp'; got {dialect!r}")
         self.model, self.tokenizer, self.dialect = model, tokenizer, dialect
         self.max_logprobs, self.fail_times, self.fail_status = max_logprobs, fail_times, fail_status
         self.delay, self.name, self.max_model_len = delay, name, max_model_len
         self.stream_delay = stream_delay
+        if misbehave is not None and misbehave not in MISBEHAVIOURS:
+            raise ValueError(f"misbehave must be one of {sorted(MISBEHAVIOURS)}; got {misbehave!r}")
+        self.misbehave = misbehave
+        self.detokenized = 0
         self.vocab = int(model.config.vocab_size)
         self.requests: list[tuple[str, dict]] = []  # (path, body) of every POST
         self.failed = 0
@@ -131,19 +162,109 @@ class FakeServer:
             route = routes.get((method, handler.path))
             if route is None:
                 return self._reply(handler, 404, {"error": f"no route {handler.path}"})
+            if method == "POST" and self._transport_fault(handler):
+                return None
             status, payload = route(body)
-            self._reply(handler, status, payload)
+            self._reply(handler, status, self._mutate(handler.path, payload))
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _transport_fault(self, handler) -> bool:
+        """Misbehaviours of the whole reply; True when the reply was sent here."""
+        mode = self.misbehave
+        if mode == "detokenize_fails_midway" and handler.path == "/detokenize":
+            self.detokenized += 1
+            if self.detokenized < 3:
+                return False
+            self._raw(handler, 500, b'{"error": "detokenizer crashed"}', "application/json")
+        elif mode == "html_error":
+            self._raw(handler, 500, HTML_ERROR_BODY.encode(), "text/html")
+        elif mode == "redirect":
+            handler.send_response(302)
+            handler.send_header("Location", "http://127.0.0.1:9/elsewhere")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        elif mode == "trickle":
+            data = json.dumps({"content": "x" * 40}).encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            for byte in data:
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+                time.sleep(0.3)
+        elif mode == "huge_body":
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(50 * 2**20))
+            handler.end_headers()
+            handler.wfile.write(b"[" * 1024)
+        else:
+            return False
+        return True
+
+    def _mutate(self, path: str, payload: Any) -> Any:
+        """Misbehaviours of a reply's content."""
+        mode = self.misbehave
+        if path != "/completion" or mode is None:
+            return payload
+        if isinstance(payload, Stream):
+            events = list(payload)
+            if mode == "stream_too_many":
+                events = [e for e in events if not e.get("stop")] * 2 + events[-1:]
+            for event in events:
+                for row in event.get("completion_probabilities") or []:
+                    self._mutate_row(row)
+            out = Stream(events, payload.done)
+            out.broken_at = 2 if mode == "stream_broken_json" else None
+            return out
+        if mode == "list_body":
+            return [payload]
+        if mode == "probs_object":
+            return {**payload, "completion_probabilities": {"a": 1}}
+        if mode == "probs_null":
+            return {**payload, "completion_probabilities": [None]}
+        for row in payload.get("completion_probabilities") or []:
+            self._mutate_row(row)
+        return payload
+
+    def _mutate_row(self, row: dict) -> None:
+        tops = row.get("top_logprobs") or []
+        if not tops:
+            return
+        mode = self.misbehave
+        edits = {"id_out_of_vocab": ("id", 999999), "negative_id": ("id", -3),
+                 "string_logprob": ("logprob", "abc"), "null_logprob": ("logprob", None),
+                 "nan_logprob": ("logprob", float("nan"))}
+        if mode in edits:
+            field, value = edits[mode]
+            tops[-1][field] = value
+        elif mode == "mass_over_one":
+            for entry in tops:
+                entry["logprob"] = -0.02
+
+    def _raw(self, handler, status: int, data: bytes, content_type: str,
+             headers: dict | None = None) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
 
     def _reply(self, handler, status: int, payload: Any, headers: dict | None = None) -> None:
         if isinstance(payload, Stream):
             handler.send_response(status)
             handler.send_header("Content-Type", "text/event-stream")
             handler.end_headers()
-            for event in payload:
-                handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            for i, event in enumerate(payload):
+                line = json.dumps(event)
+                if getattr(payload, "broken_at", None) == i:
+                    line = line[: len(line) // 2]
+                handler.wfile.write(f"data: {line}\n\n".encode())
                 handler.wfile.flush()
                 time.sleep(self.stream_delay)
             if payload.done:
@@ -198,12 +319,13 @@ class FakeServer:
         if self.dialect in ("vllm", "sglang"):
             card.update(owned_by=self.dialect, max_model_len=self.max_model_len)
         else:
-            card.update(owned_by="llamacpp", meta={"n_vocab": self.vocab,
-                                                   "n_ctx_train": self.max_model_len})
+            n_ctx = "abc" if self.misbehave == "bad_context" else self.max_model_len
+            card.update(owned_by="llamacpp", meta={"n_vocab": self.vocab, "n_ctx_train": n_ctx})
         return 200, {"object": "list", "data": [card]}
 
     def _props(self, _body):
-        return 200, {"default_generation_settings": {"n_ctx": self.max_model_len}}
+        n_ctx = -5 if self.misbehave == "bad_context" else self.max_model_len
+        return 200, {"default_generation_settings": {"n_ctx": n_ctx}}
 
     def _tokenize(self, body):
         text = body.get("prompt", body.get("content", ""))

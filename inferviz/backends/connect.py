@@ -11,6 +11,7 @@ from ..validate import check_int
 from .dialects import detect, get_dialect
 from .http import HttpClient, ServerError
 from .remote import RemoteBackend, RemoteTokenBytes, ServerTokenizer
+from .reply_check import PARSE_ERRORS, check_context, malformed
 
 TOKENIZER_PROBE = "Hello world, 1 2 3."
 
@@ -75,8 +76,14 @@ def open_connection(base_url: Any, model: str | None = None, tokenizer: Any = No
         try:
             speaks = detect(http) if dialect == "auto" else get_dialect(dialect)
             info = speaks.info(http, model)
+            info.max_positions = check_context(url, info.max_positions)
+            if info.vocab_size is not None:
+                info.vocab_size = check_context(url, info.vocab_size)
         except ServerError as err:
             raise ValueError(f"no inference server answered at {url}: {err}") from err
+        except PARSE_ERRORS as err:
+            raise ValueError(f"no inference server answered at {url}: "
+                             f"{malformed(url, 'its model list / properties', err)}") from err
         vocab = vocab_size or (len(local) if local is not None else None) or info.vocab_size
         if vocab is None:
             raise ValueError(f"the {speaks.name} server at {url} does not say its vocabulary "

@@ -19,6 +19,14 @@ import torch
 from .base import NextTokenScores, PromptScores, ServerLacks
 from .dialects import Dialect, Step
 from .http import HttpClient
+from .reply_check import (
+    PARSE_ERRORS,
+    MalformedReply,
+    check_logprob,
+    check_token_id,
+    check_top,
+    malformed,
+)
 
 UNKNOWN_CONTEXT = 1 << 30  # the server did not say; it will refuse what is too long itself
 
@@ -67,7 +75,12 @@ class RemoteBackend:
     def _call(self, fn, *args):
         with self._lock:
             self.requests += 1
-        return fn(self.http, self.model, *args)
+        try:
+            return fn(self.http, self.model, *args)
+        except PARSE_ERRORS as err:  # a reply of a shape the dialect does not read
+            what = getattr(fn, "__name__", "")
+            raise malformed(self.http.base_url, "a request" if what == "<lambda>" else what,
+                            err) from err
 
     def map(self, fn, items: list) -> list:
         """``fn(http, model, item)`` for every item, ``concurrency`` requests in flight."""
@@ -93,9 +106,8 @@ class RemoteBackend:
 
     def dense(self, tops: list[dict[int, float]]) -> tuple[torch.Tensor, torch.Tensor]:
         """``[B, V]`` raw log-probabilities (-inf where unknown) and the approximate rows."""
-        top_id = max((max(t) for t in tops if t), default=-1)
-        if top_id >= self.vocab_size:  # a padded vocabulary wider than the tokenizer's
-            self.vocab_size = top_id + 1
+        for top in tops:  # ids in the declared vocabulary, real log-probabilities
+            check_top(self.http.base_url, top, self.vocab_size)
         out = torch.full((len(tops), self.vocab_size), -math.inf)
         for row, top in enumerate(tops):
             if top:
@@ -118,10 +130,23 @@ class RemoteBackend:
         """Server-side generation in one request: yields each token's Step (its chosen token
         and top N) as the server streams it (vLLM, llama.cpp) or all at the end (SGLang)."""
         count = 0
-        for step in self._call(self.dialect.generate, ids, max_new_tokens, self.top_logprobs,
-                               settings, seed, stop_at_eos):
-            self.pieces.update(step.pieces)
+        url = self.http.base_url
+        steps = iter(self._call(self.dialect.generate, ids, max_new_tokens, self.top_logprobs,
+                                settings, seed, stop_at_eos))
+        while True:
+            try:
+                step = next(steps)
+            except StopIteration:
+                break
+            except PARSE_ERRORS as err:
+                raise malformed(url, "a generation", err) from err
             count += 1
+            if count > max_new_tokens:
+                raise MalformedReply(f"{url} streamed more than the {max_new_tokens} tokens "
+                                     "asked for")
+            check_token_id(url, step.token_id, self.vocab_size)
+            check_logprob(url, step.token_id, step.logprob)
+            self.pieces.update(step.pieces)
             yield step
         if not count:
             raise ServerLacks("the server generated no tokens with log-probabilities")
@@ -185,7 +210,11 @@ class RemoteTokenBytes:
                 cached = self.local(token_id)
             else:
                 b = self.backend
-                cached = b.dialect.detokenize(b.http, b.model, [token_id]).encode("utf-8")
+                text = b._call(b.dialect.detokenize, [token_id])
+                if not isinstance(text, str):
+                    raise MalformedReply(f"{b.http.base_url} sent {type(text).__name__} as the "
+                                         f"text of token {token_id}, not a string")
+                cached = text.encode("utf-8")
             self._cache[token_id] = cached
         return cached
 
