@@ -22,6 +22,7 @@ import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import files
 from ..html_text import esc
 from .export_policy import EXPORT_DIR_ENV
 
@@ -121,7 +122,7 @@ def write_dashboard(path: str | Path, server: dict | None = None) -> Path:
     nb = dashboard_notebook(server)
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"dashboard-{i}"  # stable ids: regenerating gives the same file
-    nbformat.write(nb, str(path))
+    files.write_text(path, nbformat.writes(nb))  # atomic
     return path
 
 

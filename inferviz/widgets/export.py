@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .. import files
 from ..html_text import esc
 from ..tree import TokenTree
 from .columns import encode_columns
@@ -173,5 +174,5 @@ def write_tree_html(path: str | Path, tree: TokenTree, selected: int | None = No
                     title: str | None = None) -> Path:
     """Write :func:`tree_html` to ``path`` (UTF-8) and return the path."""
     path = Path(path)
-    path.write_text(tree_html(tree, selected=selected, title=title), encoding="utf-8")
+    files.write_text(path, tree_html(tree, selected=selected, title=title))  # atomic
     return path

@@ -25,6 +25,7 @@ from typing import Any
 import anywidget
 import traitlets
 
+from .. import files
 from ..html_text import esc
 from ..tree import TokenTree
 from ..validate import check_int
@@ -175,7 +176,7 @@ class TextView(anywidget.AnyWidget):
         if path is None:
             return page
         path = Path(path)
-        path.write_text(page, encoding="utf-8")
+        files.write_text(path, page)  # atomic: a failed write keeps the old file
         return path
 
     def close(self) -> None:
