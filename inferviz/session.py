@@ -226,9 +226,12 @@ class Session:
         settings = SamplerSettings(temperature=temperature, top_k=top_k, top_p=top_p,
                                    min_p=min_p, **processors)
         dists = self.distributions(tree, ids, settings)
+        tops = [dists.top_k(row, k) for row in range(len(ids))]
+        for tok in {int(t) for top in tops for t in top}:
+            self.token_bytes(tok)  # every token's bytes first (a server may fail): all or none
         children: list[Node] = []
-        for row in range(len(ids)):
-            children += record_children(tree, dists, row, dists.top_k(row, k), self.token_bytes)
+        for row, top in enumerate(tops):
+            children += record_children(tree, dists, row, top, self.token_bytes)
         tree.notify([c.node_id for c in children])
         return children
 
@@ -285,9 +288,17 @@ class Session:
         if server_side:
             from .backends.server_side import generate_on_server
 
+            from .strategies.run import execute
+
             tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
-            return generate_on_server(self, tree, params.pop("start_id", tree.root_id),
-                                      strategy, max_new_tokens, seed, params)
+            start_id = params.pop("start_id", tree.root_id)
+            stop, on_step = params.pop("stop", None), params.pop("on_step", None)
+            # All or nothing, as a local run: a stream that breaks off rolls back.
+            result = execute(tree, lambda: generate_on_server(
+                self, tree, start_id, strategy, max_new_tokens, seed, params),
+                stop=stop, on_step=on_step)
+            result.eos_token_ids = frozenset(getattr(self, "eos_token_ids", ()))
+            return result
 
         return run_strategy(self, prompt, strategy=strategy, max_new_tokens=max_new_tokens,
                             seed=seed, **params)
