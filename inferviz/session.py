@@ -287,7 +287,6 @@ class Session:
             raise TypeError(f"server_side must be a bool; got {server_side!r}")
         if server_side:
             from .backends.server_side import generate_on_server
-
             from .strategies.run import execute
 
             tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
