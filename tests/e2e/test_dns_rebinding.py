@@ -5,12 +5,11 @@ same server answers http://localhost:PORT/ as usual."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
-from servers import free_port, server_env, stop_process_group, wait_for_port
+from servers import serve_voila
 
 pytestmark = pytest.mark.browser
 
@@ -20,25 +19,14 @@ def dashboard_port(tmp_path):
     pytest.importorskip("voila")
     import nbformat
 
-    from inferviz.widgets.dashboard import voila_command
-
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     nb.cells.append(nbformat.v4.new_code_cell("print('kernel ' + 'answered')"))
     path = tmp_path / "rebinding.ipynb"
     nbformat.write(nb, str(path))
-    port = free_port()
-    log = tmp_path / "voila.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(voila_command(path, "127.0.0.1", port), cwd=tmp_path,
-                                   stdout=out, stderr=subprocess.STDOUT, env=server_env(),
-                                   start_new_session=True)
-    try:
-        wait_for_port(port, process, log)
-        yield port
-    finally:
-        stop_process_group(process)
+    with serve_voila(path) as url:
+        yield int(url.rstrip("/").rsplit(":", 1)[1])
 
 
 def test_a_rebound_host_name_gets_no_page_no_kernel_and_no_api(dashboard_port):
