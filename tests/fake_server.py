@@ -9,9 +9,12 @@ llama.cpp dialect (``/completion`` with ``n_probs``, ``/props``, ``/tokenize``,
 ``fail_status`` (answer the first POSTs with 429/503), ``delay`` (seconds a request takes, so
 overlapping requests can be seen: ``max_in_flight`` records the most at once),
 ``stream_delay`` (seconds between the events of a ``"stream": true`` reply), and
-``misbehave`` (one of ``MISBEHAVIOURS``: a hostile or broken server, for
-tests/test_remote_hostile.py; the reply mutations apply to the llama.cpp dialect's
-``/completion``, the transport ones to every POST).
+``misbehave`` (default None: a well-behaved server; else a key of ``MISBEHAVIOURS``, a hostile
+or broken server for tests/test_remote_hostile.py; it can be set on a running server). Each
+mode says which dialects show it (``modes_for(dialect)``): content modes change the scoring
+reply (``/v1/completions``, ``/generate``, ``/completion``, streamed or not) in that dialect's
+own shape, transport modes every POST. ``misbehave="html_error"``, for instance, answers every
+POST with HTTP 500 and an HTML (text/html) body carrying a script, ``HTML_ERROR_BODY``.
 
     with FakeServer(model, tokenizer, dialect="vllm") as server:
         session = iv.Session.connect(server.url, tokenizer=tokenizer)
@@ -19,7 +22,11 @@ tests/test_remote_hostile.py; the reply mutations apply to the llama.cpp dialect
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,26 +34,57 @@ from typing import Any
 
 import torch
 
-# misbehaviour -> what the server does wrong (docs/reliability.md, "Security").
+# misbehaviour -> (the dialects it applies to, what the server does wrong); see
+# tests/test_remote_hostile.py and docs/reliability.md, "Security".
+ALL = ("vllm", "sglang", "llama.cpp")
+STREAMING = ("vllm", "llama.cpp")  # SGLang's /generate is not streamed here
+TOKENIZING = ("vllm", "llama.cpp")  # /tokenize and /detokenize
 MISBEHAVIOURS = {
-    "html_error": "every POST answers 500 with an HTML page that carries a script",
-    "id_out_of_vocab": "top log-probabilities name token id 999999",
-    "negative_id": "top log-probabilities name token id -3",
-    "string_logprob": "a log-probability is the string 'abc'",
-    "null_logprob": "a log-probability is null",
-    "nan_logprob": "a log-probability is NaN",
-    "mass_over_one": "top log-probabilities whose probabilities sum to about 4.9",
-    "list_body": "the reply is a JSON list, not an object",
-    "probs_object": "completion_probabilities is an object, not a list",
-    "probs_null": "completion_probabilities is [null]",
-    "bad_context": "the model card says n_ctx_train 'abc' and props n_ctx -5",
-    "redirect": "every POST answers 302 to another address",
-    "trickle": "every POST sends its body one byte every 0.3 s",
-    "huge_body": "every POST declares a 50 MB body",
-    "stream_broken_json": "the third event of a stream is broken JSON",
-    "stream_too_many": "a stream sends twice the tokens asked for",
-    "detokenize_fails_midway": "/detokenize answers 500 from its third call on",
+    # the content of a scoring reply (/v1/completions, /generate, /completion), streamed or not
+    "id_out_of_vocab": (ALL, "a top log-probability names token id 999999"),
+    "negative_id": (ALL, "a top log-probability names token id -3"),
+    "string_logprob": (ALL, "a log-probability is the string '-1.5'"),
+    "null_logprob": (ALL, "a log-probability is null"),
+    "nan_logprob": (ALL, "a log-probability is NaN"),
+    "mass_over_one": (ALL, "top log-probabilities of -0.02 each: probabilities summing to ~7.8"),
+    "list_body": (ALL, "the reply is a JSON list, not an object"),
+    "choices_object": (("vllm",), "'choices' is an object, not a list"),
+    "choices_null": (("vllm",), "'choices' is [null]"),
+    "pairs_top_logprobs": (("vllm",), "'top_logprobs' rows are [key, logprob] pairs"),
+    "probs_object": (("llama.cpp",), "'completion_probabilities' is an object"),
+    "probs_null": (("llama.cpp",), "'completion_probabilities' is [null]"),
+    "bad_rank": (("vllm",), "prompt_logprobs ranks of 10**30 (token_table)"),
+    "meta_info_list": (("sglang",), "'meta_info' is a list"),
+    "short_entries": (("sglang",), "top entries are [logprob] without a token id"),
+    "bytes_not_list": (("llama.cpp",), "a token's 'bytes' is 1000000000, not a list"),
+    # the metadata read at connect time
+    "bad_max_model_len": (ALL, "the context length is 'abc' (max_model_len, n_ctx_train, n_ctx)"),
+    "negative_max_model_len": (ALL, "the context length is -5"),
+    "huge_vocab": (("llama.cpp",), "the model card declares n_vocab 10**12"),
+    # the tokenizer endpoints
+    "tokenize_out_of_vocab": (TOKENIZING, "/tokenize answers token id 999999"),
+    "detokenize_fails_midway": (TOKENIZING, "/detokenize answers 500 from its third call on"),
+    # the transport, every POST
+    "html_error": (ALL, "every POST answers 500 with an HTML page that carries a script"),
+    "redirect": (ALL, "every POST answers 302 to another address"),
+    "trickle": (ALL, "every POST sends its body one byte every 0.3 s"),
+    "trickle_headers": (ALL, "every POST sends its headers one byte every 0.3 s"),
+    "huge_body": (ALL, "every POST declares a 50 MB body"),
+    "huge_body_undeclared": (ALL, "every POST sends 40 MB with no Content-Length"),
+    "gzip_bomb": (ALL, "every POST sends 50 KB of gzip that inflates to 50 MB"),
+    "deep_json": (ALL, "every POST answers 100000 nested lists"),
+    # streams (server_side=True)
+    "stream_broken_json": (STREAMING, "the third event of a stream is broken JSON"),
+    "stream_nan": (STREAMING, "the third event's chosen token has log-probability NaN"),
+    "stream_reset": (STREAMING, "the connection is reset after two events"),
+    "stream_too_many": (STREAMING, "a stream sends twice the tokens asked for"),
+    "stream_huge_event": (STREAMING, "the third event is a 2 MB line"),
 }
+
+
+def modes_for(dialect: str) -> list[str]:
+    """The misbehaviours a server of ``dialect`` can show."""
+    return sorted(m for m, (dialects, _) in MISBEHAVIOURS.items() if dialect in dialects)
 
 
 class Stream(list):
@@ -58,6 +96,20 @@ class Stream(list):
 
 
 HTML_ERROR_BODY = '<html><body><img src=x onerror="window.__xss=1">boom</body></html>'
+
+
+def reset(handler) -> None:
+    """Abort the connection: the client reads a reset (RST), not an end of stream."""
+    handler.wfile.flush()
+    sock = handler.connection
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@functools.lru_cache(maxsize=1)
+def gzip_bomb() -> bytes:
+    """50 KB of gzip that inflates to a 50 MB JSON string."""
+    return gzip.compress(b'"' + b"x" * (50 * 2**20) + b'"', compresslevel=9)
 
 
 class FakeServer:
@@ -72,7 +124,8 @@ class FakeServer:
         self.delay, self.name, self.max_model_len = delay, name, max_model_len
         self.stream_delay = stream_delay
         if misbehave is not None and misbehave not in MISBEHAVIOURS:
-            raise ValueError(f"misbehave must be one of {sorted(MISBEHAVIOURS)}; got {misbehave!r}")
+            raise ValueError(f"misbehave must be None or one of {sorted(MISBEHAVIOURS)}; got "
+                             f"{misbehave!r}")
         self.misbehave = misbehave
         self.detokenized = 0
         self.vocab = int(model.config.vocab_size)
@@ -108,7 +161,9 @@ class FakeServer:
 
         self._httpd = Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll: stop() waits for it (the default 0.5 s a server, in every test).
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -173,77 +228,164 @@ class FakeServer:
     def _transport_fault(self, handler) -> bool:
         """Misbehaviours of the whole reply; True when the reply was sent here."""
         mode = self.misbehave
-        if mode == "detokenize_fails_midway" and handler.path == "/detokenize":
-            self.detokenized += 1
-            if self.detokenized < 3:
+        try:
+            if mode == "detokenize_fails_midway":
+                if handler.path != "/detokenize":
+                    return False
+                with self._lock:
+                    self.detokenized += 1
+                    if self.detokenized < 3:
+                        return False
+                self._raw(handler, 500, b'{"error": "detokenizer crashed"}', "application/json")
+            elif mode == "html_error":
+                self._raw(handler, 500, HTML_ERROR_BODY.encode(), "text/html")
+            elif mode == "redirect":
+                handler.send_response(302)
+                handler.send_header("Location", "http://127.0.0.1:9/elsewhere")
+                handler.send_header("Content-Length", "0")
+                handler.end_headers()
+            elif mode == "trickle":
+                data = json.dumps({"content": "x" * 40}).encode()
+                handler.send_response(200)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(len(data)))
+                handler.end_headers()
+                self._trickle(handler, data)
+            elif mode == "trickle_headers":
+                self._trickle(handler, b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                              + b"X-Slow: " + b"a" * 100 + b"\r\n\r\n{}")
+            elif mode == "huge_body":
+                handler.send_response(200)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(50 * 2**20))
+                handler.end_headers()
+                handler.wfile.write(b"[" * 1024)
+            elif mode == "huge_body_undeclared":  # HTTP/1.0: the body ends when we close
+                handler.send_response(200)
+                handler.send_header("Content-Type", "application/json")
+                handler.end_headers()
+                for _ in range(40):
+                    handler.wfile.write(b" " * 2**20)
+            elif mode == "gzip_bomb":
+                self._raw(handler, 200, gzip_bomb(), "application/json",
+                          {"Content-Encoding": "gzip"})
+            elif mode == "deep_json":
+                self._raw(handler, 200, b"[" * 100000 + b"]" * 100000, "application/json")
+            else:
                 return False
-            self._raw(handler, 500, b'{"error": "detokenizer crashed"}', "application/json")
-        elif mode == "html_error":
-            self._raw(handler, 500, HTML_ERROR_BODY.encode(), "text/html")
-        elif mode == "redirect":
-            handler.send_response(302)
-            handler.send_header("Location", "http://127.0.0.1:9/elsewhere")
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-        elif mode == "trickle":
-            data = json.dumps({"content": "x" * 40}).encode()
-            handler.send_response(200)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            for byte in data:
-                handler.wfile.write(bytes([byte]))
-                handler.wfile.flush()
-                time.sleep(0.3)
-        elif mode == "huge_body":
-            handler.send_response(200)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(50 * 2**20))
-            handler.end_headers()
-            handler.wfile.write(b"[" * 1024)
-        else:
-            return False
+        except OSError:  # the client gave up first, as it should
+            pass
         return True
 
+    @staticmethod
+    def _trickle(handler, data: bytes) -> None:
+        for byte in data:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.3)
+
     def _mutate(self, path: str, payload: Any) -> Any:
-        """Misbehaviours of a reply's content."""
+        """Misbehaviours of a scoring reply's content, for this server's dialect."""
         mode = self.misbehave
-        if path != "/completion" or mode is None:
+        if mode is None or path not in ("/v1/completions", "/generate", "/completion"):
             return payload
         if isinstance(payload, Stream):
             events = list(payload)
             if mode == "stream_too_many":
-                events = [e for e in events if not e.get("stop")] * 2 + events[-1:]
-            for event in events:
-                for row in event.get("completion_probabilities") or []:
+                events = [e for e in events if not e.get("stop")] * 2 + [
+                    e for e in events if e.get("stop")]
+            for i, event in enumerate(events):
+                for row in self._rows(event):
                     self._mutate_row(row)
+                if mode == "stream_nan" and i == 2:
+                    self._set_chosen(event, float("nan"))
             out = Stream(events, payload.done)
-            out.broken_at = 2 if mode == "stream_broken_json" else None
+            out.fault = {"stream_broken_json": "broken", "stream_reset": "reset",
+                         "stream_huge_event": "huge"}.get(mode)
             return out
         if mode == "list_body":
             return [payload]
+        if mode == "choices_object":
+            return {**payload, "choices": {"0": payload["choices"][0]}}
+        if mode == "choices_null":
+            return {**payload, "choices": [None]}
         if mode == "probs_object":
             return {**payload, "completion_probabilities": {"a": 1}}
         if mode == "probs_null":
             return {**payload, "completion_probabilities": [None]}
-        for row in payload.get("completion_probabilities") or []:
+        if mode == "meta_info_list":
+            return {**payload, "meta_info": [payload["meta_info"]]}
+        if mode == "bad_rank":
+            for row in payload["choices"][0].get("prompt_logprobs") or []:
+                for entry in (row or {}).values():
+                    entry["rank"] = 10**30
+            return payload
+        for row in self._rows(payload):
             self._mutate_row(row)
         return payload
 
-    def _mutate_row(self, row: dict) -> None:
-        tops = row.get("top_logprobs") or []
-        if not tops:
-            return
+    def _rows(self, payload: dict) -> list:
+        """The top log-probability rows of a reply or event, as the dialect writes them:
+        vLLM ``{key: logprob}`` dicts, SGLang ``[[logprob, id, text], ...]`` lists, llama.cpp
+        rows with ``top_logprobs``."""
+        if self.dialect == "vllm":
+            return [choice["logprobs"]["top_logprobs"] for choice in payload.get("choices", [])
+                    if choice.get("logprobs")]
+        if self.dialect == "sglang":
+            return [payload.get("meta_info", {}).get("output_top_logprobs") or []]
+        return payload.get("completion_probabilities") or []
+
+    def _mutate_row(self, rows: Any) -> None:
+        """One reply's rows (vLLM: the list of top dicts; SGLang: the list of entry lists;
+        llama.cpp: one row) changed in place."""
         mode = self.misbehave
-        edits = {"id_out_of_vocab": ("id", 999999), "negative_id": ("id", -3),
-                 "string_logprob": ("logprob", "abc"), "null_logprob": ("logprob", None),
-                 "nan_logprob": ("logprob", float("nan"))}
-        if mode in edits:
-            field, value = edits[mode]
-            tops[-1][field] = value
-        elif mode == "mass_over_one":
-            for entry in tops:
-                entry["logprob"] = -0.02
+        values = {"id_out_of_vocab": 999999, "negative_id": -3, "string_logprob": "-1.5",
+                  "null_logprob": None, "nan_logprob": float("nan")}
+        if self.dialect == "vllm":
+            for i, top in enumerate(rows):
+                if mode in ("id_out_of_vocab", "negative_id"):
+                    top[f"token_id:{values[mode]}"] = -5.0
+                elif mode in values:
+                    top[next(reversed(top))] = values[mode]
+                elif mode == "mass_over_one":
+                    rows[i] = {k: -0.02 for k in top}
+                elif mode == "pairs_top_logprobs":
+                    rows[i] = [[k, v] for k, v in top.items()]
+        elif self.dialect == "sglang":
+            for entries in rows:
+                if not entries:
+                    continue
+                if mode in ("id_out_of_vocab", "negative_id"):
+                    entries[-1][1] = values[mode]
+                elif mode in values:
+                    entries[-1][0] = values[mode]
+                elif mode == "mass_over_one":
+                    for entry in entries:
+                        entry[0] = -0.02
+                elif mode == "short_entries":
+                    entries[:] = [[e[0]] for e in entries]
+        else:
+            tops = rows.get("top_logprobs") or []
+            if not tops:
+                return
+            if mode in ("id_out_of_vocab", "negative_id"):
+                tops[-1]["id"] = values[mode]
+            elif mode in values:
+                tops[-1]["logprob"] = values[mode]
+            elif mode == "mass_over_one":
+                for entry in tops:
+                    entry["logprob"] = -0.02
+            elif mode == "bytes_not_list":
+                tops[-1]["bytes"] = 10**9
+
+    def _set_chosen(self, event: dict, logprob: float) -> None:
+        """The log-probability of the token a streamed event chose."""
+        if self.dialect == "vllm":
+            for choice in event.get("choices", []):
+                choice["logprobs"]["token_logprobs"] = [logprob]
+        else:
+            for row in event.get("completion_probabilities") or []:
+                row["logprob"] = logprob
 
     def _raw(self, handler, status: int, data: bytes, content_type: str,
              headers: dict | None = None) -> None:
@@ -260,15 +402,24 @@ class FakeServer:
             handler.send_response(status)
             handler.send_header("Content-Type", "text/event-stream")
             handler.end_headers()
-            for i, event in enumerate(payload):
-                line = json.dumps(event)
-                if getattr(payload, "broken_at", None) == i:
-                    line = line[: len(line) // 2]
-                handler.wfile.write(f"data: {line}\n\n".encode())
-                handler.wfile.flush()
-                time.sleep(self.stream_delay)
-            if payload.done:
-                handler.wfile.write(b"data: [DONE]\n\n")
+            fault = getattr(payload, "fault", None)
+            try:
+                for i, event in enumerate(payload):
+                    line = json.dumps(event)
+                    if i == 2 and fault == "broken":
+                        line = line[: len(line) // 2]
+                    elif i == 2 and fault == "huge":
+                        line = json.dumps({**event, "pad": "x" * 2 * 2**20})
+                    elif i == 2 and fault == "reset":
+                        reset(handler)
+                        return
+                    handler.wfile.write(f"data: {line}\n\n".encode())
+                    handler.wfile.flush()
+                    time.sleep(self.stream_delay)
+                if payload.done:
+                    handler.wfile.write(b"data: [DONE]\n\n")
+            except OSError:  # the client closed the stream
+                pass
             return
         data = json.dumps(payload).encode()
         handler.send_response(status)
@@ -314,23 +465,31 @@ class FakeServer:
         return None
 
     # ------------------------------------------------------------------ routes
+    @property
+    def _context(self) -> Any:
+        return {"bad_max_model_len": "abc", "negative_max_model_len": -5}.get(
+            self.misbehave, self.max_model_len)
+
     def _models(self, _body):
         card = {"id": self.name, "object": "model"}
         if self.dialect in ("vllm", "sglang"):
-            card.update(owned_by=self.dialect, max_model_len=self.max_model_len)
+            card.update(owned_by=self.dialect, max_model_len=self._context)
         else:
-            n_ctx = "abc" if self.misbehave == "bad_context" else self.max_model_len
-            card.update(owned_by="llamacpp", meta={"n_vocab": self.vocab, "n_ctx_train": n_ctx})
+            n_vocab = 10**12 if self.misbehave == "huge_vocab" else self.vocab
+            card.update(owned_by="llamacpp", meta={"n_vocab": n_vocab,
+                                                   "n_ctx_train": self._context})
         return 200, {"object": "list", "data": [card]}
 
     def _props(self, _body):
-        n_ctx = -5 if self.misbehave == "bad_context" else self.max_model_len
-        return 200, {"default_generation_settings": {"n_ctx": n_ctx}}
+        return 200, {"default_generation_settings": {"n_ctx": self._context}}
 
     def _tokenize(self, body):
         text = body.get("prompt", body.get("content", ""))
         special = body.get("add_special_tokens", body.get("add_special", True))
-        return 200, {"tokens": self.tokenizer(text, add_special_tokens=special)["input_ids"]}
+        ids = self.tokenizer(text, add_special_tokens=special)["input_ids"]
+        if self.misbehave == "tokenize_out_of_vocab":
+            ids = [*ids, 999999]
+        return 200, {"tokens": ids}
 
     def _detokenize(self, body):
         text = self.tokenizer.decode(body["tokens"])

@@ -9,9 +9,9 @@ from typing import Any
 
 from ..validate import check_int
 from .dialects import detect, get_dialect
-from .http import HttpClient, ServerError
+from .http import MAX_REPLY_BYTES, HttpClient, ServerError
 from .remote import RemoteBackend, RemoteTokenBytes, ServerTokenizer
-from .reply_check import PARSE_ERRORS, check_context, malformed
+from .reply_check import MAX_VOCAB, PARSE_ERRORS, MalformedReply, check_context, malformed
 
 TOKENIZER_PROBE = "Hello world, 1 2 3."
 
@@ -52,7 +52,8 @@ def open_connection(base_url: Any, model: str | None = None, tokenizer: Any = No
                     api_key: str | None = None, top_logprobs: int | str = 20,
                     timeout: float = 60.0, max_retries: int = 5, concurrency: int = 16,
                     dialect: str = "auto", vocab_size: int | None = None,
-                    eos_token_ids: list[int] | None = None, backoff: float = 0.2) -> Connection:
+                    eos_token_ids: list[int] | None = None, backoff: float = 0.2,
+                    max_reply_bytes: int = MAX_REPLY_BYTES) -> Connection:
     url = normalise_url(base_url)
     if model is not None and not isinstance(model, str):
         raise TypeError(f"model must be the served model's name (str) or None; got {model!r}")
@@ -62,6 +63,7 @@ def open_connection(base_url: Any, model: str | None = None, tokenizer: Any = No
     check_int("max_retries", max_retries, 0, 100)
     check_int("concurrency", concurrency, 1, 1024)
     _check_number("backoff", backoff, zero_ok=True)
+    check_int("max_reply_bytes", max_reply_bytes, 1024)
     if vocab_size is not None:
         check_int("vocab_size", vocab_size, 1)
     if api_key is not None and not isinstance(api_key, str):
@@ -71,19 +73,23 @@ def open_connection(base_url: Any, model: str | None = None, tokenizer: Any = No
     local = _local_tokenizer(tokenizer)
 
     http = HttpClient(url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                      backoff=backoff, max_connections=concurrency)
+                      backoff=backoff, max_connections=concurrency,
+                      max_reply_bytes=max_reply_bytes)
     try:
         try:
             speaks = detect(http) if dialect == "auto" else get_dialect(dialect)
             info = speaks.info(http, model)
             info.max_positions = check_context(url, info.max_positions)
-            if info.vocab_size is not None:
-                info.vocab_size = check_context(url, info.vocab_size)
+            if vocab_size is None and local is None:  # the server's word is used: check it
+                info.vocab_size = check_context(url, info.vocab_size, "a vocabulary size",
+                                                MAX_VOCAB)
+        except MalformedReply as err:  # it answered, with metadata we cannot use
+            raise ValueError(f"the server at {url} cannot be used: {err}") from err
         except ServerError as err:
             raise ValueError(f"no inference server answered at {url}: {err}") from err
         except PARSE_ERRORS as err:
-            raise ValueError(f"no inference server answered at {url}: "
-                             f"{malformed(url, 'its model list / properties', err)}") from err
+            bad = malformed(url, "its model list / properties", err)
+            raise ValueError(f"the server at {url} cannot be used: {bad}") from bad
         vocab = vocab_size or (len(local) if local is not None else None) or info.vocab_size
         if vocab is None:
             raise ValueError(f"the {speaks.name} server at {url} does not say its vocabulary "
@@ -96,7 +102,11 @@ def open_connection(base_url: Any, model: str | None = None, tokenizer: Any = No
         http.close()
         raise
     if local is not None:
-        _check_same_tokenizer(backend, local)
+        try:
+            _check_same_tokenizer(backend, local)
+        except BaseException:
+            backend.close()
+            raise
         eos = local.eos_token_id
         eos_ids = set() if eos is None else {int(eos)}
     else:
@@ -115,7 +125,9 @@ def _check_same_tokenizer(backend: RemoteBackend, local: Any) -> None:
         return
     try:
         served = backend.dialect.tokenize(backend.http, backend.model, TOKENIZER_PROBE, False)
-    except ServerError:
+    except MalformedReply as err:  # it answered, with a reply we cannot read
+        raise ValueError(f"the server at {backend.http.base_url} cannot be used: {err}") from err
+    except ServerError:  # no /tokenize here: nothing to compare
         return
     mine = list(local(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"])
     if served != mine:

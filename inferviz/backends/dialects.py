@@ -13,16 +13,28 @@ Every prompt goes as token ids, so a node's path is exactly the tokens the serve
   bytes); ``/tokenize`` and ``/detokenize``; no prompt log-probabilities.
 
 A dialect turns replies into ``Step`` records: the chosen token (when the server chose one) and
-the top tokens as ``{token_id: raw logprob}``.
+the top tokens as ``{token_id: raw logprob}``. It reads a reply through the checks of
+``reply_check`` (every object, list and id the JSON type it should be; nothing coerced) and
+leaves the values as sent: ``RemoteBackend`` checks them against the vocabulary.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from .base import ServerLacks
 from .http import HttpClient, ServerError
+from .reply_check import (
+    MalformedReply,
+    check_rank,
+    check_token_bytes,
+    expect,
+    expect_int,
+    id_key,
+    member,
+)
 
 
 @dataclass
@@ -55,16 +67,17 @@ class Dialect:
     has_tokenizer_endpoints = True
 
     def info(self, http: HttpClient, model: str | None) -> ServerInfo:
-        data = http.get("/v1/models")
-        cards = data.get("data") or []
+        """The model card; its sizes as sent (``open_connection`` checks them)."""
+        url = http.base_url
+        cards = _model_cards(http)
         if not cards:
-            raise ServerError(f"{http.base_url}/v1/models lists no model")
-        ids = [c.get("id") for c in cards]
+            raise ServerError(f"{url}/v1/models lists no model")
+        ids = [member(url, c, "id", str, "a model card") for c in cards]
         if model is not None and model not in ids:
-            raise ValueError(f"model {model!r} is not served at {http.base_url}; it serves "
+            raise ValueError(f"model {model!r} is not served at {url}; it serves "
                              f"{', '.join(map(str, ids))}")
         card = cards[ids.index(model)] if model is not None else cards[0]
-        meta = card.get("meta") or {}
+        meta = expect(url, card.get("meta") or {}, dict, "the model card's 'meta'")
         return ServerInfo(card["id"], card.get("max_model_len") or meta.get("n_ctx_train"),
                           meta.get("n_vocab"))
 
@@ -89,45 +102,73 @@ class Dialect:
         raise NotImplementedError
 
 
+def _model_cards(http: HttpClient) -> list[dict]:
+    url = http.base_url
+    data = expect(url, http.get("/v1/models"), dict, "the reply to /v1/models")
+    cards = expect(url, data.get("data") or [], list, "the model list ('data')")
+    return [expect(url, c, dict, "a model card") for c in cards]
+
+
 # ---------------------------------------------------------------------------------- vLLM
-def _token_id(key: str) -> int:
-    if not key.startswith("token_id:"):
+def _token_id(url: str, key: Any) -> int:
+    if isinstance(key, str) and not key.startswith("token_id:"):
         raise ServerLacks(f"the server keyed a top log-probability by its text ({key!r}), not "
                           f"by token id, so tokens with the same text would collide; use a "
                           f"server that honours return_tokens_as_token_ids (vLLM)")
-    return int(key[len("token_id:"):])
+    return id_key(url, key, "token_id:")
+
+
+def _vllm_top(url: str, top: Any, what: str) -> dict[int, Any]:
+    """``{"token_id:5": logprob, ...}`` -> ``{5: logprob}`` (values as sent)."""
+    if top is None:
+        return {}
+    return {_token_id(url, k): v for k, v in expect(url, top, dict, what).items()}
 
 
 class VLLM(Dialect):
     name = "vllm"
 
     def _completion(self, http, model, ids, extra):
+        url = http.base_url
         body = {"model": model, "prompt": list(ids), "max_tokens": 1, "temperature": 0.0,
                 "return_tokens_as_token_ids": True, "skip_special_tokens": False, **extra}
-        choices = http.post("/v1/completions", body).get("choices") or []
+        reply = expect(url, http.post("/v1/completions", body), dict,
+                       "the reply to /v1/completions")
+        choices = expect(url, reply.get("choices") or [], list, "'choices'")
         if not choices:
-            raise ServerError(f"{http.base_url}/v1/completions answered with no choices")
-        return choices[0]
+            raise MalformedReply(f"{url}/v1/completions answered with no choices")
+        return expect(url, choices[0], dict, "choices[0]")
 
     def next_token(self, http, model, ids, n):
+        url = http.base_url
         choice = self._completion(http, model, ids, {"logprobs": n})
-        top = (choice.get("logprobs") or {}).get("top_logprobs") or [None]
+        logprobs = expect(url, choice.get("logprobs") or {}, dict, "choices[0]'s 'logprobs'")
+        top = expect(url, logprobs.get("top_logprobs") or [None], list, "'top_logprobs'")
         if not top[0]:
             raise ServerLacks("the server returned no top log-probabilities; start vLLM with "
                               "--max-logprobs N (N >= top_logprobs)")
-        return Step({_token_id(k): float(v) for k, v in top[0].items()})
+        return Step(_vllm_top(url, top[0], "top_logprobs[0]"))
 
     def prompt_logprobs(self, http, model, ids, n):
+        url = http.base_url
         choice = self._completion(http, model, ids, {"prompt_logprobs": n})
         rows = choice.get("prompt_logprobs")
         if rows is None:
             raise ServerLacks("the server returned no prompt_logprobs; it needs vLLM's "
                               "prompt_logprobs extension of /v1/completions")
+        expect(url, rows, list, "'prompt_logprobs'")
+        if len(rows) != len(ids):
+            raise MalformedReply(f"{url} sent prompt_logprobs for {len(rows)} positions of a "
+                                 f"{len(ids)}-token prompt")
         steps = []
         for pos, row in enumerate(rows[1:], start=1):
-            top = {int(k): float(v["logprob"]) for k, v in row.items()}
-            actual = row.get(str(ids[pos])) or {}
-            steps.append(Step(top, ids[pos], top.get(ids[pos]), actual.get("rank")))
+            what = f"prompt_logprobs[{pos}]"
+            entries = {id_key(url, k): expect(url, v, dict, f"an entry of {what}")
+                       for k, v in expect(url, row, dict, what).items()}
+            top = {t: member(url, v, "logprob", object, f"an entry of {what}")
+                   for t, v in entries.items()}
+            rank = check_rank(url, entries.get(ids[pos], {}).get("rank"))
+            steps.append(Step(top, ids[pos], top.get(ids[pos]), rank))
         return steps
 
     def generate(self, http, model, ids, max_new_tokens, n, settings, seed, stop_at_eos):
@@ -137,27 +178,67 @@ class VLLM(Dialect):
                 "return_tokens_as_token_ids": True, **_sampling(settings)}
         if seed is not None:
             body["seed"] = seed
-        for event in http.stream("/v1/completions", body):
-            for choice in event.get("choices") or []:
-                logprobs = choice.get("logprobs") or {}
-                for key, lp, top in zip(logprobs.get("tokens") or [],
-                                        logprobs.get("token_logprobs") or [],
-                                        logprobs.get("top_logprobs") or []):
-                    yield Step({_token_id(k): float(v) for k, v in (top or {}).items()},
-                               _token_id(key), float(lp))
+        url = http.base_url
+        events = http.stream("/v1/completions", body, until_done=True,
+                             max_events=max_new_tokens + 8)
+        for event in _closing(events):
+            expect(url, event, dict, "a streamed event")
+            for choice in expect(url, event.get("choices") or [], list, "a streamed 'choices'"):
+                choice = expect(url, choice, dict, "a streamed choice")
+                logprobs = expect(url, choice.get("logprobs") or {}, dict,
+                                  "a streamed choice's 'logprobs'")
+                columns = [expect(url, logprobs.get(k) or [], list, f"a streamed {k!r}")
+                           for k in ("tokens", "token_logprobs", "top_logprobs")]
+                if len({len(c) for c in columns}) > 1:
+                    raise MalformedReply(f"{url} streamed tokens, token_logprobs and "
+                                         f"top_logprobs of different lengths "
+                                         f"({', '.join(str(len(c)) for c in columns)})")
+                for key, lp, top in zip(*columns):
+                    yield Step(_vllm_top(url, top, "a streamed top_logprobs row"),
+                               _token_id(url, key), lp)
 
     def tokenize(self, http, model, text, add_special):
         reply = http.post("/tokenize", {"model": model, "prompt": text,
                                         "add_special_tokens": add_special})
-        return [int(t) for t in reply["tokens"]]
+        return _token_list(http.base_url, reply)
 
     def detokenize(self, http, model, ids):
-        return http.post("/detokenize", {"model": model, "tokens": list(ids)})["prompt"]
+        url = http.base_url
+        reply = expect(url, http.post("/detokenize", {"model": model, "tokens": list(ids)}),
+                       dict, "the reply to /detokenize")
+        return member(url, reply, "prompt", str, "the reply to /detokenize")
+
+
+def _closing(events):
+    """Yield from ``events`` and close it (its connection) when we stop early."""
+    with contextlib.closing(events):
+        yield from events
+
+
+def _token_list(url: str, reply: Any) -> list[int]:
+    """The ``tokens`` of a /tokenize reply: ints, or llama.cpp's ``{"id": ...}`` pieces."""
+    tokens = member(url, expect(url, reply, dict, "the reply to /tokenize"), "tokens", list,
+                   "the reply to /tokenize")
+    return [expect_int(url, member(url, t, "id", object, "a token") if isinstance(t, dict)
+                       else t, "token id") for t in tokens]
 
 
 # ---------------------------------------------------------------------------------- SGLang
-def _sglang_top(entries) -> dict[int, float]:
-    return {int(e[1]): float(e[0]) for e in entries or [] if e is not None and e[0] is not None}
+def _sglang_entry(url: str, entry: Any, what: str) -> tuple[Any, int]:
+    """``[logprob, token_id, text]`` -> (logprob as sent, token id)."""
+    entry = expect(url, entry, list, what)
+    if len(entry) < 2:
+        raise MalformedReply(f"{url} sent {what} with {len(entry)} fields, not "
+                             "[logprob, token_id, text]")
+    return entry[0], expect_int(url, entry[1], f"token id in {what}")
+
+
+def _sglang_top(url: str, entries: Any, what: str) -> dict[int, Any]:
+    top = {}
+    for entry in expect(url, entries if entries is not None else [], list, what):
+        lp, token = _sglang_entry(url, entry, f"an entry of {what}")
+        top[token] = lp
+    return top
 
 
 class SGLang(Dialect):
@@ -167,31 +248,40 @@ class SGLang(Dialect):
     def _generate(self, http, ids, sampling, extra):
         body = {"input_ids": list(ids), "sampling_params": sampling, "return_logprob": True,
                 **extra}
-        reply = http.post("/generate", body)
-        return reply.get("meta_info") or {}
+        url = http.base_url
+        reply = expect(url, http.post("/generate", body), dict, "the reply to /generate")
+        return expect(url, reply.get("meta_info") or {}, dict, "'meta_info'")
 
     def next_token(self, http, model, ids, n):
+        url = http.base_url
         meta = self._generate(http, ids, {"max_new_tokens": 1, "temperature": 0.0},
                               {"top_logprobs_num": n, "logprob_start_len": -1})
-        top = meta.get("output_top_logprobs") or [None]
+        top = expect(url, meta.get("output_top_logprobs") or [None], list,
+                     "'output_top_logprobs'")
         if not top[0]:
             raise ServerLacks("the server returned no output_top_logprobs")
-        return Step(_sglang_top(top[0]))
+        return Step(_sglang_top(url, top[0], "output_top_logprobs[0]"))
 
     def prompt_logprobs(self, http, model, ids, n):
+        url = http.base_url
         meta = self._generate(http, ids, {"max_new_tokens": 1, "temperature": 0.0},
                               {"top_logprobs_num": n, "logprob_start_len": 0})
         tops = meta.get("input_top_logprobs")
         if tops is None:
             raise ServerLacks("the server returned no input_top_logprobs")
-        chosen = meta.get("input_token_logprobs") or []
+        expect(url, tops, list, "'input_top_logprobs'")
+        chosen = expect(url, meta.get("input_token_logprobs") or [], list,
+                        "'input_token_logprobs'")
         steps = []
         for pos in range(1, len(ids)):
-            top = _sglang_top(tops[pos] if pos < len(tops) else None)
-            lp = chosen[pos][0] if pos < len(chosen) and chosen[pos] else None
+            what = f"input_top_logprobs[{pos}]"
+            top = _sglang_top(url, tops[pos] if pos < len(tops) else None, what)
+            lp = None
+            if pos < len(chosen) and chosen[pos] is not None:
+                lp = _sglang_entry(url, chosen[pos], f"input_token_logprobs[{pos}]")[0]
             if lp is not None:
-                top.setdefault(ids[pos], float(lp))
-            steps.append(Step(top, ids[pos], None if lp is None else float(lp)))
+                top.setdefault(ids[pos], lp)
+            steps.append(Step(top, ids[pos], lp))
         return steps
 
     def generate(self, http, model, ids, max_new_tokens, n, settings, seed, stop_at_eos):
@@ -199,11 +289,21 @@ class SGLang(Dialect):
                     **_sampling(settings)}
         if seed is not None:
             sampling["sampling_seed"] = seed
+        url = http.base_url
         meta = self._generate(http, ids, sampling, {"top_logprobs_num": n,
                                                     "logprob_start_len": -1})
-        return [Step(_sglang_top(top), int(tok[1]), float(tok[0]))
-                for tok, top in zip(meta.get("output_token_logprobs") or [],
-                                    meta.get("output_top_logprobs") or [])]
+        chosen = expect(url, meta.get("output_token_logprobs") or [], list,
+                        "'output_token_logprobs'")
+        tops = expect(url, meta.get("output_top_logprobs") or [], list, "'output_top_logprobs'")
+        if tops and len(tops) != len(chosen):
+            raise MalformedReply(f"{url} sent {len(chosen)} output_token_logprobs but "
+                                 f"{len(tops)} output_top_logprobs")
+        steps = []
+        for pos, entry in enumerate(chosen):
+            lp, token = _sglang_entry(url, entry, f"output_token_logprobs[{pos}]")
+            top = _sglang_top(url, tops[pos] if tops else None, f"output_top_logprobs[{pos}]")
+            steps.append(Step(top, token, lp))
+        return steps
 
     def tokenize(self, http, model, text, add_special):
         raise ServerLacks("inferviz reads SGLang's tokenizer locally: pass tokenizer=... (the "
@@ -213,12 +313,21 @@ class SGLang(Dialect):
 
 
 # ---------------------------------------------------------------------------------- llama.cpp
-def _llama_top(entries, pieces: dict[int, bytes]) -> dict[int, float]:
+def _llama_entry(url: str, entry: Any, what: str, pieces: dict[int, bytes]) -> tuple[int, Any]:
+    """``{"id", "logprob", "bytes"}`` -> (token id, logprob as sent); its bytes into pieces."""
+    entry = expect(url, entry, dict, what)
+    token = expect_int(url, member(url, entry, "id", object, what), f"token id in {what}")
+    logprob = member(url, entry, "logprob", object, what)
+    if entry.get("bytes") is not None:
+        pieces[token] = check_token_bytes(url, token, entry["bytes"])
+    return token, logprob
+
+
+def _llama_top(url: str, entries: Any, pieces: dict[int, bytes]) -> dict[int, Any]:
     top = {}
-    for e in entries or []:
-        top[int(e["id"])] = float(e["logprob"])
-        if e.get("bytes") is not None:
-            pieces[int(e["id"])] = bytes(e["bytes"])
+    for entry in expect(url, entries if entries is not None else [], list, "'top_logprobs'"):
+        token, logprob = _llama_entry(url, entry, "an entry of 'top_logprobs'", pieces)
+        top[token] = logprob
     return top
 
 
@@ -228,13 +337,17 @@ class LlamaCpp(Dialect):
 
     def info(self, http, model):
         info = super().info(http, model)
+        url = http.base_url
         try:
             props = http.get("/props")
         except ServerError:
             props = {}
-        n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx")
-        if n_ctx:
-            info.max_positions = int(n_ctx)
+        props = expect(url, props, dict, "the reply to /props")
+        settings = expect(url, props.get("default_generation_settings") or {}, dict,
+                          "/props' 'default_generation_settings'")
+        n_ctx = settings.get("n_ctx")
+        if n_ctx:  # as sent: open_connection checks it
+            info.max_positions = n_ctx
         return info
 
     # Sampler settings llama.cpp would otherwise apply by default (top_k=40, min_p=0.05, ...).
@@ -246,36 +359,58 @@ class LlamaCpp(Dialect):
                 **self.NEUTRAL, **extra}
 
     def _completion(self, http, ids, n_predict, n, extra):
+        url = http.base_url
         body = {**self._body(ids, n_predict, n, extra), "stream": False}
-        return http.post("/completion", body).get("completion_probabilities") or []
+        reply = expect(url, http.post("/completion", body), dict, "the reply to /completion")
+        return expect(url, reply.get("completion_probabilities") or [], list,
+                      "'completion_probabilities'")
 
     def next_token(self, http, model, ids, n):
+        url = http.base_url
         rows = self._completion(http, ids, 1, n, {"temperature": 0.0})
         if not rows:
             raise ServerLacks("the server returned no completion_probabilities; a llama.cpp "
                               "server of 2025 or later reports them for n_probs")
+        row = expect(url, rows[0], dict, "completion_probabilities[0]")
         step = Step({})
-        step.top = _llama_top(rows[0].get("top_logprobs"), step.pieces)
+        step.top = _llama_top(url, row.get("top_logprobs"), step.pieces)
         return step
 
     def generate(self, http, model, ids, max_new_tokens, n, settings, seed, stop_at_eos):
         extra = {**_sampling(settings), "ignore_eos": not stop_at_eos}
         if seed is not None:
             extra["seed"] = seed
-        for event in http.stream("/completion", self._body(ids, max_new_tokens, n, extra)):
-            for row in event.get("completion_probabilities") or []:  # streamed: yield as sent
-                step = Step({}, int(row["id"]), float(row["logprob"]))
-                step.top = _llama_top(row.get("top_logprobs"), step.pieces)
-                if row.get("bytes") is not None:
-                    step.pieces[int(row["id"])] = bytes(row["bytes"])
-                yield step
+        url = http.base_url
+        ended = False
+        events = http.stream("/completion", self._body(ids, max_new_tokens, n, extra),
+                             max_events=max_new_tokens + 8)
+        with contextlib.closing(events):
+            for event in events:
+                expect(url, event, dict, "a streamed event")
+                rows = expect(url, event.get("completion_probabilities") or [], list,
+                              "a streamed 'completion_probabilities'")
+                for row in rows:  # streamed: yield as sent
+                    step = Step({})
+                    step.token_id, step.logprob = _llama_entry(
+                        url, row, "a streamed completion_probabilities row", step.pieces)
+                    step.top = _llama_top(url, row.get("top_logprobs"), step.pieces)
+                    yield step
+                if event.get("stop") is True:
+                    ended = True
+                    break
+        if not ended:  # llama.cpp's last event says "stop": true; without it, cut off
+            raise MalformedReply(f"{url}/completion: the stream ended without its final "
+                                 "event ('stop': true); cut off")
 
     def tokenize(self, http, model, text, add_special):
         reply = http.post("/tokenize", {"content": text, "add_special": add_special})
-        return [int(t) if not isinstance(t, dict) else int(t["id"]) for t in reply["tokens"]]
+        return _token_list(http.base_url, reply)
 
     def detokenize(self, http, model, ids):
-        return http.post("/detokenize", {"tokens": list(ids)})["content"]
+        url = http.base_url
+        reply = expect(url, http.post("/detokenize", {"tokens": list(ids)}), dict,
+                       "the reply to /detokenize")
+        return member(url, reply, "content", str, "the reply to /detokenize")
 
 
 DIALECTS: dict[str, Dialect] = {"vllm": VLLM(), "sglang": SGLang(), "llama.cpp": LlamaCpp()}
@@ -285,8 +420,7 @@ OWNED_BY = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp"}
 
 def detect(http: HttpClient) -> Dialect:
     """The dialect of the server at ``http``, from ``owned_by`` in its ``/v1/models``."""
-    data = http.get("/v1/models")
-    owners = {str(c.get("owned_by", "")).lower() for c in data.get("data") or []}
+    owners = {str(c.get("owned_by", "")).lower() for c in _model_cards(http)}
     for owner, name in OWNED_BY.items():
         if owner in owners:
             return DIALECTS[name]

@@ -23,6 +23,7 @@ from .reply_check import (
     PARSE_ERRORS,
     MalformedReply,
     check_logprob,
+    check_rank,
     check_token_id,
     check_top,
     malformed,
@@ -121,6 +122,8 @@ class RemoteBackend:
         steps = self._call(self.dialect.prompt_logprobs, ids, self.top_logprobs)
         logprobs, approx = self.dense([s.top for s in steps])
         ranks = None
+        for s in steps:
+            check_rank(self.http.base_url, s.rank, self.vocab_size)
         if all(s.rank is not None for s in steps):
             ranks = torch.tensor([int(s.rank) - 1 for s in steps])  # vLLM ranks from 1
         return PromptScores(logprobs, ranks, bool(approx.any()))
@@ -133,21 +136,26 @@ class RemoteBackend:
         url = self.http.base_url
         steps = iter(self._call(self.dialect.generate, ids, max_new_tokens, self.top_logprobs,
                                 settings, seed, stop_at_eos))
-        while True:
-            try:
-                step = next(steps)
-            except StopIteration:
-                break
-            except PARSE_ERRORS as err:
-                raise malformed(url, "a generation", err) from err
-            count += 1
-            if count > max_new_tokens:
-                raise MalformedReply(f"{url} streamed more than the {max_new_tokens} tokens "
-                                     "asked for")
-            check_token_id(url, step.token_id, self.vocab_size)
-            check_logprob(url, step.token_id, step.logprob)
-            self.pieces.update(step.pieces)
-            yield step
+        try:
+            while True:
+                try:
+                    step = next(steps)
+                except StopIteration:
+                    break
+                except PARSE_ERRORS as err:
+                    raise malformed(url, "a generation", err) from err
+                count += 1
+                if count > max_new_tokens:
+                    raise MalformedReply(f"{url} streamed more than the {max_new_tokens} "
+                                         "tokens asked for")
+                check_token_id(url, step.token_id, self.vocab_size)
+                check_logprob(url, step.token_id, step.logprob)
+                self.pieces.update(step.pieces)
+                yield step
+        finally:  # a refused or abandoned stream: close its connection now
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()
         if not count:
             raise ServerLacks("the server generated no tokens with log-probabilities")
 
@@ -172,10 +180,14 @@ class ServerTokenizer:
 
     def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
         b = self.backend
-        return {"input_ids": b.dialect.tokenize(b.http, b.model, text, add_special_tokens)}
+        ids = b._call(b.dialect.tokenize, text, add_special_tokens)
+        for token_id in ids:  # a prompt's ids, like a reply's, stay in the vocabulary
+            check_token_id(b.http.base_url, token_id, b.vocab_size)
+        return {"input_ids": ids}
 
     def decode(self, ids: list[int], **_: Any) -> str:
-        return self.backend.dialect.detokenize(self.backend.http, self.backend.model, list(ids))
+        b = self.backend
+        return b._call(b.dialect.detokenize, list(ids))
 
     def __len__(self) -> int:
         return self.backend.vocab_size
@@ -210,11 +222,7 @@ class RemoteTokenBytes:
                 cached = self.local(token_id)
             else:
                 b = self.backend
-                text = b._call(b.dialect.detokenize, [token_id])
-                if not isinstance(text, str):
-                    raise MalformedReply(f"{b.http.base_url} sent {type(text).__name__} as the "
-                                         f"text of token {token_id}, not a string")
-                cached = text.encode("utf-8")
+                cached = b._call(b.dialect.detokenize, [token_id]).encode("utf-8")
             self._cache[token_id] = cached
         return cached
 

@@ -6,6 +6,12 @@ as the step-by-step path would record (raw log-probabilities exact; ``prob`` and
 from the top N, marked ``approx`` unless N covers the vocabulary). One request instead of one
 per token; the server's own sampler draws the tokens. Streamed where the server streams (vLLM,
 llama.cpp): each token is written, and listeners (the tree widget) notified, as it arrives.
+
+``Session.generate(server_side=True)`` runs this through the run machinery
+(``strategies.run.execute``), as a local run: all or nothing (a stream that breaks off, sends a
+bad token or more tokens than ``max_new_tokens`` rolls back every node it wrote), ``stop=``
+checked between tokens (the stream is closed there; the run is partial) and ``on_step`` called
+after each token. The reply checks are ``RemoteBackend.generate``'s (``reply_check``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
                        seed: int | None, params: dict[str, Any]):
     from ..strategies.common import check_stop, sampler_settings
     from ..strategies.result import GenerationResult
+    from ..strategies.run import current_run
 
     backend = session.backend
     if not hasattr(backend, "generate"):
@@ -42,7 +49,9 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
     session.check_context(ids)
     node_id, stop = start_id, "max_new_tokens"
     eos = session.eos_token_ids
-    for step in backend.generate(ids, max_new_tokens, sampling, seed, stop_at_eos):
+    run = current_run(tree)
+    steps = backend.generate(ids, max_new_tokens, sampling, seed, stop_at_eos)
+    for step in steps:
         top = dict(step.top)
         top.setdefault(step.token_id, step.logprob)
         logprobs, approx = backend.dense([top])
@@ -51,11 +60,18 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
         siblings = [t for t in dists.top_k(0, len(top)) if t != step.token_id]
         tokens = [step.token_id, *siblings]
         metas = [{"strategy": strategy, "server_side": True}] + [{}] * len(siblings)
+        for token in tokens:  # every token's bytes first (a /detokenize may fail)
+            session.token_bytes(token)
         children = record_children(tree, dists, 0, tokens, session.token_bytes, metas)
-        tree.notify([c.node_id for c in children])
+        run.step([c.node_id for c in children])
         node_id = children[0].node_id
         if stop_at_eos and step.token_id in eos:
             stop = "eos"
+        reason = run.stop_reason()
+        if reason is not None and stop != "eos":
+            stop = reason
+            steps.close()  # the server stops when its stream is closed
+            break
     score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
     out = {"max_new_tokens": max_new_tokens, "server_side": True}
     if strategy != "greedy":
