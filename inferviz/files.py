@@ -10,17 +10,26 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; returns the path."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    return write_chunks(path, [data])
+
+
+def write_chunks(path: str | os.PathLike, chunks: Iterable[bytes]) -> Path:
+    """Write the byte chunks one after another to ``path`` atomically (a file too large to
+    hold in memory, e.g. a model assembled from parts); returns the path. An error while
+    the chunks are produced counts as a failed write: the old file stays."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            for chunk in chunks:
+                out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
         if path.exists():

@@ -185,7 +185,8 @@ def _write_gguf_cache(model: Any, tokenizer: Any, target: Path) -> None:
     """Write dequantised weights as safetensors (save_pretrained refuses GGUF-loaded models).
 
     Written into a temporary folder and renamed, so an interrupted write never leaves a cache
-    that looks complete."""
+    that looks complete; an old cache is renamed aside first (never deleted file by file where
+    a reader might see half of it), and a cache another process finished meanwhile is kept."""
     from safetensors.torch import save_file
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,9 +203,20 @@ def _write_gguf_cache(model: Any, tokenizer: Any, target: Path) -> None:
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        old = None
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            old = Path(tempfile.mkdtemp(prefix=target.name + ".old-", dir=target.parent))
+            os.replace(target, old / "cache")
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not target.is_dir():  # not another process's finished cache: a real failure
+                if old is not None:
+                    os.replace(old / "cache", target)  # put the old cache back
+                    shutil.rmtree(old, ignore_errors=True)
+                raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -3,12 +3,15 @@ tokens into the tree with the numbers they were drawn with."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .tree import Node, TokenTree
+
+_BROADCAST_RANKS = 1 << 20  # up to this many comparisons, compare all at once (k small)
 
 
 @dataclass
@@ -24,6 +27,10 @@ class Distributions:
                      for the N tokens, -inf for the others), ``probs`` are the processors
                      applied to those N (approximate) and ``entropy`` sums over them (a lower
                      bound); recorded nodes carry meta ``approx``.
+    row_meta  [B] dicts merged into the meta of every child recorded from the row, or None
+              (an intervened branch: the intervention and its divergence from the plain model)
+    plain_logprobs [B, V] the plain model's raw log-probabilities on the same paths when the
+              rows are intervened (each child records its token's as ``plain_logprob``)
     """
 
     parent_ids: list[int]
@@ -32,6 +39,8 @@ class Distributions:
     probs: torch.Tensor
     entropy: torch.Tensor
     approx: torch.Tensor | None = None
+    row_meta: list[dict[str, Any]] | None = None
+    plain_logprobs: torch.Tensor | None = None
 
     @classmethod
     def from_logits(cls, parent_ids: list[int], logits: torch.Tensor,
@@ -51,10 +60,18 @@ class Distributions:
         return cls(parent_ids, logprobs, logprobs, probs, entropy, approx)
 
     def ranks(self, row: int, token_ids: torch.Tensor | list[int]) -> list[int]:
-        """0-based rank of each token under the raw distribution of ``row`` (ties share a rank)."""
+        """0-based rank of each token under the raw distribution of ``row`` (ties share a rank):
+        how many logits are strictly greater. For many tokens, one sort and a binary search
+        each (O(V log V) time, O(V) memory), not a ``[k, V]`` comparison (k = V = 49152 would
+        ask for 19 GB)."""
         ids = torch.as_tensor(token_ids, dtype=torch.long)
-        chosen = self.logits[row, ids]
-        return (self.logits[row].unsqueeze(0) > chosen.unsqueeze(1)).sum(-1).tolist()
+        logits = self.logits[row]
+        chosen = logits[ids]
+        if len(ids) * logits.numel() <= _BROADCAST_RANKS:
+            return (logits.unsqueeze(0) > chosen.unsqueeze(1)).sum(-1).tolist()
+        ascending = torch.sort(logits).values
+        above = logits.numel() - torch.searchsorted(ascending, chosen, right=True)
+        return above.tolist()
 
     def top_k(self, row: int, k: int) -> list[int]:
         """The ``k`` most likely tokens of ``row`` under the raw distribution, best first
@@ -76,6 +93,13 @@ def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: 
     if dists.approx is not None:  # a server's distribution: say whether it was truncated
         flag = {"approx": bool(dists.approx[row])}
         metas = [{**(metas[j] if metas else {}), **flag} for j in range(len(token_ids))]
+    if dists.row_meta is not None:  # an intervened branch
+        extra = [dict(dists.row_meta[row]) for _ in token_ids]
+        if dists.plain_logprobs is not None:
+            plain = dists.plain_logprobs[row, token_ids].tolist()
+            for j, lp in enumerate(plain):
+                extra[j]["plain_logprob"] = lp if math.isfinite(lp) else None
+        metas = [{**(metas[j] if metas else {}), **extra[j]} for j in range(len(token_ids))]
     pieces = [token_bytes(int(tok)) for tok in token_ids]  # all first: a failure adds nothing
     out = []
     for j, tok in enumerate(token_ids):

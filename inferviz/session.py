@@ -17,9 +17,10 @@ from .engine import Engine
 from .logit_check import check_logits
 from .processors import SamplerSettings, processed_probs
 from .scoring import Distributions, record_children
+from .step_memory import check_step_memory
 from .tokens import TokenBytes
 from .tree import Node, TokenTree
-from .tree_schema import check_token_ids
+from .tree_consistency import check_tree_for_session, vocabulary_identity
 from .validate import check_int, check_node_ids, check_prompt
 
 
@@ -60,6 +61,12 @@ class Session:
         self.token_bytes = TokenBytes(tokenizer) if backend is None else None  # connect() sets it
         self.load_seconds: float | None = None
         self.source = ""
+        # Bytes one step's distributions may take (None: a share of the free memory; see
+        # inferviz.step_memory): a larger step is refused before anything is allocated.
+        self.step_memory_budget: int | None = None
+        # Under an intervention (see under()): the plain session and the intervention.
+        self._plain: Session | None = None
+        self._intervention: Any = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -88,9 +95,11 @@ class Session:
                 timeout: float = 60.0, max_retries: int = 5, concurrency: int = 16,
                 dialect: str = "auto", vocab_size: int | None = None,
                 eos_token_ids: list[int] | None = None, backoff: float = 0.2,
-                batch_size: int = 16, batch_timeout: float = 0.005) -> "Session":
+                batch_size: int = 16, batch_timeout: float = 0.005,
+                max_reply_bytes: int | None = None) -> "Session":
         """A session over an OpenAI-compatible inference server (vLLM, SGLang, llama.cpp
-        server): see docs/remote.md. ``tokenizer``: a local transformers tokenizer (object,
+        server): see docs/remote.md (``max_reply_bytes``: the largest reply read, default
+        32 MiB). ``tokenizer``: a local transformers tokenizer (object,
         folder or hub id), else the server's /tokenize. ``top_logprobs``: tokens asked for
         each distribution (``"full"``: the whole vocabulary, exact where the server allows)."""
         from .backends.connect import open_connection
@@ -99,7 +108,9 @@ class Session:
                                top_logprobs=top_logprobs, timeout=timeout,
                                max_retries=max_retries, concurrency=concurrency,
                                dialect=dialect, vocab_size=vocab_size,
-                               eos_token_ids=eos_token_ids, backoff=backoff)
+                               eos_token_ids=eos_token_ids, backoff=backoff,
+                               **({} if max_reply_bytes is None
+                                  else {"max_reply_bytes": max_reply_bytes}))
         session = cls(None, conn.tokenizer, backend=conn.backend, batch_size=batch_size,
                       batch_timeout=batch_timeout)
         session.token_bytes = conn.token_bytes
@@ -173,14 +184,70 @@ class Session:
             raise ValueError(
                 f"prompt is {len(ids)} tokens, longer than the model's context "
                 f"({self.backend.max_positions}); shorten it")
-        return TokenTree(prompt, ids, model=self.name)
+        return TokenTree(prompt, ids, model=self.name, meta=vocabulary_identity(self))
 
     def distributions(self, tree: TokenTree, node_ids: list[int],
-                      settings: SamplerSettings | None = None) -> Distributions:
-        """Next-token distributions after each node (one batched forward, cached prefixes)."""
-        check_token_ids(tree, self.vocab_size, repr(self.name))  # a loaded tree: once
+                      settings: SamplerSettings | None = None,
+                      intervention: Any = None) -> Distributions:
+        """Next-token distributions after each node (one batched forward, cached prefixes).
+        ``intervention`` (a :class:`~inferviz.interventions.Steer`, ``Ablate`` or ``Patch``):
+        the distributions of the model under it, from each node's position on, with each
+        row's divergence from the plain model in ``row_meta`` (docs/why.md)."""
+        check_tree_for_session(tree, self)  # a loaded tree, or another model's: once
         seqs = [tree.token_ids(n) for n in node_ids]
-        return self.sequence_distributions(seqs, list(node_ids), settings)
+        if intervention is None:
+            return self.sequence_distributions(seqs, list(node_ids), settings)
+        groups: dict[int, list[int]] = {}  # rows by branch position: one backend each
+        for row, seq in enumerate(seqs):
+            groups.setdefault(len(seq) - 1, []).append(row)
+        parts = {}
+        for position, rows in groups.items():
+            view = self.under(intervention, position)
+            parts[position] = view.sequence_distributions(
+                [seqs[r] for r in rows], [node_ids[r] for r in rows], settings)
+        if len(parts) == 1:
+            return next(iter(parts.values()))
+        from .interventions import concat_rows
+
+        return concat_rows([(rows, parts[p]) for p, rows in groups.items()], len(seqs))
+
+    def under(self, intervention: Any, branch_position: int) -> "Session":
+        """This session as seen by a branch growing under ``intervention`` from the node at
+        ``branch_position``: the same model, tokenizer and settings, its distributions those of
+        the intervened model (over a KV cache of their own), each recorded child marked with
+        the intervention and its divergence from the plain model. Strategies run on it as on
+        the session itself."""
+        import copy
+
+        from .interventions import check_intervention
+
+        intervention = check_intervention(intervention)
+        if self.closed:
+            raise RuntimeError(f"Session {self.name!r} is closed; create a new one with "
+                               f"Session.from_pretrained(...)")
+        if self.adapter is None:
+            raise ServerLacks(f"interventions change the model's activations inside a forward, "
+                              f"and the server behind this session ({self.backend!r}) runs its "
+                              f"forwards itself and returns only log-probabilities (no hooks, no "
+                              f"activations); load the model locally with "
+                              f"Session.from_pretrained to intervene")
+        if self._plain is not None:
+            raise ValueError("this session already runs under an intervention; interventions "
+                             "do not stack: grow the branch from the plain session")
+        from .backends.intervened import backend_for
+
+        view = copy.copy(self)
+        view.backend = backend_for(self, intervention, branch_position)
+        view._plain = self
+        view._intervention = intervention
+        return view
+
+    def _record_intervention(self, tree: TokenTree, intervention: Any) -> None:
+        """Write what the intervention is into the tree's meta (saved with it)."""
+        known = dict(tree.meta.get("interventions") or {})
+        if intervention.key not in known:
+            known[intervention.key] = {"label": intervention.label, **intervention.spec()}
+            tree.meta["interventions"] = known
 
     def sequence_distributions(self, seqs: list[list[int]], parent_ids: list[int],
                                settings: SamplerSettings | None = None,
@@ -195,7 +262,12 @@ class Session:
         if scores is None:
             for seq in seqs:
                 self.check_context(seq)
+            check_step_memory(self, len(seqs), what=f"a step over {len(seqs)} sequences")
             scores = self.backend.next_token(seqs)
+        plain = None
+        if self._plain is not None:  # intervened: the plain model on the same paths, too
+            plain = self._plain.backend.next_token(seqs).scores
+            check_logits(plain, "node", parent_ids)
         check_logits(scores.scores, "node", parent_ids)
         input_ids = None
         if settings.repetition_penalty is not None:
@@ -203,9 +275,17 @@ class Session:
             input_ids = torch.tensor([[s[0]] * (width - len(s)) + s for s in seqs])
         probs = processed_probs(scores.scores, settings, input_ids)
         if scores.kind == "logits":
-            return Distributions.from_logits(list(parent_ids), scores.scores, probs)
-        return Distributions.from_logprobs(list(parent_ids), scores.scores, probs,
-                                           scores.approx)
+            dists = Distributions.from_logits(list(parent_ids), scores.scores, probs)
+        else:
+            dists = Distributions.from_logprobs(list(parent_ids), scores.scores, probs,
+                                                scores.approx)
+        if plain is not None:
+            from .interventions import divergence
+
+            dists.plain_logprobs = torch.log_softmax(plain.float(), dim=-1)
+            dists.row_meta = divergence(self._intervention, dists.logprobs,
+                                        dists.plain_logprobs)
+        return dists
 
     def check_context(self, seq: list[int]) -> None:
         """ValueError if a node with these token ids cannot be expanded (context full)."""
@@ -215,23 +295,33 @@ class Session:
 
     def expand(self, tree: TokenTree, node_ids: int | list[int], k: int = 5,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               min_p: float | None = None, **processors: Any) -> list[Node]:
+               min_p: float | None = None, intervention: Any = None,
+               **processors: Any) -> list[Node]:
         """Add the ``k`` most likely children (by raw probability) of each node; ``prob`` of each
         child is its probability under the sampler settings given (0 if they filter it).
 
         Several node ids go through one batched forward; only uncached tokens are computed.
+        ``intervention`` (``Steer``, ``Ablate``, ``Patch``: :mod:`inferviz.interventions`): the
+        children are those of the intervened model, a sibling branch of the plain children
+        marked with the intervention and their KL divergence from the plain distribution.
         Returns the children, parent by parent, best first. The tree is unchanged on error."""
         ids = check_node_ids(tree, node_ids)
         check_int("k", k, 1, self.vocab_size)
+        check_step_memory(self, len(ids), new_nodes=len(ids) * k,
+                          what=f"expand of {len(ids)} node(s) with k={k}",
+                          advice="expand fewer nodes at once or lower k")
+        tree.check_id_room(len(ids) * k)
         settings = SamplerSettings(temperature=temperature, top_k=top_k, top_p=top_p,
                                    min_p=min_p, **processors)
-        dists = self.distributions(tree, ids, settings)
+        dists = self.distributions(tree, ids, settings, intervention=intervention)
         tops = [dists.top_k(row, k) for row in range(len(ids))]
         for tok in {int(t) for top in tops for t in top}:
             self.token_bytes(tok)  # every token's bytes first (a server may fail): all or none
         children: list[Node] = []
         for row, top in enumerate(tops):
             children += record_children(tree, dists, row, top, self.token_bytes)
+        if intervention is not None:
+            self._record_intervention(tree, intervention)
         tree.notify([c.node_id for c in children])
         return children
 
@@ -251,7 +341,7 @@ class Session:
                       **settings: Any) -> "Future[list[Node]]":
         """Queue an expansion of one node on :attr:`batcher`; the future resolves to its ``k``
         most likely children, as :meth:`expand` returns them. Bad input raises here."""
-        check_token_ids(tree, self.vocab_size, repr(self.name))
+        check_tree_for_session(tree, self)
         return self.batcher.submit(tree, node_id, k, **settings)
 
     # ------------------------------------------------------------------ analyses
@@ -275,16 +365,47 @@ class Session:
             text_or_tree, node_id = text_or_tree
         return logit_lens(self, text_or_tree, node_id=node_id, k=k)
 
+    def attribute(self, tree: TokenTree, node_id: int, method: str = "input_x_gradient",
+                  contrast: int | str | None = None, contrast_token_id: int | None = None,
+                  steps: int = 64, baseline: str = "pad", keep_first: bool = True,
+                  batch_size: int | None = None):
+        """Why node ``node_id``'s token: one score per context token (an
+        :class:`~inferviz.attribution.AttributionResult`, cached); see
+        :func:`inferviz.attribution.attribute` and docs/why.md."""
+        from .attribution import attribute
+
+        return attribute(self, tree, node_id, method=method, contrast=contrast,
+                         contrast_token_id=contrast_token_id, steps=steps, baseline=baseline,
+                         keep_first=keep_first, batch_size=batch_size)
+
     def generate(self, prompt: str | TokenTree, strategy: str = "greedy",
                  max_new_tokens: int = 32, seed: int | None = None,
-                 server_side: bool = False, **params: Any):
+                 server_side: bool = False, intervention: Any = None, **params: Any):
         """Run a decoding strategy; see :mod:`inferviz.strategies` for names and parameters.
         ``server_side=True`` (a connected session; greedy and sampling): the server generates
-        in one request, each token written with its top-N siblings (docs/remote.md)."""
+        in one request, each token written with its top-N siblings (docs/remote.md).
+        ``intervention``: run it under a ``Steer``, ``Ablate`` or ``Patch`` from ``start_id``
+        on: its nodes form a sibling branch marked with the intervention (docs/why.md)."""
         from .strategies import run_strategy
 
         if not isinstance(server_side, bool):
             raise TypeError(f"server_side must be a bool; got {server_side!r}")
+        if intervention is not None:
+            if server_side:
+                raise ValueError("server_side=True cannot run under an intervention: the "
+                                 "server's forward takes no hooks; leave server_side out")
+            if strategy in ("contrastive", "custom"):
+                raise ValueError(f"strategy {strategy!r} cannot run under an intervention "
+                                 f"(it runs its own forwards around the engine); use greedy, "
+                                 f"sample, beam, bfs, threshold or smc")
+            tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
+            start_id = params.get("start_id", tree.root_id)
+            check_node_ids(tree, start_id)
+            view = self.under(intervention, len(tree.token_ids(start_id)) - 1)
+            result = view.generate(tree, strategy, max_new_tokens=max_new_tokens, seed=seed,
+                                   **params)
+            self._record_intervention(tree, intervention)
+            return result
         if server_side:
             from .backends.server_side import generate_on_server
             from .strategies.run import execute

@@ -10,6 +10,10 @@ A tree is rooted at a prompt. Every other node is one token with the numbers it 
 - ``cum_logprob``  sum of ``raw_logprob`` from the root down to this node
 - ``meta``         free dict for strategies (beam score, SMC weight, ...), exported as columns
 
+The tree's own ``meta`` (a dict of JSON values, saved with it) records what made it: a
+session writes its model's ``vocab_size`` and ``vocabulary`` fingerprint there, checked when
+another session uses the tree (:mod:`inferviz.tree_consistency`).
+
 Children are keyed by token id, never by text: two tokens that decode to the same text are two
 children.
 """
@@ -18,12 +22,24 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+import re
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from .tree_consistency import prompt_bytes, readable_token
 from .tree_journal import RunJournals, record_added, record_update, undo
-from .tree_schema import SCHEMA, SCHEMA_VERSION, check_scores, parse_tree
+from .tree_schema import (
+    MAX_ID,
+    SCHEMA,
+    SCHEMA_VERSION,
+    check_meta_depth,
+    check_scores,
+    child_key,
+    parse_tree,
+)
 
 __all__ = ["CORE_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "Node", "TokenTree", "readable_token"]
 
@@ -40,27 +56,6 @@ CORE_COLUMNS = (
     "entropy",
     "cum_logprob",
 )
-
-
-def readable_token(token_bytes: bytes) -> str:
-    """Text of a token's bytes, faithfully: valid UTF-8 decodes as is (spaces, newlines kept);
-    bytes that are not valid UTF-8 on their own (a partial character) show as ``<0xNN>``."""
-    out: list[str] = []
-    i = 0
-    while i < len(token_bytes):
-        # Find the longest valid UTF-8 prefix starting at i (a char is at most 4 bytes).
-        for width in (1, 2, 3, 4):
-            chunk = token_bytes[i : i + width]
-            try:
-                out.append(chunk.decode("utf-8"))
-                i += width
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            out.append(f"<0x{token_bytes[i]:02X}>")
-            i += 1
-    return "".join(out)
 
 
 @dataclass
@@ -91,10 +86,29 @@ class TokenTree:
 
     # thread id -> change journal of the strategy run on that thread (see begin_journal)
     _journals: RunJournals | None = None
+    # Checks of its use with a session (inferviz.tree_consistency), cached: the vocabulary size
+    # the token ids were checked against, the session the identity was checked for, and whether
+    # prompt_ids still have to be checked against the prompt (a loaded tree).
+    _vocab_checked: int | None = None
+    _use_checked: Any = None
+    _prompt_unverified = False
+    strict = True  # False: loaded with strict=False, consistency not checked
 
-    def __init__(self, prompt: str, prompt_ids: Iterable[int], model: str = "") -> None:
+    def __init__(self, prompt: str, prompt_ids: Iterable[int], model: str = "",
+                 meta: dict[str, Any] | None = None) -> None:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str; got {type(prompt).__name__}")
+        if not isinstance(model, str):
+            raise TypeError(f"model must be a str; got {type(model).__name__}")
+        ids = [_prompt_id(t) for t in prompt_ids]
+        bad = [t for t in ids if not 0 <= t <= MAX_ID]
+        if not ids or bad:
+            raise ValueError(f"prompt_ids must be a non-empty list of token ids in "
+                             f"[0, {MAX_ID}]; got {bad[0] if bad else 'none'}")
+        self.prompt_ids: list[int] = ids
+        self.meta: dict[str, Any] = dict(meta or {})
+        check_meta_depth("tree meta", self.meta)
         self.prompt = prompt
-        self.prompt_ids: list[int] = [int(t) for t in prompt_ids]
         self.model = model
         self.nodes: dict[int, Node] = {}
         self._next_id = 0
@@ -106,7 +120,7 @@ class TokenTree:
             depth=0,
             token_id=None,
             token=prompt,
-            token_bytes=prompt.encode("utf-8"),
+            token_bytes=prompt_bytes(prompt),
             raw_logprob=0.0,
             prob=1.0,
             rank=None,
@@ -118,9 +132,20 @@ class TokenTree:
 
     # ----------------------------------------------------------------- building
     def _take_id(self) -> int:
+        self.check_id_room(1)
         node_id = self._next_id
         self._next_id += 1
         return node_id
+
+    def check_id_room(self, count: int) -> None:
+        """ValueError unless ``count`` more nodes can get ids: ids stop at 2**53 - 1, the
+        largest a tree file holds and a browser counts exactly (``expand`` asks before its
+        forward, so it never adds half of its children)."""
+        if self._next_id + count - 1 > MAX_ID:
+            raise ValueError(f"this tree has no node ids left for {count} more node(s): ids "
+                             f"stop at {MAX_ID} (2**53 - 1, the largest a tree file can hold "
+                             f"and a browser can count exactly) and the next is "
+                             f"{self._next_id}; start a new tree")
 
     def add_child(
         self,
@@ -144,13 +169,16 @@ class TokenTree:
             parent = self.node(parent_id)
             token_id, rank = int(token_id), int(rank)
             where = f"child of node {parent_id} with token_id {token_id}"
-            if token_id < 0 or rank < 0:
-                raise ValueError(f"{where}: token_id and rank must be >= 0, got {token_id}, "
-                                 f"{rank}")
+            if not (0 <= token_id <= MAX_ID and 0 <= rank <= MAX_ID):
+                raise ValueError(f"{where}: token_id and rank must be in [0, {MAX_ID}], got "
+                                 f"{token_id}, {rank}")
+            if meta:
+                check_meta_depth(where, meta)
             raw_logprob, prob, entropy, cum_logprob = check_scores(
                 where, float(raw_logprob), float(prob), float(entropy),
                 parent.cum_logprob + float(raw_logprob))
-            existing = parent.children.get(token_id)
+            key = child_key(token_id, meta)
+            existing = parent.children.get(key)
             journal = self._journal()
             if existing is not None:
                 child = self.nodes[existing]
@@ -174,8 +202,10 @@ class TokenTree:
                     meta=dict(meta or {}),
                 )
                 self.nodes[child.node_id] = child
-                parent.children[token_id] = child.node_id
+                parent.children[key] = child.node_id
                 record_added(journal, child.node_id)
+                if self._vocab_checked is not None and token_id >= self._vocab_checked:
+                    self._vocab_checked = None  # outside the checked vocabulary: check again
         if notify:
             self.notify([child.node_id])
         return child
@@ -184,6 +214,11 @@ class TokenTree:
         """Merge ``meta`` into a node's meta (journaled like ``add_child``; no notification)."""
         with self._lock:
             node = self.node(node_id)
+            check_meta_depth(f"node {node_id}", meta)
+            if "intervention_key" in meta and \
+                    meta["intervention_key"] != node.meta.get("intervention_key"):
+                raise ValueError(f"node {node_id}: meta 'intervention_key' says which branch "
+                                 f"the node is on and cannot change")
             record_update(self._journal(), node)
             node.meta.update(meta)
 
@@ -319,7 +354,7 @@ class TokenTree:
         return df
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema": SCHEMA,
             "version": SCHEMA_VERSION,
             "prompt": self.prompt,
@@ -328,22 +363,44 @@ class TokenTree:
             "next_id": self._next_id,
             "nodes": [_node_to_dict(n) for n in sorted(self.nodes.values(), key=_by_id)],
         }
+        if self.meta:  # only when there is one: files of trees made by hand stay as they were
+            out["meta"] = _encode_meta(self.meta)
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         """Versioned JSON (schema ``inferviz.tree`` v1); ``TokenTree.from_json`` restores it
-        exactly. Non-finite floats are written as the strings "nan", "inf", "-inf"."""
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False)
+        exactly. Non-finite floats are written as the strings "nan", "inf", "-inf"; a lone
+        surrogate (which no text encoding holds) as its ``\\udXXX`` escape, so the text can
+        always be saved as UTF-8."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False)
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TokenTree":
+    def from_dict(cls, data: dict[str, Any], strict: bool = True) -> "TokenTree":
         """The tree of ``to_dict()`` output. Untrusted input is checked field by field
         (:func:`inferviz.tree_schema.parse_tree`): a bad file raises ``ValueError`` naming the
-        node and the field, never loads half or as a tree that fails later."""
-        parsed = parse_tree(data)
+        node and the field, never loads half or as a tree that fails later.
+
+        ``strict`` (default True): the fields must also agree (each ``token`` is the text of
+        its ``token_bytes``, ``cum_logprob`` sums the path), and on first use with a session
+        the recorded model identity and ``prompt_ids`` must match that session's
+        (:mod:`inferviz.tree_consistency`). ``strict=False``, for files written by other
+        tools, skips those consistency checks (with a warning; ``tree.strict`` is False), never
+        the structural and type checks nor the vocabulary range check."""
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict must be a bool; got {strict!r}")
+        parsed = parse_tree(data, strict=strict)
+        if not strict:
+            warnings.warn("tree loaded with strict=False: its token texts, cum_logprob, "
+                          "prompt_ids and model identity are not checked for consistency",
+                          stacklevel=2)
         tree = cls.__new__(cls)
         tree.prompt = parsed["prompt"]
         tree.prompt_ids = parsed["prompt_ids"]
         tree.model = parsed["model"]
+        tree.meta = parsed["meta"]
+        tree.strict = strict
+        tree._prompt_unverified = strict
         tree.nodes = {}
         tree._listeners = []
         tree._lock = threading.RLock()
@@ -351,14 +408,16 @@ class TokenTree:
             node = Node(**fields)
             tree.nodes[node.node_id] = node
             if node.parent_id is not None:
-                tree.nodes[node.parent_id].children[node.token_id] = node.node_id
+                key = child_key(node.token_id, node.meta)
+                tree.nodes[node.parent_id].children[key] = node.node_id
         tree.root_id = parsed["root_id"]
         tree._next_id = parsed["next_id"]
         return tree
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "TokenTree":
-        """The tree of a ``to_json()`` text; ``ValueError`` naming the problem otherwise."""
+    def from_json(cls, text: str | bytes, strict: bool = True) -> "TokenTree":
+        """The tree of a ``to_json()`` text; ``ValueError`` naming the problem otherwise.
+        ``strict``: see :meth:`from_dict`."""
         if not isinstance(text, (str, bytes, bytearray)):
             raise TypeError(f"text must be a str (the JSON of a tree), got {type(text).__name__}")
         try:
@@ -367,11 +426,24 @@ class TokenTree:
             raise ValueError("tree file is not valid JSON: nested too deeply") from None
         except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             raise ValueError(f"tree file is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(data, strict=strict)
 
     def __repr__(self) -> str:
         depth = max(n.depth for n in self.nodes.values())
         return f"TokenTree(prompt={self.prompt!r}, nodes={len(self)}, depth={depth})"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _prompt_id(value: Any) -> int:
+    """An int (or numpy/torch integer) token id; bools and floats are refused."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"prompt_ids must be a list of token ids (ints); got {value!r}")
 
 
 def _by_id(node: Node) -> int:

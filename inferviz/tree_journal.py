@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .tree_schema import child_key
+
 if TYPE_CHECKING:
     from .tree import Node
 
@@ -79,8 +81,9 @@ def undo(nodes: dict[int, Node], journal: dict[str, Any]) -> tuple[list[int], se
             removed.append(node.node_id)
             stack.extend(c for c in node.children.values() if c in nodes)
         parent = nodes.get(top.parent_id)
-        if parent is not None and parent.children.get(top.token_id) == node_id:
-            del parent.children[top.token_id]
+        key = child_key(top.token_id, top.meta)
+        if parent is not None and parent.children.get(key) == node_id:
+            del parent.children[key]
             touched.add(parent.node_id)
     for node_id, (prob, meta) in journal["updated"].items():
         if node_id in nodes:

@@ -7,15 +7,21 @@ raises one ``ValueError`` naming the node and the field, e.g.
 table in docs/reliability.md is this module in words):
 
 - top level: ``schema`` ("inferviz.tree"), ``version`` (1), ``prompt`` (str), ``prompt_ids``
-  (non-empty list of token ids), ``model`` (str, optional), ``next_id`` (int > every node id,
-  optional), ``nodes`` (non-empty list); nothing else.
+  (non-empty list of token ids), ``model`` (str, optional), ``meta`` (object of JSON values,
+  optional: a session records its model's ``vocab_size`` and ``vocabulary`` fingerprint there),
+  ``next_id`` (int > every node id, optional), ``nodes`` (non-empty list); nothing else.
 - each node: ``node_id`` (unique int), ``parent_id`` (None for the one root, else the id of an
   earlier node: parents have smaller ids, so there is no cycle), ``depth`` (0 for the root, else
   parent depth + 1), ``token_id`` (None for the root, else an id unique among its siblings),
   ``token`` (str), ``token_bytes`` (hex str), ``raw_logprob`` (<= 0, may be -inf, never NaN),
   ``prob`` (in [0, 1]), ``rank`` (None for the root, else int >= 0), ``entropy`` (None for the
   root, else finite >= 0), ``cum_logprob`` (<= 0, may be -inf), ``meta`` (object of JSON values,
-  optional); nothing else. Non-finite floats are the strings "nan", "inf", "-inf".
+  optional); nothing else. Non-finite floats are the strings "nan", "inf", "-inf". A ``meta``
+  holds lists and objects nested at most ``MAX_META_DEPTH`` deep (the writer's limit too).
+
+With ``strict=True`` (the default) the fields must also agree with each other
+(:mod:`inferviz.tree_consistency`): ``token`` is the readable text of ``token_bytes``, the
+root's is the prompt, and ``cum_logprob`` is the parent's plus ``raw_logprob``.
 
 Token ids are checked against a model's vocabulary when the tree is used with a session
 (:func:`check_token_ids`), since the file does not say how large the vocabulary is.
@@ -31,8 +37,13 @@ SCHEMA_VERSION = 1
 MAX_ID = 2**53 - 1  # ids travel to the browser as float64: exact up to 2**53
 # float32 round-off allowed above a bound (log-probabilities <= 0, probabilities <= 1).
 TOLERANCE = 1e-5
+# Lists/objects inside a meta, counting the meta itself (and the {"__float__": ...} tag of a
+# non-finite float): the reader refuses deeper, so does TokenTree.add_child/update_meta, and
+# the writer (recursive, like json) handles this depth from any reasonable call stack.
+MAX_META_DEPTH = 64
 
-TOP_FIELDS = ("schema", "version", "prompt", "prompt_ids", "model", "next_id", "nodes")
+TOP_FIELDS = ("schema", "version", "prompt", "prompt_ids", "model", "meta", "next_id",
+              "nodes")
 NODE_FIELDS = ("node_id", "parent_id", "depth", "token_id", "token", "token_bytes",
                "raw_logprob", "prob", "rank", "entropy", "cum_logprob", "meta")
 OPTIONAL_NODE_FIELDS = ("meta",)
@@ -114,13 +125,17 @@ def _token_bytes(where: str, value: Any) -> bytes:
 def _meta(where: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fail(where, f"field 'meta' must be an object, got {type(value).__name__}")
-    try:
-        return _meta_value(where, value)
-    except RecursionError:
-        raise _fail(where, "field 'meta' is nested too deeply") from None
+    return _meta_value(where, value, 1)
 
 
-def _meta_value(where: str, value: Any) -> Any:
+def _too_deep(where: str) -> TreeFileError:
+    return _fail(where, f"field 'meta' is nested more than {MAX_META_DEPTH} deep (lists and "
+                        f"objects inside one another); flatten it")
+
+
+def _meta_value(where: str, value: Any, depth: int) -> Any:
+    if isinstance(value, (dict, list)) and depth > MAX_META_DEPTH:
+        raise _too_deep(where)
     if isinstance(value, dict):
         if set(value) == {"__float__"}:  # a tagged non-finite float
             tag = value["__float__"]
@@ -132,14 +147,40 @@ def _meta_value(where: str, value: Any) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _fail(where, f"field 'meta' keys must be strings, got {_short(key)}")
-            out[key] = _meta_value(where, item)
+            out[key] = _meta_value(where, item, depth + 1)
         return out
     if isinstance(value, list):
-        return [_meta_value(where, item) for item in value]
+        return [_meta_value(where, item, depth + 1) for item in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise _fail(where, f"field 'meta' holds a {type(value).__name__}; only JSON values "
                        f"(null, bool, number, string, list, object) are allowed")
+
+
+def child_key(token_id: int, meta: dict[str, Any] | None) -> Any:
+    """A child's key among its siblings: its token id, or ``(intervention_key, token_id)`` for
+    a node of an intervened branch (meta ``intervention_key``), so the plain child of a token
+    and its steered twin are two siblings."""
+    branch = meta.get("intervention_key") if meta else None
+    return token_id if branch is None else (str(branch), token_id)
+
+
+def check_meta_depth(where: str, meta: Any) -> None:
+    """ValueError if ``meta`` (a dict given to ``add_child``/``update_meta``) nests lists,
+    tuples and dicts deeper than ``MAX_META_DEPTH``, the most a tree file may hold (a
+    non-finite float counts as one level: it is written as ``{"__float__": "nan"}``). A
+    self-containing dict is refused the same way, instead of a RecursionError when saved."""
+    todo = [(meta, 1)]
+    while todo:
+        value, depth = todo.pop()
+        container = isinstance(value, (dict, list, tuple))
+        if depth > MAX_META_DEPTH and (container or isinstance(value, float)
+                                       and not math.isfinite(value)):
+            raise _too_deep(where)
+        if isinstance(value, dict):
+            todo.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, (list, tuple)):
+            todo.extend((item, depth + 1) for item in value)
 
 
 def _node(index: int, raw: Any) -> dict[str, Any]:
@@ -218,6 +259,9 @@ def _top(data: Any) -> None:
     if not isinstance(data.get("model", ""), str):
         raise _fail("tree file", f"field 'model' must be a string, got "
                                  f"{type(data['model']).__name__}")
+    if not isinstance(data.get("meta", {}), dict):
+        raise _fail("tree file", f"field 'meta' must be an object, got "
+                                 f"{type(data['meta']).__name__}")
     ids = data["prompt_ids"]
     if not isinstance(ids, list) or not ids:
         raise _fail("tree file", "field 'prompt_ids' must be a non-empty list of token ids")
@@ -227,12 +271,15 @@ def _top(data: Any) -> None:
         raise _fail("tree file", "field 'nodes' must be a non-empty list of nodes")
 
 
-def parse_tree(data: Any) -> dict[str, Any]:
+def parse_tree(data: Any, strict: bool = True) -> dict[str, Any]:
     """Check a tree dict (``TokenTree.to_dict()`` or parsed JSON) and return ``{"prompt",
-    "prompt_ids", "model", "next_id", "root_id", "nodes"}`` with ``nodes`` a list of node field
-    dicts in id order (parents first). Raises :class:`TreeFileError` (a ``ValueError``) naming
-    the node and field at the first problem; nothing is half-built."""
+    "prompt_ids", "model", "meta", "next_id", "root_id", "nodes"}`` with ``nodes`` a list of
+    node field dicts in id order (parents first). Raises :class:`TreeFileError` (a
+    ``ValueError``) naming the node and field at the first problem; nothing is half-built.
+    ``strict``: also check that the fields agree (token text, cum_logprob; see the module
+    docstring); False skips that, never the structure and types."""
     _top(data)
+    meta = _meta("tree file", data.get("meta", {}))
     nodes: dict[int, dict[str, Any]] = {}
     for index, raw in enumerate(data["nodes"]):
         node = _node(index, raw)
@@ -245,7 +292,7 @@ def parse_tree(data: Any) -> dict[str, Any]:
         raise _fail("tree file", f"a tree has exactly one root (a node with parent_id null); "
                                  f"this one has {len(roots)}")
     ordered = [nodes[i] for i in sorted(nodes)]
-    siblings: set[tuple[int, int]] = set()
+    siblings: set[tuple[int, Any]] = set()
     for node in ordered:
         parent_id = node["parent_id"]
         if parent_id is None:
@@ -266,10 +313,11 @@ def parse_tree(data: Any) -> dict[str, Any]:
         if node["depth"] != expect:
             raise _fail(where, f"field 'depth' must be parent depth + 1 ({expect}), "
                                f"got {node['depth']}")
-        key = (parent_id, node["token_id"])
+        key = (parent_id, child_key(node["token_id"], node["meta"]))
         if key in siblings:
             raise _fail(where, f"field 'token_id' {node['token_id']} is already a child of "
-                               f"node {parent_id}; sibling tokens must be unique")
+                               f"node {parent_id}; sibling tokens must be unique (per "
+                               f"intervention: meta 'intervention_key')")
         siblings.add(key)
     top_id = ordered[-1]["node_id"]
     next_id = data.get("next_id", top_id + 1)
@@ -277,9 +325,13 @@ def parse_tree(data: Any) -> dict[str, Any]:
     if next_id <= top_id:
         raise _fail("tree file", f"field 'next_id' must be greater than every node id "
                                  f"({top_id}), got {next_id}")
+    if strict:
+        from .tree_consistency import check_node_consistency
+
+        check_node_consistency(data["prompt"], ordered)
     return {"prompt": data["prompt"], "prompt_ids": list(data["prompt_ids"]),
-            "model": data.get("model", ""), "next_id": next_id, "root_id": roots[0],
-            "nodes": ordered}
+            "model": data.get("model", ""), "meta": meta, "next_id": next_id,
+            "root_id": roots[0], "nodes": ordered}
 
 
 def check_token_ids(tree: Any, vocab_size: int, model_name: str = "this model") -> None:

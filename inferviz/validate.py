@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
@@ -34,6 +37,11 @@ def check_prompt(prompt: Any) -> str:
         raise TypeError(f"prompt must be a str; got {type(prompt).__name__}")
     if not prompt:
         raise ValueError("prompt is empty: give at least one character of text")
+    lone = _SURROGATE.search(prompt)
+    if lone:  # tokenizers cannot take one (they raise an obscure TypeError)
+        raise ValueError(f"prompt holds a lone surrogate (U+{ord(lone.group()):04X} at index "
+                         f"{lone.start()}), which is not text: no encoding can write it. Remove "
+                         f"it (text decoded with errors='surrogateescape' holds them)")
     return prompt
 
 
@@ -74,14 +82,14 @@ def resolve_token_ids(session: Any, text_or_tree: Any, node_id: int | None) -> t
     default), and the index of the first generated token (1 for a text: the first token has no
     prediction). Checks the node id and the model's context length."""
     from .tree import TokenTree
-    from .tree_schema import check_token_ids
+    from .tree_consistency import check_tree_for_session
 
     if isinstance(text_or_tree, TokenTree):
         tree = text_or_tree
         node_id = tree.root_id if node_id is None else node_id
         if node_id not in tree:
             raise ValueError(f"node_id {node_id} is not a node of this tree")
-        check_token_ids(tree, session.vocab_size, repr(session.name))
+        check_tree_for_session(tree, session)
         ids, first = tree.token_ids(node_id), len(tree.prompt_ids)
     else:
         ids, first = session.encode(check_prompt(text_or_tree)), 1

@@ -7,10 +7,10 @@ its installed part packages into the inferviz cache, once. ``make models`` insta
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import files
 from .models import cache_dir
 
 
@@ -69,11 +69,14 @@ def zoo_path(name: str) -> Path:
     if target.is_file() and target.stat().st_size == size:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    with tmp.open("wb") as out:
-        for chunk in chunks:
-            with chunk.open("rb") as src:
-                while block := src.read(1 << 22):
-                    out.write(block)
-    os.replace(tmp, target)
-    return target
+    # A temporary file of this process's own, renamed over the target (inferviz.files): an
+    # interrupted assembly leaves neither a truncated model nor a temporary file behind, and
+    # two processes assembling at once do not write into one file.
+    return files.write_chunks(target, _blocks(chunks))
+
+
+def _blocks(chunks: list[Path]):
+    for chunk in chunks:
+        with chunk.open("rb") as src:
+            while block := src.read(1 << 22):
+                yield block

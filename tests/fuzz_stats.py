@@ -15,7 +15,7 @@ def summary() -> str | None:
     return (f"fuzz: {s['round_trip']} random trees round-tripped exactly; "
             f"{s['file_cases']} mutated tree files: {s['file_refused']} refused naming the "
             f"field, {s['file_loaded']} loaded and used ({s['use_refused']} of them refused on "
-            f"first use for token ids outside the vocabulary), hangs {s['hangs']}, nodes lost "
+            f"first use: token ids outside the vocabulary, prompt_ids not the prompt), hangs {s['hangs']}, nodes lost "
             f"{s['nodes_lost']}; {s['widget_cases']} widget messages: {s['widget_ok']} valid "
             f"(expanded), {s['widget_refused']} refused with the tree unchanged, "
             f"{s['widget_state']} browser state updates")

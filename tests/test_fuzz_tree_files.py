@@ -80,6 +80,8 @@ def test_random_trees_round_trip_exactly_through_json(tree):
 # ------------------------------------------------------------------ mutations
 MUTATIONS = ("delete_field", "retype_field", "shift_int", "duplicate_node", "cycle", "reorder",
              "next_id", "delete_node", "reparent", "garbage_text",
+             # well-formed but inconsistent: refused at load, or (prompt) on first use
+             "relabel", "cum_logprob", "prompt_text", "deep_meta",
              # damages a file survives: they must load into a tree that works
              "reorder", "next_id_up", "delete_leaf", "foreign_token")
 
@@ -128,6 +130,22 @@ def mutate(data: dict, draw) -> str:
                 node["token_id"] = draw(st.integers(0, 2 * VOCAB))
             elif isinstance(data.get("prompt_ids"), list) and data["prompt_ids"]:
                 data["prompt_ids"][0] = draw(st.integers(0, 2 * VOCAB))
+        elif kind == "relabel" and node is not None:
+            node["token"] = draw(st.sampled_from(["<script>", "", " a", "<0xBD>"]))
+        elif kind == "cum_logprob" and node is not None and node.get("parent_id") is not None:
+            if isinstance(node.get("cum_logprob"), (int, float)):
+                node["cum_logprob"] -= draw(st.sampled_from([1e-9, 0.01, 1.0]))
+        elif kind == "prompt_text":
+            prompt = draw(st.text(min_size=1, max_size=6))
+            data["prompt"] = prompt
+            for root in nodes:  # keep the root's text and bytes the prompt's: a consistent
+                if isinstance(root, dict) and root.get("parent_id") is None:  # file that lies
+                    root["token"], root["token_bytes"] = prompt, prompt.encode().hex()
+        elif kind == "deep_meta" and node is not None:
+            deep: dict = {}
+            for _ in range(draw(st.integers(60, 200))):
+                deep = {"x": deep}
+            node["meta"] = deep
         elif kind == "delete_node" and nodes:
             nodes.remove(draw(st.sampled_from(nodes)))
         elif kind == "reparent" and node is not None:
@@ -171,9 +189,11 @@ def load_and_use(text: str, pick: int) -> str:
     node_id = sorted(tree.nodes)[pick % len(tree)]
     try:
         kids = tiny().expand(tree, node_id, k=2)
-    except ValueError as exc:  # a token id this model does not have: refused on first use
+    except ValueError as exc:  # a token id this model does not have, or prompt_ids that are
+        # not the prompt: refused on first use
         assert re.search(r"field 'token_id' .* outside the vocabulary|prompt_ids\[\d+\] is "
-                         r"token id .* outside the vocabulary", str(exc)), str(exc)
+                         r"token id .* outside the vocabulary|prompt_ids are not its prompt",
+                         str(exc)), str(exc)
         assert {i: (n.parent_id, n.token_id) for i, n in tree.nodes.items()} == before
         return "use_refused"
     assert all(k.parent_id == node_id for k in kids)
@@ -183,11 +203,20 @@ def load_and_use(text: str, pick: int) -> str:
     return "loaded"
 
 
+def with_tokenizer_prompt(data: dict) -> dict:
+    """The tree dict with its prompt replaced by what its prompt_ids decode to under the tiny
+    model's tokenizer, so an undamaged file passes the prompt check on first use."""
+    prompt = tiny().tokenizer.decode(data["prompt_ids"], skip_special_tokens=True)
+    data["prompt"] = prompt
+    data["nodes"][0].update(token=prompt, token_bytes=prompt.encode().hex())  # the root
+    return data
+
+
 @FUZZ
 @given(trees(max_children=8, max_token_id=VOCAB - 1), st.data())
 def test_damaged_tree_files_are_refused_naming_the_field_or_load_into_a_working_tree(
         tree, data):
-    text = mutate(tree.to_dict(), data.draw)
+    text = mutate(with_tokenizer_prompt(tree.to_dict()), data.draw)
     pick = data.draw(st.integers(0, 1000))
     STATS["file_cases"] += 1
     outcome = run_with_timeout(lambda: load_and_use(text, pick))

@@ -27,6 +27,7 @@ import torch
 
 from ..backends import ServerLacks
 from ..scoring import record_children
+from ..step_memory import check_step_memory
 from ..validate import check_int, reject_unknown
 from .common import step_budget
 from .result import GenerationResult
@@ -70,6 +71,11 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         raise ServerLacks(f"num_beams={num_beams} ranks {beams_to_keep} candidates a step, but "
                           f"the server returns only its top {top_n} tokens; lower num_beams or "
                           f"connect with top_logprobs >= {beams_to_keep}")
+    check_step_memory(session, num_beams, new_nodes=beams_to_keep * max_new_tokens,
+                      what=f"num_beams={num_beams} (each step scores {num_beams} beams over "
+                           f"the vocabulary and adds {beams_to_keep} candidates, for "
+                           f"{max_new_tokens} steps)",
+                      advice="lower num_beams or max_new_tokens")
     eos_set = torch.tensor(eos, dtype=torch.long)
     length_penalty = float(length_penalty)
     run = current_run(tree)
@@ -187,9 +193,13 @@ def _record_step(session, tree, dists, cand_row, cand_token, cand_scores, kept: 
         metas.append(meta)
     node_ids: list[int] = [0] * len(cand_token)
     changed = []
-    for row in sorted(set(cand_row.tolist())):
-        positions = [j for j in range(len(cand_token)) if int(cand_row[j]) == row]
-        children = record_children(tree, dists, row, [int(cand_token[j]) for j in positions],
+    by_row: dict[int, list[int]] = {}  # one pass, not one scan of the candidates per row
+    for j, row in enumerate(cand_row.tolist()):
+        by_row.setdefault(row, []).append(j)
+    tokens = cand_token.tolist()
+    for row in sorted(by_row):
+        positions = by_row[row]
+        children = record_children(tree, dists, row, [tokens[j] for j in positions],
                                    session.token_bytes, [metas[j] for j in positions])
         for j, child in zip(positions, children):
             node_ids[j] = child.node_id

@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from ..scoring import record_children
+from ..step_memory import check_step_memory
 from ..validate import check_int
 from .common import check_stop, context_room, sampler_settings
 from .result import GenerationResult
@@ -33,10 +34,18 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     check_int("max_nodes", max_nodes, 1)
     if depth > max_new_tokens:
         raise ValueError(f"depth must be <= max_new_tokens ({max_new_tokens}); got {depth}")
-    worst_case = sum(k ** level for level in range(1, depth + 1))
+    worst_case = max_tree_nodes(k, depth, max_nodes)
+    if worst_case is None:
+        raise ValueError(f"k={k}, depth={depth} can add about 10^{_log10_nodes(k, depth)} "
+                         f"nodes, more than max_nodes={max_nodes}; lower k or depth, or raise "
+                         f"max_nodes")
     if worst_case > max_nodes:
         raise ValueError(f"k={k}, depth={depth} can add {worst_case} nodes, more than "
                          f"max_nodes={max_nodes}; lower k or depth, or raise max_nodes")
+    widest = k ** (depth - 1)  # the last level's parents: one forward over all of them
+    check_step_memory(session, widest, new_nodes=widest * k,
+                      what=f"bfs with k={k}, depth={depth} (its last level expands {widest} "
+                           f"nodes in one forward)", advice="lower k or depth")
     settings = sampler_settings(params, where)
     stop_at_eos = check_stop(params, where)
     eos = session.eos_token_ids if stop_at_eos else set()
@@ -74,3 +83,19 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                   **settings.to_dict()}
     return GenerationResult(strategy, tree, leaves, params_out,
                             [tree.node(n).cum_logprob - base for n in leaves], finish)
+
+
+def max_tree_nodes(k: int, depth: int, cap: int) -> int | None:
+    """Nodes a full ``k``-ary expansion to ``depth`` levels adds, ``k + k^2 + ... + k^depth``,
+    in closed form; None when that is certainly more than ``cap`` (so a huge depth is answered
+    at once, without building a number with millions of digits)."""
+    if k == 1:
+        return depth
+    if depth > cap.bit_length():  # k^depth >= 2^depth > cap
+        return None
+    return (k ** (depth + 1) - k) // (k - 1)
+
+
+def _log10_nodes(k: int, depth: int) -> int:
+    """Decimal exponent of ``k^depth`` (the largest term), for the error message."""
+    return int(depth * math.log10(k))

@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 from ..scoring import record_children
+from ..step_memory import check_step_memory
 from ..validate import check_float, check_int
 from .common import SAMPLER_ARGS, check_stop, context_room
 from .result import GenerationResult
@@ -42,6 +43,13 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     stop_at_eos = check_stop(params, where)
     eos = session.eos_token_ids if stop_at_eos else set()
     log_threshold = math.log(threshold)
+    # At each depth at most 1/threshold paths keep probability >= threshold, and the frontier
+    # never holds more than the nodes added: bounds on the nodes and the rows of one forward.
+    most_nodes = min(max_nodes, int(max_new_tokens / threshold))
+    rows = min(batch_size, most_nodes)
+    check_step_memory(session, rows, new_nodes=most_nodes,
+                      what=f"threshold with batch_size={batch_size}, max_nodes={max_nodes}",
+                      advice="lower batch_size or max_nodes")
 
     run = current_run(tree)
     start = tree.node(start_id)

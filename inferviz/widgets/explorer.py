@@ -1,7 +1,8 @@
 """Explorer: the whole inference view in one widget (``Session.explore(prompt)``).
 
 Prompt box and strategy controls on top; the live TreeWidget; under it tabs for the selected
-path (text + per-token table), its logit lens, plotly charts (probability and entropy along the
+path (text + per-token table), its logit lens, why (attribution of the selected token and
+interventions that grow a sibling branch: :mod:`inferviz.widgets.why_panel`), plotly charts (probability and entropy along the
 path, SMC ESS, beam scores) and exports (CSV, JSON, standalone HTML).
 
 Runs go in a worker thread so the kernel stays free to hear Stop (a busy kernel would process
@@ -35,10 +36,12 @@ from .run_controls import RunControls
 from .text_view import TextView
 from .token_table import token_table_html
 from .tree_widget import TreeWidget
+from .why_panel import WhyPanel
 
-TABS = ("Path", "Logit lens", "Charts", "Export")
+TABS = ("Path", "Logit lens", "Why", "Charts", "Export")
 LENS_TAB = 1
-CHARTS_TAB = 2
+WHY_TAB = 2
+CHARTS_TAB = 3
 
 
 class Explorer(widgets.VBox):
@@ -103,8 +106,10 @@ class Explorer(widgets.VBox):
         export_tab = widgets.VBox([
             widgets.HBox([self.export_stem, *self.export_buttons.values()]),
             self.export_links])
+        self.why = WhyPanel(session, self._lock, on_grown=self._branch_grown,
+                            wait_idle=self._guarded.wait_idle)
         self.tabs = widgets.Tab(children=[widgets.VBox([self.text_box, self.table_html]),
-                                          self.lens_box, self._charts, export_tab])
+                                          self.lens_box, self.why, self._charts, export_tab])
         for i, title in enumerate(TABS):
             self.tabs.set_title(i, title)
 
@@ -165,6 +170,7 @@ class Explorer(widgets.VBox):
             return
         tree = self.tree
         self._follow_in_text_view(node_id)  # the path's text, shaded (the Path tab's top)
+        self.why.show(tree, node_id)
         if self.path_fig is not None:
             figures.update_figure(self.path_fig, figures.path_figure(tree, node_id))
         if not self._lock.acquire(blocking=False):
@@ -311,6 +317,11 @@ class Explorer(widgets.VBox):
                     self.select(tree.root_id)  # the selected node was rolled back
                 self.controls.set_running(False)
                 self._running.clear()
+
+    def _branch_grown(self, result: Any) -> None:
+        """An intervened branch grown from the Why tab: show it and select its last node."""
+        self.tree_widget.refresh()
+        self.select(result.node_id)
 
     def _finish(self, result: Any) -> None:
         self.result = result

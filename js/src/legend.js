@@ -60,7 +60,8 @@ export function createLegend() {
       for (const kind of order) {
         const item = span("", "inferviz-legend-item");
         item.dataset.kind = kind;
-        item.append(lineSample(`inferviz-link by-${kind}`), span(KIND_LABELS[kind]));
+        const sample = kind === "intervened" ? "inferviz-link intervened" : `inferviz-link by-${kind}`;
+        item.append(lineSample(sample), span(KIND_LABELS[kind]));
         kinds.append(item);
       }
       if (path) {

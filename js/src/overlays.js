@@ -27,10 +27,11 @@ export const KIND_LABELS = {
   search: "bfs / threshold",
   custom: "custom",
   other: "other strategy",
+  intervened: "intervened (steer / ablate / patch; KL vs plain)",
 };
 
 /**
- * @typedef {{kind: string, classes: string[], badges: string[], chosen: boolean}} Overlay
+ * @typedef {{kind: string, classes: string[], badges: string[], chosen: boolean, intervened?: boolean}} Overlay
  */
 
 /**
@@ -69,8 +70,18 @@ export function nodeOverlay(table, row) {
   }
   const mark = cell(table, "mark", row);
   if (typeof mark === "string" && mark) { badges.unshift(`◆${mark}`); classes.push("marked"); }
+  // A node of an intervened branch: drawn dashed in its own colour, its KL from the plain
+  // model as a badge; never folded away (it was asked for).
+  const intervention = cell(table, "intervention", row);
+  const intervened = typeof intervention === "string" && intervention !== "";
+  if (intervened) {
+    classes.push("intervened");
+    chosen = true;
+    const kl = cell(table, "kl", row);
+    if (typeof kl === "number" && Number.isFinite(kl)) badges.push(`KL ${formatNumber(kl, 2)}`);
+  }
   if (kind === "click" && !classes.length && !badges.length) return { kind, classes: [], badges: [], chosen };
-  return { kind, classes: [`by-${kind}`, ...classes], badges, chosen };
+  return { kind, classes: [`by-${kind}`, ...classes], badges, chosen, intervened };
 }
 
 /**

@@ -103,7 +103,11 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     let folds = false;
     layout.byId.forEach((node) => {
       if (node.data.fold) folds = true;
-      else if (node.depth > 0) kinds.add(layout.overlay(node.data.row).kind);
+      else if (node.depth > 0) {
+        const overlay = layout.overlay(node.data.row);
+        kinds.add(overlay.kind);
+        if (overlay.intervened) kinds.add("intervened");
+      }
     });
     legend.update(kinds, { folds, path: onPath.size > 1 });
     drawPath(selected);

@@ -26,6 +26,16 @@ describe("nodeOverlay", () => {
     expect(nodeOverlay(table, 2).badges).toEqual([]);
   });
 
+  it("marks intervened nodes, badges their KL and never folds them", () => {
+    const table = withMeta({ intervention: [null, "steer L6 α=4", null, "steer L6 α=4"], kl: [null, 0.123, null, 2] });
+    const steered = nodeOverlay(table, 1);
+    expect(steered.classes).toContain("intervened");
+    expect(steered.intervened).toBe(true);
+    expect(steered.chosen).toBe(true);
+    expect(steered.badges).toEqual(["KL 0.12"]);
+    expect(nodeOverlay(table, 2).classes).not.toContain("intervened");
+  });
+
   it("adds nothing without strategy columns", () => {
     expect(nodeOverlay(withMeta({}), 1)).toEqual({ kind: "click", classes: [], badges: [], chosen: false });
   });

@@ -1,0 +1,70 @@
+"""The explorer's Why tab in the real dashboard (Voila, the default model, chromium): a
+selected node is attributed (the context shaded, with its legend, no two tokens overlapping),
+and a steered branch grown from it is drawn dashed with its legend entry and KL badges.
+Screenshots: docs/img/why_attribution.png, docs/img/why_steered_branch.png."""
+
+from __future__ import annotations
+
+import pytest
+from e2e_helpers import NODES, SCREENSHOTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
+
+LOAD_TIMEOUT_MS = 600_000  # kernel start + model load + first expansion on a busy CPU
+
+OVERLAPS_JS = """
+() => {
+  const boxes = [...document.querySelectorAll('.inferviz-attribution-token')]
+    .map((el) => el.getBoundingClientRect());
+  let overlaps = 0;
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i], b = boxes[j];
+    const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    if (w > 1 && h > 1) overlaps++;
+  }
+  const small = boxes.filter((r) => r.height < 12).length;
+  return {count: boxes.length, overlaps, small};
+}
+"""
+
+
+def test_why_tab_attributes_a_node_and_grows_a_steered_branch(page, voila_server):
+    page.goto(voila_server, timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function("document.querySelectorAll('.inferviz-tree g.inferviz-node').length > 1",
+                           timeout=LOAD_TIMEOUT_MS)
+    # Select the most likely first token (a click selects and expands it).
+    first = page.locator(".inferviz-tree g.inferviz-node[data-node-id='1']")
+    first.dispatch_event("click")
+    page.wait_for_function(f"document.querySelectorAll({NODES!r}).length >= 11",
+                           timeout=LOAD_TIMEOUT_MS)
+
+    page.locator(".lm-TabBar-tab", has_text="Why").click()
+    page.get_by_role("button", name="Attribute").click()
+    page.wait_for_selector(".inferviz-attribution", timeout=LOAD_TIMEOUT_MS)
+    view = page.locator(".inferviz-attribution")
+    assert page.locator(".inferviz-attribution-legend").is_visible()
+    tokens = page.evaluate(OVERLAPS_JS)
+    assert tokens["count"] == 5  # "The capital of France is": the context of node 1
+    assert tokens["overlaps"] == 0 and tokens["small"] == 0, tokens
+    assert page.locator(".inferviz-attribution-target").is_visible()
+    assert "attributed in" in page.locator(".inferviz-why").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    view.scroll_into_view_if_needed()
+    page.locator(".inferviz-why").screenshot(path=str(SCREENSHOTS / "why_attribution.png"))
+
+    # Grow a steered branch (the defaults: steer with 'Love' - 'Hate' at the middle layer).
+    page.get_by_role("button", name="Grow branch").click()
+    page.wait_for_function(
+        "document.querySelector('.inferviz-why').innerText.includes('KL from the plain model')",
+        timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function(
+        "document.querySelectorAll('.inferviz-tree g.inferviz-node.intervened').length >= 8")
+    assert page.locator(".inferviz-legend-item[data-kind='intervened']").is_visible()
+    assert page.locator(".inferviz-link.intervened").count() >= 8
+    badges = page.evaluate("[...document.querySelectorAll("
+                           "'.inferviz-node.intervened .inferviz-badge')].map(e => e.textContent)")
+    assert badges and all(b.strip().startswith("KL ") for b in badges), badges
+    assert "error" not in page.locator(".inferviz-why").inner_text().lower()
+    page.locator(".inferviz-tree").screenshot(path=str(SCREENSHOTS / "why_steered_branch.png"))
+    assert not page.js_errors
