@@ -33,6 +33,8 @@ BENCHES = {
     "strategies_table": ["--tokens", "64"],
     "remote": ["--repeats", "3"],
     "tree_view": ["--runs", "3", "--clicks", "5"],
+    "attribution": ["--runs", "1"],
+    "interventions": ["--runs", "3"],
 }
 QUICK = {
     "decode": ["--runs", "1", "--tokens", "64"],
@@ -43,6 +45,8 @@ QUICK = {
     "strategies_table": ["--tokens", "16", "--models", "default"],
     "remote": ["--repeats", "1", "--tokens", "16"],
     "tree_view": ["--runs", "1", "--clicks", "2"],
+    "attribution": ["--runs", "1", "--tokens", "64", "--steps", "8"],
+    "interventions": ["--runs", "1", "--tokens", "8"],
 }
 
 _GPU = ["--device", "cuda", "--dtype", "bfloat16"]
@@ -205,6 +209,8 @@ def render(results: dict[str, dict], command: str, gpu: dict[str, dict] | None =
         out.append("")
     out += render_tree_view(results.get("tree_view"))
     out += render_remote(results.get("remote"))
+    out += render_attribution(results.get("attribution"))
+    out += render_interventions(results.get("interventions"))
     out += render_gpu(gpu or {})
     out += ["## Notes", "",
             "- Timings come from a shared 2-core CPU where other jobs run at the same time; the "
@@ -258,6 +264,53 @@ def render_tree_view(r: dict | None) -> list[str]:
                 f"table of the selected path and the delta included); page load to the first "
                 f"tree {fmt(v['page_load_to_first_tree_s'], 1)} s (kernel start and model load).",
                 ""]
+    return out
+
+
+def render_attribution(r: dict | None) -> list[str]:
+    """Attribution of one node at the end of a long path, vs inseq (bench/attribution.py)."""
+    if not r or "error" in r:
+        return []
+    sides = r["sides"]
+    out = [f"## Attribution vs inseq: {r['model']}", "",
+           f"One node at the end of a {r['path_tokens']}-token path, {r['method']} with "
+           f"{r['steps']} steps, each side in a fresh process; peak = growth of the resident "
+           "set over the call. Both go through captum on the input embeddings.", "",
+           "| side | seconds | peak MiB | time ratio | memory ratio |", "|---|---|---|---|---|"]
+    names = {"inferviz": "`s.attribute` (batches of ~1024 tokens)",
+             "inseq_same_batch": "inseq, same internal batch",
+             "inseq_default": "inseq, its default (all steps at once)"}
+    for key, label in names.items():
+        side = sides.get(key)
+        if side:
+            out.append(f"| {label} | {fmt(side['median_seconds'], 1)} | "
+                       f"{fmt(side['median_peak_mib'], 0)} | {fmt(side['time_ratio_to_inferviz'])}"
+                       f" | {fmt(side['memory_ratio_to_inferviz'])} |")
+    out += ["", f"inferviz's completeness error at these steps: "
+            f"{fmt(100 * r['inferviz_completeness_error'], 1)} % (64+ steps on long paths; "
+            "docs/why.md).", ""]
+    return out
+
+
+def render_interventions(r: dict | None) -> list[str]:
+    """Greedy decoding under a steering hook vs plain (bench/interventions.py)."""
+    if not r or "error" in r:
+        return []
+    sides = r["sides"]
+    out = [f"## Decoding under an intervention: {r['model']}", "",
+           f"Greedy, {r['new_tokens']} tokens after a {r['prompt_tokens']}-token prompt, "
+           f"`{r['intervention']}`, warm caches, median of {r['runs']} alternating runs.", "",
+           "| side | ms / token | ratio to plain |", "|---|---|---|"]
+    names = {"plain": "plain `generate`",
+             "steered": "steered, KL and plain_logprob recorded (intervened + plain forward)",
+             "steered_hooks_only": "the intervened forwards alone (hooks, own KV cache)"}
+    for key, label in names.items():
+        side = sides.get(key)
+        if side:
+            out.append(f"| {label} | {fmt(side['ms_per_token'], 1)} | "
+                       f"**{fmt(side['time_ratio_to_plain'])}** |")
+    out += ["", "Target: <= 1.2x for the hooks; recording the divergence runs the plain "
+            "forward too (not yet fused into one batch).", ""]
     return out
 
 

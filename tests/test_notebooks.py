@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["quickstart", "samplers", "logit_lens", "dashboard"]
+NAMES = ["quickstart", "samplers", "logit_lens", "why", "dashboard"]
 CELL_TIMEOUT_S = 600  # a cold model load plus a lens on a busy 2-core machine
 
 
