@@ -21,7 +21,7 @@ from .tree import TokenTree
 from .validate import check_int
 
 # Keys of a strategy dict that are not passed to the strategy itself.
-SPEC_KEYS = ("strategy", "label")
+SPEC_KEYS = ("strategy", "label", "intervention")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class StrategySpec:
     label: str
     strategy: str
     params: dict[str, Any] = field(default_factory=dict)
+    intervention: Any = None  # a Steer / Ablate / Patch the strategy runs under, or None
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,11 @@ class Divergence:
 
 
 def parse_strategies(strategies: Any) -> list[StrategySpec]:
-    """Validate ``strategies`` (a non-empty list of names or dicts with a ``"strategy"`` key and
-    an optional ``"label"``) and return one :class:`StrategySpec` per entry."""
+    """Validate ``strategies`` (a non-empty list of names, dicts with a ``"strategy"`` key, an
+    optional ``"label"`` and an optional ``"intervention"``, or interventions: greedy under it)
+    and return one :class:`StrategySpec` per entry."""
+    from .interventions import Intervention, check_intervention
+
     if isinstance(strategies, (str, dict)) or not isinstance(strategies, (list, tuple)):
         raise TypeError(f"strategies must be a list of strategy names or dicts, e.g. "
                         f"['greedy', {{'strategy': 'beam', 'num_beams': 4}}]; got "
@@ -67,18 +71,27 @@ def parse_strategies(strategies: Any) -> list[StrategySpec]:
     seen: dict[str, int] = {}
     for index, entry in enumerate(strategies):
         where = f"strategies[{index}]"
+        intervention = None
         if isinstance(entry, str):
             name, label, params = entry, entry, {}
+        elif isinstance(entry, Intervention):  # greedy under it
+            name, label, params, intervention = "greedy", entry.label, {}, entry
         elif isinstance(entry, dict):
             if "strategy" not in entry:
                 raise ValueError(f"{where} is a dict without a 'strategy' key; e.g. "
                                  f"{{'strategy': 'top_p', 'top_p': 0.9}}")
             name = entry["strategy"]
-            label = entry.get("label", name)
+            if entry.get("intervention") is not None:
+                try:
+                    intervention = check_intervention(entry["intervention"])
+                except TypeError as exc:
+                    raise TypeError(f"{where}: {exc}") from None
+            default = name if intervention is None else f"{name} · {intervention.label}"
+            label = entry.get("label", default)
             params = {k: v for k, v in entry.items() if k not in SPEC_KEYS}
         else:
-            raise TypeError(f"{where} must be a strategy name or a dict; got "
-                            f"{type(entry).__name__}")
+            raise TypeError(f"{where} must be a strategy name, a dict or an intervention "
+                            f"(Steer, Ablate, Patch); got {type(entry).__name__}")
         if not isinstance(name, str) or name not in STRATEGIES:
             raise ValueError(f"{where} names an unknown strategy {name!r}; valid names: "
                              f"{', '.join(strategy_names())}")
@@ -89,7 +102,7 @@ def parse_strategies(strategies: Any) -> list[StrategySpec]:
                              f"labels must be distinct: add a 'label' key, e.g. "
                              f"{{'strategy': {name!r}, 'label': '{name}-2', ...}}")
         seen[label] = index
-        specs.append(StrategySpec(label, name, params))
+        specs.append(StrategySpec(label, name, params, intervention))
     return specs
 
 
@@ -155,7 +168,9 @@ class Comparison:
         """One dict per strategy: the rows of :meth:`to_pandas` (no pandas needed)."""
         rows = []
         for label, result in self.results.items():
-            logprobs = [self.tree.node(i).raw_logprob for i in self.path_ids(label)]
+            nodes = [self.tree.node(i) for i in self.path_ids(label)]
+            logprobs = [n.raw_logprob for n in nodes]
+            kls = [n.meta["kl"] for n in nodes if isinstance(n.meta.get("kl"), float)]
             total = float(sum(logprobs))
             mean = total / len(logprobs) if logprobs else math.nan
             div = self.vs_reference(label)
@@ -171,19 +186,25 @@ class Comparison:
                 "diverges_at": None if div is None else div.position,
                 "diverges_after_node": None if div is None or div.identical else div.node_id,
                 "leaf_id": result.node_id,
+                "intervention": nodes[0].meta.get("intervention") if nodes else None,
+                "mean_kl": sum(kls) / len(kls) if kls else None,
             })
         return rows
 
     def to_pandas(self):
         """Side-by-side table, one row per strategy: ``label``, ``strategy``, ``text``,
         ``tokens``, ``sum_logprob`` and ``mean_logprob`` (raw model log-probabilities of the
-        continuation, nats), ``perplexity`` (exp of minus the mean), ``finish_reason``,
+        continuation, nats; under an intervention, the intervened model's), ``perplexity`` (exp
+        of minus the mean), ``finish_reason``,
         ``diverges_at`` (0-based generated-token position of the first token that differs from
         the reference; <NA> for the reference and for identical sequences),
-        ``diverges_after_node`` (the last shared node) and ``leaf_id``."""
+        ``diverges_after_node`` (the last shared node), ``leaf_id``, ``intervention`` (its
+        label, or empty) and ``mean_kl`` (the mean KL from the plain model along the path,
+        nats; NaN for a plain run)."""
         import pandas as pd
 
         df = pd.DataFrame(self.summary())
+        df["mean_kl"] = df["mean_kl"].astype("float64")
         for col in ("diverges_at", "diverges_after_node"):
             df[col] = df[col].astype("Int64")
         return df
@@ -235,8 +256,12 @@ def compare(session: Any, prompt: str | TokenTree, strategies: Any, max_new_toke
         params = {"max_new_tokens": max_new_tokens, "seed": seed, **spec.params}
         before = set(tree.nodes)
         try:
-            result = run_strategy(session, tree, strategy=spec.strategy, start_id=start,
-                                  **params)
+            if spec.intervention is None:
+                result = run_strategy(session, tree, strategy=spec.strategy, start_id=start,
+                                      **params)
+            else:  # a sibling branch under the intervention (Session.generate checks it)
+                result = session.generate(tree, spec.strategy, start_id=start,
+                                          intervention=spec.intervention, **params)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"strategies[{index}] ({spec.label!r}): {exc}") from exc
         for node_id in sorted(set(tree.nodes) - before):

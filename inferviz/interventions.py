@@ -387,6 +387,13 @@ class Bound:
     vector: torch.Tensor | None = None
     fixed_start: bool = False  # a patch: its position is its own, no branch start
 
+    def unaffected_before(self, start: int) -> int:
+        """How many leading positions the hooks leave as they are (their keys and values are
+        the plain model's): those before ``start``, or before the patched position."""
+        if self.fixed_start:
+            return int(self.intervention.position)
+        return start
+
     def start_for(self, branch_position: int) -> int:
         """The first intervened position for a branch growing from ``branch_position``."""
         if self.fixed_start:

@@ -129,7 +129,7 @@ def test_a_token_tree_prompt_is_grown_in_place(tiny_session):
     ([{"strategy": "top_p", "top_p": 0.9}, {"strategy": "top_p", "top_p": 0.5}], ValueError,
      "labels must be distinct"),
     ([{"top_p": 0.9}], ValueError, "strategies[0] is a dict without a 'strategy' key"),
-    ([3], TypeError, "strategies[0] must be a strategy name or a dict"),
+    ([3], TypeError, "strategies[0] must be a strategy name, a dict or an intervention"),
     ([{"strategy": "greedy", "label": ""}], ValueError, "strategies[0] label"),
 ])
 def test_bad_strategies_are_refused_before_anything_runs(strategies, error, words):

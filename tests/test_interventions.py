@@ -379,3 +379,53 @@ def test_actadd_steering_moves_the_default_models_next_token(default_session):
     for child in steered:
         assert child.raw_logprob == pytest.approx(float(want[child.token_id]), abs=1e-4)
     assert [c.token_id for c in plain] != [c.token_id for c in steered] or kl > 0.05
+
+
+# ------------------------------------------------------------------ compare
+def test_compare_takes_interventions_as_strategies_side_by_side_with_their_divergence():
+    import pandas as pd
+
+    s = tiny_session("llama")
+    steer = Steer(layer=1, alpha=8.0, vector=vector(s, 5))
+    cmp = s.compare("t5 t17 t30", ["greedy", steer,
+                                   {"strategy": "greedy", "label": "ablated",
+                                    "intervention": Ablate(layer=1, whole_layer=True)}],
+                    max_new_tokens=4)
+    assert cmp.labels == ["greedy", steer.label, "ablated"]
+    df = cmp.to_pandas()
+    plain, steered, ablated = df.to_dict("records")
+    assert pd.isna(plain["intervention"]) and math.isnan(plain["mean_kl"]), plain
+    assert steered["intervention"] == steer.label and steered["mean_kl"] > 0
+    assert ablated["intervention"].startswith("zero-ablate L1 layer")
+    # the steered path's KL column is the mean of its nodes' kl
+    kls = [cmp.tree.node(i).meta["kl"] for i in cmp.path_ids(steer.label)]
+    assert steered["mean_kl"] == pytest.approx(sum(kls) / len(kls))
+    # the intervened run equals generate(..., intervention=...) on a fresh tree
+    alone = s.generate("t5 t17 t30", "greedy", max_new_tokens=4, intervention=steer)
+    assert alone.token_ids == cmp.results[steer.label].token_ids
+    assert "mean KL vs plain" in cmp._repr_html_()
+    with pytest.raises(TypeError, match=r"strategies\[1\]: intervention must be an inferviz"):
+        s.compare("t5", ["greedy", {"strategy": "greedy", "intervention": "steer"}])
+
+
+def test_the_plain_prefix_before_the_intervention_is_reused_not_recomputed(session):
+    prompt = " ".join(f"t{i}" for i in range(3, 43))  # 41 tokens with the BOS
+    tree = session.tree(prompt)
+    kids = session.expand(tree, tree.root_id, k=2)  # the plain cache holds the prompt
+    iv = Steer(layer=1, alpha=2.0, vector=vector(session, 6))
+    before = session.engine.stats.tokens_computed
+    result = session.generate(tree, "greedy", max_new_tokens=3, start_id=kids[0].node_id,
+                              intervention=iv)
+    backend = session._intervention_backends[(iv.key, len(tree.prompt_ids))]
+    # the prompt came from the plain cache; computed under the hooks: the branch's start
+    # token and what the branch generated
+    assert backend.tokens_copied == len(tree.prompt_ids)
+    assert backend.engine.stats.tokens_computed <= 1 + 3
+    # the plain forwards of the same steps (for the KL) computed only the new tokens too
+    assert session.engine.stats.tokens_computed - before <= 3
+    # and the numbers are still those of a full forward with the hook from the branch start
+    start = len(tree.token_ids(kids[0].node_id)) - 1
+    last = tree.node(result.leaf_ids[0])
+    want = steered_reference(session, tree.token_ids(last.parent_id), 1, iv.bind(session).vector,
+                             2.0, start)
+    assert last.raw_logprob == pytest.approx(float(want[last.token_id]), abs=1e-5)

@@ -121,3 +121,15 @@ def test_a_remote_session_disables_the_panel_with_a_reason():
         ex = s.explore("t5 t17")
         assert ex.why.attribute_button.disabled and ex.why.grow_button.disabled
         assert "runs on a server" in ex.why.status.value
+
+
+def test_the_static_export_includes_the_attributions_computed(explorer, tmp_path):
+    panel = explorer.why
+    result = panel.attribute()
+    page = explorer.to_html(tmp_path / "tree.html").read_text()
+    assert "Attributions (1)" in page
+    assert f"data-node-id='{result.node_id}'" in page
+    assert page.count("inferviz-attribution-token") == len(result.input_ids)
+    # a tree without attributions has no such section
+    explorer.new_tree("t8 t9")
+    assert "Attributions (" not in explorer.to_html(tmp_path / "other.html").read_text()

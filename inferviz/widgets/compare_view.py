@@ -47,12 +47,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def table_html(cmp: Any) -> str:
     """The :meth:`Comparison.summary` rows as an HTML table (text split at the divergence)."""
+    rows_data = cmp.summary()
+    with_kl = any(row["mean_kl"] is not None for row in rows_data)
     head = ("label", "strategy", "text", "tokens", "sum logprob", "mean logprob", "perplexity",
-            "finish", f"diverges at (vs {cmp.reference})")
+            "finish", f"diverges at (vs {cmp.reference})") + (("mean KL vs plain",)
+                                                             if with_kl else ())
     cells = "".join(f"<th style='text-align:left;padding:2px 8px'>{esc(h)}</th>"
                     for h in head)
     rows = []
-    for row in cmp.summary():
+    for row in rows_data:
         where = row["diverges_at"]
         if row["label"] == cmp.reference:
             where_text = "reference"
@@ -64,6 +67,8 @@ def table_html(cmp: Any) -> str:
                   _split_text(cmp, row["label"]),
                   _fmt(row["tokens"]), _fmt(row["sum_logprob"]), _fmt(row["mean_logprob"]),
                   _fmt(row["perplexity"]), _fmt(row["finish_reason"]), esc(where_text)]
+        if with_kl:
+            values.append("plain" if row["mean_kl"] is None else _fmt(row["mean_kl"]))
         rows.append("<tr>" + "".join(f"<td style='padding:2px 8px;vertical-align:top'>{v}</td>"
                                      for v in values) + "</tr>")
     return (f"<table class='inferviz-compare-table' style='border-collapse:collapse;"

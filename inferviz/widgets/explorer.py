@@ -365,8 +365,16 @@ class Explorer(widgets.VBox):
         return files.write_text(path, self._require_tree().to_json(indent=1))
 
     def to_html(self, path: str | Path) -> Path:
-        """A standalone offline HTML page of the current tree view (read-only)."""
-        return files.write_text(path, tree_html(self._require_tree(), selected=self.selected))
+        """A standalone offline HTML page of the current tree view (read-only), with the
+        attributions computed for this tree (the Why tab) under it."""
+        tree = self._require_tree()
+        done = []
+        if getattr(self.session, "adapter", None) is not None:
+            from ..attribution import cached
+
+            done = cached(self.session, tree)
+        return files.write_text(path, tree_html(tree, selected=self.selected,
+                                                attributions=done))
 
     @property
     def export_dir(self) -> Path:

@@ -139,6 +139,7 @@ h1 {{ font-size: 1.2rem; margin: 0 0 .25rem; }}
 <h1>{title}</h1>
 <div class="inferviz-export-meta">{meta}</div>
 <div id="inferviz-root"></div>
+{attributions}
 <script id="inferviz-state" type="application/json">{state}</script>
 <script type="module">
 const BUNDLE = {bundle};
@@ -150,9 +151,26 @@ const READ_ONLY = {read_only};
 """
 
 
-def tree_html(tree: TokenTree, selected: int | None = None, title: str | None = None) -> str:
+def attributions_html(results: list) -> str:
+    """The section of an export listing attributions already computed (plain HTML, escaped
+    by :func:`inferviz.widgets.attribution_view.attribution_html`); empty without any."""
+    if not results:
+        return ""
+    from .attribution_view import attribution_html
+
+    items = "".join(f"<div class='inferviz-export-attribution' data-node-id='{int(r.node_id)}'"
+                    f" style='margin:.5rem 0 1rem'>{attribution_html(r)}</div>"
+                    for r in results)
+    return (f"<section class='inferviz-export-attributions'><h2 style='font-size:1rem;"
+            f"margin:1.25rem 0 .25rem'>Attributions ({len(results)})</h2>{items}</section>")
+
+
+def tree_html(tree: TokenTree, selected: int | None = None, title: str | None = None,
+              attributions: list | None = None) -> str:
     """A self-contained HTML page showing ``tree`` with the TreeWidget front end (read-only:
-    select, hover, collapse, pan and zoom work; expanding needs a kernel)."""
+    select, hover, collapse, pan and zoom work; expanding needs a kernel). ``attributions``:
+    :class:`~inferviz.attribution.AttributionResult` objects to show under the tree (the
+    explorer passes those computed for this tree)."""
     state = tree_state(tree, selected=selected)
     bundle = (STATIC / "tree.js").read_text(encoding="utf-8")
     css = (STATIC / "tree.css").read_text(encoding="utf-8")
@@ -167,12 +185,14 @@ def tree_html(tree: TokenTree, selected: int | None = None, title: str | None = 
         bundle=_script_safe(json.dumps(bundle)),
         read_only=json.dumps(STATIC_READ_ONLY),
         bootstrap=BOOTSTRAP,
+        attributions=attributions_html(list(attributions or [])),
     )
 
 
 def write_tree_html(path: str | Path, tree: TokenTree, selected: int | None = None,
-                    title: str | None = None) -> Path:
+                    title: str | None = None, attributions: list | None = None) -> Path:
     """Write :func:`tree_html` to ``path`` (UTF-8) and return the path."""
     path = Path(path)
-    files.write_text(path, tree_html(tree, selected=selected, title=title))  # atomic
+    files.write_text(path, tree_html(tree, selected=selected, title=title,
+                                     attributions=attributions))  # atomic
     return path
