@@ -391,3 +391,17 @@ def test_a_model_served_by_its_file_path_is_named_by_its_file(served, shown):
     from inferviz.backends.remote import display_name
 
     assert display_name(served) == shown
+
+
+@pytest.mark.parametrize("strategy, params", [("greedy", {}), ("sample", {"seed": 0}),
+                                              ("beam", {"num_beams": 2})])
+def test_a_remote_run_at_the_context_limit_ends_with_finish_reason_context(strategy, params):
+    """A server with an 8-token context: the run stops when the context is full, as a local
+    one does, instead of raising at the next step (issue 17)."""
+    model, tokenizer = tiny_model("llama"), tiny_tokenizer()
+    with FakeServer(model, tokenizer, max_model_len=8, max_logprobs=20) as server:
+        s = iv.Session.connect(server.url, tokenizer=tokenizer)
+        prompt = "t5 t6 t7 t8"  # 5 tokens with the BOS: room for 3 more
+        result = s.generate(prompt, strategy, max_new_tokens=10, stop_at_eos=False, **params)
+        assert result.finish_reason == "context"
+        assert len(result.token_ids) == 8 - len(s.encode(prompt))
