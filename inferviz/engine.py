@@ -86,7 +86,8 @@ class Engine:
 
     def __init__(self, model: Any, kv_budget_tokens: int | None = None,
                  pad_token_id: int = 0, layout: str = "auto",
-                 compile: bool | str = False) -> None:
+                 compile: bool | str = False,
+                 kv_shape: tuple[int, int, int, torch.dtype] | None = None) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
         if isinstance(compile, str) and compile not in COMPILE_MODES \
@@ -115,7 +116,9 @@ class Engine:
         self.stats = EngineStats()
         self.lock = threading.RLock()
         self._cache_arg = cache_argument(model)  # "cache", or "past_key_values" on older versions
-        layers, heads, head_dim, kv_dtype = self._probe_kv_shape()
+        # (layers, kv heads, head dim, dtype): read off a one-token forward, unless another
+        # engine of the same model already did (an intervened branch's: kv_shape)
+        layers, heads, head_dim, kv_dtype = kv_shape or self._probe_kv_shape()
         if kv_budget_tokens is None:
             per_token = 2 * layers * heads * head_dim * torch.finfo(kv_dtype).bits // 8
             kv_budget_tokens = default_kv_budget_tokens(self.device, per_token)

@@ -38,9 +38,12 @@ class InterventionBackend:
         self.start = start
         self.name = f"{session.name} under {bound.intervention.label}"
         plain = session.engine
-        with plain.lock:  # its probe forward, too, runs alone on the model
+        keys = plain.store.keys  # [layers, slots, kv heads, head dim]: no probe forward
+        with plain.lock:
             self.engine = Engine(session.model, kv_budget_tokens=KV_TOKENS,
-                                 pad_token_id=plain.pad_token_id, layout=plain.layout)
+                                 pad_token_id=plain.pad_token_id, layout=plain.layout,
+                                 kv_shape=(keys.shape[0], keys.shape[2], keys.shape[3],
+                                           keys.dtype))
         self.engine.lock = plain.lock  # one forward on the model at a time, hooks or not
         self.tokens_copied = 0  # plain prefix keys/values copied in (seed_prefix)
 
