@@ -118,7 +118,6 @@ def test_stop_button_stops_a_beam_run_between_steps(explorer):
 def test_a_failed_run_rolls_the_tree_back_and_reselects_the_root(explorer):
     tree = explorer.tree
     explorer.controls.boxes["max_new_tokens"].value = "6"
-    explorer.controls.strategy.value = "custom"
 
     def fails_at_depth_2(dist, node):
         if node.depth == 2:
@@ -126,6 +125,7 @@ def test_a_failed_run_rolls_the_tree_back_and_reselects_the_root(explorer):
         return dist.top_k(1)
 
     explorer.extra_params = {"choose": fails_at_depth_2, "stop_at_eos": False}
+    explorer.controls.strategy.value = "custom"  # offered once a choose function is given
     sizes: list[int] = []
     tree.on_change(lambda ids: (sizes.append(len(tree)),
                                 explorer.select(max(tree.nodes)) if len(tree) > 1 else None))

@@ -31,12 +31,13 @@ EXAMPLE_PROMPT = "The capital of France is"
 
 DASHBOARD_CELLS: list[tuple[str, str]] = [
     ("markdown",
-     ("# inferviz explorer\n"
+     ("# What does the model say next, and why?\n"
      "\n"
      "SmolLM2-135M-Instruct, running on this machine. Click a node to expand it into the model's "
      "most likely next tokens, or pick a decoding strategy and press **Run** to watch it grow "
-     "the tree. The tabs below show the selected path's per-token table, its logit lens, "
-     "charts and exports.")),
+     "the tree. The tabs below show the selected path's per-token table, its logit lens, why "
+     "the model chose its token (attribution) and what a steered or ablated model would say "
+     "instead, charts and exports.")),
     ("code",
      ("from inferviz.widgets.dashboard import load_session\n"
      "\n"

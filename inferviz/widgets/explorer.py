@@ -67,10 +67,10 @@ class Explorer(widgets.VBox):
         if export_dir is not None and not isinstance(export_dir, (str, Path)):
             raise TypeError(f"export_dir must be a path or None, got {type(export_dir).__name__}")
         self.session = session
-        self.extra_params = dict(extra_params or {})
+        self._extra_params = dict(extra_params or {})
         self._export_dir = None if export_dir is None else Path(export_dir)
         self._export_private = False
-        self.controls = RunControls(strategy, **params)
+        self.controls = RunControls(strategy, extra_params=self._extra_params, **params)
         self.tree: TokenTree | None = None
         self.tree_widget: TreeWidget | None = None
         self.result: Any = None
@@ -120,9 +120,11 @@ class Explorer(widgets.VBox):
             button.on_click(lambda _b, fmt=fmt: self._guard(self._export_click, fmt))
         self.tabs.observe(lambda _c: self._guard(self._tab_changed), names="selected_index")
 
+        for box in (*self.controls.boxes.values(), self.controls.extra,
+                    self.controls.strategy):  # a fixed value clears the error it caused
+            box.observe(lambda _c: self._clear_error(), names="value")
         super().__init__([
-            widgets.HTML(f"<b>inferviz explorer</b> · model <code>"
-                         f"{esc(getattr(session, 'name', ''))}</code>"),
+            widgets.HTML(f"<b>inferviz explorer</b> · model {_model_label(session)}"),
             widgets.HBox([self.prompt, self.new_button]),
             self.controls.widget, self.status, self.tree_box, self.tabs],
             layout=widgets.Layout(width="100%"))
@@ -133,6 +135,19 @@ class Explorer(widgets.VBox):
                 self.tree_widget.expand(self.tree.root_id)
                 self.select(self.tree.root_id)
 
+    @property
+    def extra_params(self) -> dict[str, Any]:
+        """Keyword arguments every run gets as they are (callables included); setting them
+        updates the strategy picker (``custom`` is offered once a ``choose`` is given)."""
+        return self._extra_params
+
+    @extra_params.setter
+    def extra_params(self, value: dict[str, Any]) -> None:
+        if not isinstance(value, dict):
+            raise TypeError("extra_params must be a dict of keyword arguments for generate()")
+        self._extra_params = dict(value)
+        self.controls.offer(self._extra_params)
+
     # ------------------------------------------------------------ tree and selection
     def new_tree(self, prompt: str | None = None) -> TokenTree:
         """Start a new tree at ``prompt`` (default: the prompt box) and show it."""
@@ -141,6 +156,7 @@ class Explorer(widgets.VBox):
         prompt = self.prompt.value if prompt is None else prompt
         tree = self.session.tree(prompt)
         self.prompt.value = prompt
+        self.status.value = ""  # the last run's line belongs to the last tree
         if self.tree_widget is not None:
             self.tree_widget.close()
         self.tree, self.result, self._lens_for = tree, None, None
@@ -404,6 +420,10 @@ class Explorer(widgets.VBox):
             raise ValueError("there is no tree yet: give a prompt and press New tree or Run")
         return self.tree
 
+    def _clear_error(self) -> None:
+        if "inferviz-error" in self.status.value:
+            self.status.value = ""
+
     def _status(self, message: str, level: str = "info") -> None:
         """Show ``message`` (HTML: every piece of text in it already went through ``esc``)."""
         color = {"info": "#374151", "warn": "#b45309", "error": "#b91c1c"}[level]
@@ -417,6 +437,18 @@ class Explorer(widgets.VBox):
             action(*args)
         except Exception as exc:  # noqa: BLE001 -- a button has no caller to raise to
             self._status(_error_text(exc), "error")
+
+
+def _model_label(session: Any) -> str:
+    """The model's name as the heading shows it: the session's name, and for ``default`` the
+    model it stands for (SmolLM2-135M-Instruct.Q4_1)."""
+    from ..models import DEFAULT_GGUF, DEFAULT_MODEL
+
+    name = str(getattr(session, "name", "") or "model")
+    shown = f"<code>{esc(name)}</code>"
+    if name == DEFAULT_MODEL:
+        shown += f" ({esc(DEFAULT_GGUF.removesuffix('.gguf'))})"
+    return shown
 
 
 def _error_text(exc: BaseException) -> str:

@@ -62,6 +62,13 @@ STRATEGY_PARAMS: dict[str, tuple[str, ...]] = {
 
 # The strategies named after a processor need it set: prefill an empty box when picked.
 PRESETS = {"top_k": ("top_k", "40"), "top_p": ("top_p", "0.9"), "min_p": ("min_p", "0.05")}
+# Processor boxes reset when the strategy changes: a top_p set for "top_p" is not sent with
+# "min_p" (or any other strategy) unless typed again.
+RESET_ON_SWITCH = ("top_k", "top_p", "min_p")
+# Not offered in the picker: aliases of another entry, and strategies that need a Python
+# argument no box can hold (custom needs choose=fn: offered when extra_params gives one).
+ALIASES = ("beam_search",)
+NEEDS_CODE = {"custom": "choose"}
 
 
 def params_for(strategy: str) -> tuple[str, ...]:
@@ -130,7 +137,8 @@ class RunControls:
     """The strategy picker, one text box per parameter, the extra box, Run/Stop and progress.
     ``values()`` reads them into ``(strategy, kwargs)`` for ``Session.generate``."""
 
-    def __init__(self, strategy: str = "greedy", **initial: Any) -> None:
+    def __init__(self, strategy: str = "greedy", extra_params: dict[str, Any] | None = None,
+                 **initial: Any) -> None:
         unknown = sorted(set(initial) - set(PARAMS))
         if unknown:
             raise TypeError(f"unknown explorer parameter(s) {unknown}; allowed: "
@@ -139,7 +147,9 @@ class RunControls:
         if strategy not in available:
             raise ValueError(f"strategy {strategy!r} is not available; choose one of "
                              f"{available}")
-        self.strategy = widgets.Dropdown(options=available, value=strategy,
+        self._available = available
+        self.strategy = widgets.Dropdown(options=self._offered(strategy, extra_params),
+                                         value=strategy,
                                          description="strategy",
                                          layout=widgets.Layout(width="210px"))
         self.boxes: dict[str, widgets.Text] = {}
@@ -159,10 +169,11 @@ class RunControls:
         self.run_button.add_class("inferviz-run")
         self.stop_button.add_class("inferviz-stop")
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="",
-                                            layout=widgets.Layout(width="200px"))
+                                            layout=widgets.Layout(width="200px",
+                                                                  visibility="hidden"))
         self.from_selected = widgets.Checkbox(value=False, description="continue from selected",
                                               indent=False, layout=widgets.Layout(width="190px"))
-        self.strategy.observe(lambda _change: self.show_params(), names="value")
+        self.strategy.observe(lambda _change: self._switched(), names="value")
         self.show_params()
         self.widget = widgets.VBox([
             widgets.HBox([self.strategy, self.run_button, self.stop_button, self.progress,
@@ -170,6 +181,26 @@ class RunControls:
             widgets.HBox(list(self.boxes.values()) + [self.extra],
                          layout=widgets.Layout(flex_flow="row wrap")),
         ])
+
+    def _offered(self, current: str, extra_params: dict[str, Any] | None) -> list[str]:
+        given = set(extra_params or {})
+        return [name for name in self._available
+                if name == current or (name not in ALIASES
+                                       and NEEDS_CODE.get(name, "") in given | {""})]
+
+    def offer(self, extra_params: dict[str, Any] | None) -> None:
+        """Offer the strategies that can run with ``extra_params`` (custom once a ``choose``
+        is given); the current choice stays."""
+        current = self.strategy.value
+        options = self._offered(current, extra_params)
+        if list(self.strategy.options) != options:
+            self.strategy.options = options
+            self.strategy.value = current
+
+    def _switched(self) -> None:
+        for name in RESET_ON_SWITCH:
+            self.boxes[name].value = ""
+        self.show_params()
 
     def show_params(self) -> None:
         wanted = params_for(self.strategy.value)
@@ -194,6 +225,8 @@ class RunControls:
         return strategy, kwargs
 
     def set_running(self, running: bool) -> None:
+        """Buttons for a run going on (or not); the progress bar shows only during a run."""
         self.run_button.disabled = running
         self.stop_button.disabled = not running
         self.strategy.disabled = running
+        self.progress.layout.visibility = "visible" if running else "hidden"
