@@ -17,7 +17,7 @@ const KIND_OF = {
 
 /** Legend text for each branch kind, in legend order. */
 export const KIND_LABELS = {
-  click: "expand (click or s.expand)",
+  click: "expanded node by node (clicks)",
   greedy: "greedy",
   sample: "sample",
   beam: "beam (kept)",

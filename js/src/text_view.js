@@ -1,5 +1,6 @@
 // anywidget entry for inferviz.widgets.TextView: the generated text on one path, each token
 // shaded by its raw model probability, a legend, alternatives on hover, click selects the node.
+import { createFloatingTip } from "./float_tip.js";
 import { probColor, textColorOn } from "./color.js";
 import { displayToken, formatProb } from "./format.js";
 import "./text_view.css";
@@ -97,10 +98,8 @@ export function renderTextView({ model, el }) {
   root.className = "inferviz-text";
   const text = document.createElement("div");
   text.className = "inferviz-text-body";
-  const tip = document.createElement("div");
-  tip.className = "inferviz-tooltip";
-  tip.hidden = true;
-  root.append(legend(), text, tip);
+  const tip = createFloatingTip("inferviz-text-tip");
+  root.append(legend(), text);
   el.replaceChildren(root);
   /** @type {Map<number, TokenRow>} */
   let rows = new Map();
@@ -142,16 +141,12 @@ export function renderTextView({ model, el }) {
   const onOver = (event) => {
     const row = tokenOf(event);
     if (!row) return;
-    tip.replaceChildren(alternativesCard(row));
     const span = /** @type {HTMLElement} */ (event.target);
-    const box = root.getBoundingClientRect();
     const at = span.getBoundingClientRect();
-    tip.style.left = `${Math.max(0, at.left - box.left)}px`;
-    tip.style.top = `${at.bottom - box.top + 4}px`;
-    tip.hidden = false;
+    tip.show([alternativesCard(row)], at.left, at.bottom, 4, at.height);
   };
   /** @param {MouseEvent} event */
-  const onOut = (event) => { if (tokenOf(event)) tip.hidden = true; };
+  const onOut = (event) => { if (tokenOf(event)) tip.hide(); };
   /** @param {MouseEvent} event */
   const onClick = (event) => {
     const row = tokenOf(event);
@@ -167,6 +162,7 @@ export function renderTextView({ model, el }) {
   model.on("change:prompt", draw);
   draw();
   return () => {
+    tip.remove();
     model.off("change:tokens", draw);
     model.off("change:selected", draw);
     model.off("change:prompt", draw);

@@ -5,6 +5,7 @@ import { displayToken } from "./format.js";
 import { layoutTree, navigate, pathTo } from "./layout.js";
 import { createLegend } from "./legend.js";
 import { createMeasurer, fontOf } from "./measure.js";
+import { createFloatingTip } from "./float_tip.js";
 import { tooltipRows } from "./overlays.js";
 import { renderTree } from "./render_tree.js";
 import { createClient } from "./rpc.js";
@@ -55,9 +56,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   viewport.setAttribute("class", "inferviz-viewport");
   svgEl.appendChild(viewport);
   canvas.appendChild(svgEl);
-  const tooltip = div("div", "inferviz-tooltip");
-  tooltip.hidden = true;
-  canvas.appendChild(tooltip);
+  const tooltip = createFloatingTip("inferviz-tooltip");
   const pathEl = div("div", "inferviz-path");
   root.append(bar, div("div", "inferviz-hint", isStatic ? STATIC_HINT : HINT), errorEl, legend.el, canvas, pathEl);
 
@@ -196,11 +195,13 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   svgEl.addEventListener("mousemove", (event) => {
     const { fold: foldParent, id } = targetOf(event);
     const datum = id === null ? undefined : layout.data.get(id);
-    if (!datum && foldParent === null) { tooltip.hidden = true; return; }
+    if (!datum && foldParent === null) { tooltip.hide(); return; }
+    /** @type {Node[]} */
+    let content = [];
     if (foldParent !== null) {
       const count = layout.byId.get(-(foldParent + 1))?.data.fold?.ids.length ?? 0;
-      tooltip.replaceChildren(div("div", "inferviz-tooltip-token",
-        `${count} low-probability leaves folded: click to show them`));
+      content = [div("div", "inferviz-tooltip-token",
+        `${count} low-probability leaves folded: click to show them`)];
     } else if (datum) {
       const body = document.createElement("table");
       for (const [label, value] of tooltipRows(store.table, datum.row)) {
@@ -208,14 +209,13 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
         tr.insertCell().textContent = label;
         tr.insertCell().textContent = value;
       }
-      tooltip.replaceChildren(div("div", "inferviz-tooltip-token", displayToken(cell(store.table, "token", datum.row))), body);
+      content = [div("div", "inferviz-tooltip-token", displayToken(cell(store.table, "token", datum.row))), body];
     }
-    const box = canvas.getBoundingClientRect();
-    tooltip.style.left = `${event.clientX - box.left + 14}px`;
-    tooltip.style.top = `${event.clientY - box.top + 10}px`;
-    tooltip.hidden = false;
+    tooltip.show(content, event.clientX, event.clientY);
   });
-  svgEl.addEventListener("mouseleave", () => { tooltip.hidden = true; });
+  svgEl.addEventListener("mouseleave", () => tooltip.hide());
+  // A click redraws the tree under the pointer (new children): the card would cover them.
+  svgEl.addEventListener("click", () => tooltip.hide(), true);
 
   root.addEventListener("keydown", (event) => {
     if (/** @type {Element} */ (event.target)?.closest?.("input, select, button")) return;
@@ -264,6 +264,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     }) : 0;
 
   return () => {
+    tooltip.remove();
     if (frame && typeof cancelAnimationFrame === "function") cancelAnimationFrame(frame);
     control.dispose();
     unsubscribe();

@@ -63,8 +63,11 @@ describe("TextView hover", () => {
   it("hovering a token shows its alternatives with probabilities, the chosen one marked", () => {
     const { el, span } = mount();
     span(1).dispatchEvent(new MouseEvent("mouseover", { bubbles: true }));
-    const tip = el.querySelector(".inferviz-tooltip");
-    expect(tip.hidden).toBe(false);
+    // the card floats in document.body (position: fixed), out of any clipping box
+    expect(el.querySelector(".inferviz-text-tip")).toBeNull();
+    const tip = document.body.querySelector(".inferviz-floating.inferviz-text-tip:not([hidden])");
+    expect(tip).not.toBeNull();
+    expect(tip.parentElement).toBe(document.body);
     const rows = [...tip.querySelectorAll(".inferviz-text-alts tr")];
     expect(rows.map((r) => r.cells[1].textContent)).toEqual(["·Paris", "·Lyon"]);
     expect(rows[0].classList.contains("chosen")).toBe(true);

@@ -148,12 +148,14 @@ describe("TreeWidget view", () => {
     cleanups.push(renderTreeWidget({ model, el }));
     const target = el.querySelector('.inferviz-node[data-node-id="2"] circle');
     target.dispatchEvent(new MouseEvent("mousemove", { bubbles: true, clientX: 5, clientY: 5 }));
-    const tip = el.querySelector(".inferviz-tooltip");
-    expect(tip.hidden).toBe(false);
+    const tip = document.body.querySelector(".inferviz-floating.inferviz-tooltip:not([hidden])");
+    expect(tip.parentElement).toBe(document.body);
     for (const text of ["!", "prob", "raw_logprob", "rank", "entropy", "beam_score", "-1.5000"]) {
       expect(tip.textContent).toContain(text);
     }
     expect(el.querySelector('.inferviz-node[data-node-id="2"]').classList.contains("beam-pruned")).toBe(true);
+    target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
+    expect(tip.hidden).toBe(true); // a click hides it: it would cover the new children
   });
 
   it("writes control changes to the model and follows model changes", () => {

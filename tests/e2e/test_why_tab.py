@@ -68,3 +68,48 @@ def test_why_tab_attributes_a_node_and_grows_a_steered_branch(page, voila_server
     assert "error" not in page.locator(".inferviz-why").inner_text().lower()
     page.locator(".inferviz-tree").screenshot(path=str(SCREENSHOTS / "why_steered_branch.png"))
     assert not page.js_errors
+
+
+TIP_BOX_JS = """
+(selector) => {
+  const tip = [...document.querySelectorAll(selector)].find((el) => !el.hidden);
+  if (!tip) return null;
+  const r = tip.getBoundingClientRect();
+  return {left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width,
+          height: r.height, inBody: tip.parentElement === document.body,
+          vw: window.innerWidth, vh: window.innerHeight, text: tip.textContent};
+}
+"""
+
+
+def _fully_visible(box):
+    assert box is not None, "no hover card shown"
+    assert box["inBody"]  # floats above every overflow:hidden box of the page
+    assert box["width"] > 80 and box["height"] > 30, box
+    assert 0 <= box["left"] and box["right"] <= box["vw"], box
+    assert 0 <= box["top"] and box["bottom"] <= box["vh"], box
+
+
+def test_hover_cards_are_fully_visible_at_the_canvas_edge_and_in_the_text_view(page,
+                                                                               voila_server):
+    """Issue 16: the tree's card was clipped at the canvas bottom, the text view's to 1 px."""
+    page.set_viewport_size({"width": 1200, "height": 700})
+    page.goto(voila_server, timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function("document.querySelectorAll('.inferviz-tree g.inferviz-node').length > 1",
+                           timeout=LOAD_TIMEOUT_MS)
+    nodes = page.locator(".inferviz-tree g.inferviz-node:not(.root) circle")
+    lowest = max(range(nodes.count()), key=lambda i: nodes.nth(i).bounding_box()["y"])
+    nodes.nth(lowest).hover()
+    box = page.evaluate(TIP_BOX_JS, ".inferviz-tooltip")
+    _fully_visible(box)
+    assert "raw_logprob" in box["text"]
+    page.locator(".inferviz-tree g.inferviz-node[data-node-id='1']").dispatch_event("click")
+    page.wait_for_function("[...document.querySelectorAll('.inferviz-tooltip')]"
+                           ".every((el) => el.hidden)")  # a click hides the card
+    token = page.locator(".inferviz-text-token").last
+    token.scroll_into_view_if_needed()
+    token.hover()
+    box = page.evaluate(TIP_BOX_JS, ".inferviz-text-tip")
+    _fully_visible(box)
+    page.screenshot(path=str(SCREENSHOTS / "text_view_hover.png"))
+    assert not page.js_errors
