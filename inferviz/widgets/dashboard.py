@@ -157,6 +157,7 @@ def voila_command(notebook: Path, host: str, port: int, allowed_hosts: Sequence[
     hosts = "[" + ",".join(repr(str(name)) for name in allowed_hosts) + "]"
     return [sys.executable, "-m", "inferviz.widgets.voila_app", str(notebook), f"--port={port}",
             "--no-browser", f"--Voila.ip={host}", "--Voila.port_retries=0", "--theme=light",
+            "--template=inferviz",  # lab, without stylesheets from a CDN (voila_app.py)
             "--VoilaConfiguration.show_tracebacks=True",
             f"--InfervizVoila.allowed_hosts={hosts}",
             f"--InfervizVoila.max_kernels={max_sessions}",

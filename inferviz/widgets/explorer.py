@@ -84,7 +84,7 @@ class Explorer(widgets.VBox):
 
         self.prompt = widgets.Textarea(value=prompt or "", placeholder="Type a prompt",
                                        layout=widgets.Layout(width="100%", height="60px"))
-        self.new_button = widgets.Button(description="New tree", icon="tree")
+        self.new_button = widgets.Button(description="New tree")
         self.status = widgets.HTML("")
         self.tree_box = widgets.VBox([widgets.HTML(
             "<i>Type a prompt, then press <b>New tree</b> (click nodes to expand) or "

@@ -163,8 +163,8 @@ class RunControls:
         self.extra = widgets.Text(value="", description="extra", placeholder="name=value, ...",
                                   layout=widgets.Layout(width="300px"))
         self.run_button = widgets.Button(description="Run", button_style="primary",
-                                         icon="play", layout=widgets.Layout(width="90px"))
-        self.stop_button = widgets.Button(description="Stop", icon="stop", disabled=True,
+                                         layout=widgets.Layout(width="90px"))
+        self.stop_button = widgets.Button(description="Stop", disabled=True,
                                           layout=widgets.Layout(width="90px"))
         self.run_button.add_class("inferviz-run")
         self.stop_button.add_class("inferviz-stop")

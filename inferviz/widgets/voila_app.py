@@ -22,7 +22,9 @@ Stock Voila answers any ``Host`` (it sets ``allow_remote_access=True``) and has 
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
+from pathlib import Path
 
 from tornado import web
 from tornado.httputil import split_host_and_port
@@ -34,6 +36,18 @@ from voila.tornado.handler import TornadoVoilaHandler
 from ..html_text import esc
 
 LOCAL_NAMES = ("localhost",)
+# inferviz's Voila template ("inferviz": lab without CDN stylesheets) lives in this data
+# folder; Voila finds templates on the Jupyter data path.
+JUPYTER_SHARE = Path(__file__).resolve().parent / "jupyter_share"
+TEMPLATE = "inferviz"
+
+
+def add_template_path() -> None:
+    """Put :data:`JUPYTER_SHARE` first on ``JUPYTER_PATH`` (for this process and the ones it
+    starts), so ``--template=inferviz`` resolves."""
+    paths = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    if str(JUPYTER_SHARE) not in paths:
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([str(JUPYTER_SHARE), *paths])
 
 
 def host_allowed(host_header: str, allowed: list[str] | tuple[str, ...]) -> bool:
@@ -155,6 +169,7 @@ class InfervizVoila(Voila):
 
 
 def main(argv: list[str] | None = None) -> None:
+    add_template_path()
     InfervizVoila.launch_instance(argv if argv is not None else sys.argv[1:])
 
 

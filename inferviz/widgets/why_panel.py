@@ -71,7 +71,7 @@ class WhyPanel(widgets.VBox):
                                        description="method", style=style)
         self.contrast = widgets.Dropdown(options=[("none", NO_CONTRAST)], value=NO_CONTRAST,
                                          description="and not", style=style)
-        self.attribute_button = widgets.Button(description="Attribute", icon="search",
+        self.attribute_button = widgets.Button(description="Attribute",
                                                button_style="primary")
         self.result_box = widgets.VBox([])
         self.kind = widgets.Dropdown(options=KINDS, value="steer", description="intervene",
@@ -96,7 +96,7 @@ class WhyPanel(widgets.VBox):
         }
         self.tokens = widgets.BoundedIntText(value=8, min=1, max=256, description="tokens",
                                              style=style, layout=widgets.Layout(width="120px"))
-        self.grow_button = widgets.Button(description="Grow branch", icon="code-fork")
+        self.grow_button = widgets.Button(description="Grow branch")
         self.status = widgets.HTML("")
 
         self.attribute_button.on_click(lambda _b: self._guard(self.attribute))

@@ -92,7 +92,14 @@ def _fully_visible(box):
 
 def test_hover_cards_are_fully_visible_at_the_canvas_edge_and_in_the_text_view(page,
                                                                                voila_server):
-    """Issue 16: the tree's card was clipped at the canvas bottom, the text view's to 1 px."""
+    """Issue 16: the tree's card was clipped at the canvas bottom, the text view's to 1 px.
+    And the page asks nothing of any server but the dashboard's own (no CDN), and logs no
+    error."""
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
+        ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) else None)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.set_viewport_size({"width": 1200, "height": 700})
     page.goto(voila_server, timeout=LOAD_TIMEOUT_MS)
     page.wait_for_function("document.querySelectorAll('.inferviz-tree g.inferviz-node').length > 1",
@@ -113,3 +120,5 @@ def test_hover_cards_are_fully_visible_at_the_canvas_edge_and_in_the_text_view(p
     _fully_visible(box)
     page.screenshot(path=str(SCREENSHOTS / "text_view_hover.png"))
     assert not page.js_errors
+    assert outside == [], outside
+    assert errors == [], errors
