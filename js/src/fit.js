@@ -8,6 +8,10 @@
 
 export const FIT_PADDING = 20;
 export const MAX_FIT_SCALE = 1.6;
+// Automatic fits never shrink labels (12 px in layout units) below 11 px on screen: a long
+// chain is shown at a readable size around its newest nodes, and the rest is a pan away.
+// The Fit button (and `f`) shows the whole tree whatever the size.
+export const MIN_AUTO_FIT_SCALE = 11 / 12;
 
 /**
  * The zoom transform {k, x, y} that shows `bounds` (layout coordinates) centred in a
@@ -17,13 +21,23 @@ export const MAX_FIT_SCALE = 1.6;
  * @param {number} height
  * @param {{padding?: number, maxScale?: number}} [options]
  */
-export function fitTransform(bounds, width, height, { padding = FIT_PADDING, maxScale = MAX_FIT_SCALE } = {}) {
+export function fitTransform(bounds, width, height,
+  { padding = FIT_PADDING, maxScale = MAX_FIT_SCALE, minScale = 0, focus = null } = {}) {
   const w = Math.max(1, bounds.x1 - bounds.x0);
   const h = Math.max(1, bounds.y1 - bounds.y0);
-  const k = Math.min(maxScale, (width - 2 * padding) / w, (height - 2 * padding) / h);
-  const x = (width - w * k) / 2 - bounds.x0 * k;
-  const y = (height - h * k) / 2 - bounds.y0 * k;
-  return { k, x, y };
+  const k = Math.max(minScale, Math.min(maxScale, (width - 2 * padding) / w, (height - 2 * padding) / h));
+  // Along each axis: centred when the bounds fit, else the window of the bounds that shows
+  // `focus` (a box, default the bounds' far end: the newest tokens), kept inside the bounds.
+  const axis = (/** @type {number} */ lo, /** @type {number} */ hi, /** @type {number} */ view,
+    /** @type {number} */ want) => {
+    const visible = (view - 2 * padding) / k;
+    if (hi - lo <= visible) return (view - (hi - lo) * k) / 2 - lo * k;
+    const start = Math.max(lo, Math.min(hi - visible, want - visible / 2));
+    return padding - start * k;
+  };
+  const fx = focus ? (focus.x0 + focus.x1) / 2 : bounds.x1;
+  const fy = focus ? (focus.y0 + focus.y1) / 2 : (bounds.y0 + bounds.y1) / 2;
+  return { k, x: axis(bounds.x0, bounds.x1, width, fx), y: axis(bounds.y0, bounds.y1, height, fy) };
 }
 
 /**

@@ -241,7 +241,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
 
   const unsubscribe = store.subscribe((change) => {
     draw();
-    if (change.reset) control.fit();
+    if (change.reset) control.fit({ auto: true });
     else if (change.newIds.length) control.afterGrowth(change.newIds);
   });
   const onError = () => showError(model.get("error"));
@@ -255,12 +255,12 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
 
   showError(model.get("error"));
   draw();
-  control.fit();
+  control.fit({ auto: true });
   // The first fit may run before the page has laid the view out.
   const frame = typeof requestAnimationFrame === "function"
     ? requestAnimationFrame(() => {
       if (!fontKnown) draw();
-      if (control.wantsFit()) control.fit();
+      if (control.wantsFit()) control.fit({ auto: true });
     }) : 0;
 
   return () => {

@@ -4,7 +4,7 @@
 // is what makes big trees stutter.
 import { select } from "d3-selection";
 import { zoom, zoomIdentity } from "d3-zoom";
-import { boxInView, fitTransform } from "./fit.js";
+import { boxInView, fitTransform, MIN_AUTO_FIT_SCALE } from "./fit.js";
 import { labelBox } from "./layout.js";
 
 export const MIN_HEIGHT = 220;
@@ -89,8 +89,14 @@ export function createViewControl({ svg, group, maxHeight, layout }) {
     apply();
   }
 
-  /** Fit the whole tree in the view; grows the canvas (up to its maximum height) first. */
-  function fit() {
+  /**
+   * Fit the tree in the view; grows the canvas (up to its maximum height) first. `auto`: a fit
+   * the view makes by itself (a new tree, new nodes) keeps labels readable
+   * (`MIN_AUTO_FIT_SCALE`), showing `focus` (default: the tree's newest end) when the whole
+   * tree does not fit; trees over `BIG_TREE` nodes, and the Fit button, show everything.
+   * @param {{auto?: boolean, focus?: import("./layout.js").Box | null}} [options]
+   */
+  function fit({ auto = false, focus = null } = {}) {
     const { bounds, root } = layout();
     const want = Math.min(maxHeight, Math.max(MIN_HEIGHT, Math.ceil(bounds.y1 - bounds.y0 + 48)));
     if (want > height) {
@@ -101,14 +107,21 @@ export function createViewControl({ svg, group, maxHeight, layout }) {
     if (!w || !root) { needsFit = true; apply(); return; }
     needsFit = false;
     userMoved = false;
-    setView(fitTransform(bounds, w, height));
+    const minScale = auto && layout().byId.size <= BIG_TREE ? MIN_AUTO_FIT_SCALE : 0;
+    setView(fitTransform(bounds, w, height, { minScale, focus }));
   }
 
   /** After nodes `ids` appeared (see {@link refitAfterGrowth}). @param {number[]} ids */
   function afterGrowth(ids) {
     const byId = layout().byId;
     const boxes = ids.flatMap((id) => (byId.has(id) ? [labelBox(byId.get(id))] : []));
-    if (needsFit || refitAfterGrowth({ userMoved, boxes, view, width: width(), height })) fit();
+    if (needsFit || refitAfterGrowth({ userMoved, boxes, view, width: width(), height })) {
+      const focus = boxes.length ? {
+        x0: Math.min(...boxes.map((b) => b.x0)), x1: Math.max(...boxes.map((b) => b.x1)),
+        y0: Math.min(...boxes.map((b) => b.y0)), y1: Math.max(...boxes.map((b) => b.y1)),
+      } : null;
+      fit({ auto: true, focus });
+    }
   }
 
   /** Pan so that node `id` is in view (keyboard moves can leave the visible area). */
@@ -125,7 +138,7 @@ export function createViewControl({ svg, group, maxHeight, layout }) {
   if (typeof ResizeObserver !== "undefined") {
     resizer = new ResizeObserver((entries) => {
       viewWidth = entries[0]?.contentRect.width || viewWidth;
-      if (needsFit && width()) fit();
+      if (needsFit && width()) fit({ auto: true });
     });
     resizer.observe(svg);
   }

@@ -92,6 +92,21 @@ describe("fit", () => {
     expect(fitTransform({ x0: 0, x1: 10, y0: 0, y1: 10 }, 800, 400).k).toBe(1.6); // never blown up
   });
 
+  it("an automatic fit keeps labels >= 11 px and shows the focus; a full fit shows all", () => {
+    const chain = { x0: 0, x1: 4000, y0: -10, y1: 10 }; // a long greedy chain
+    const auto = fitTransform(chain, 800, 300, { minScale: 11 / 12 });
+    expect(auto.k * 12).toBeGreaterThanOrEqual(11);
+    // default focus: the far end (the newest tokens) is in view, the root is a pan away
+    expect(boxInView({ x0: 3900, x1: 4000, y0: -10, y1: 10 }, auto, 800, 300)).toBe(true);
+    expect(boxInView({ x0: 0, x1: 50, y0: -10, y1: 10 }, auto, 800, 300)).toBe(false);
+    const atRoot = fitTransform(chain, 800, 300, { minScale: 11 / 12, focus: { x0: 0, x1: 40, y0: -5, y1: 5 } });
+    expect(boxInView({ x0: 0, x1: 40, y0: -5, y1: 5 }, atRoot, 800, 300)).toBe(true);
+    expect(fitTransform(chain, 800, 300).k * 12).toBeLessThan(3); // the Fit button: all of it
+    // a tree that fits is centred and never shrunk by the minimum
+    const small = fitTransform({ x0: 0, x1: 300, y0: -50, y1: 50 }, 800, 300, { minScale: 11 / 12 });
+    expect(boxInView({ x0: 0, x1: 300, y0: -50, y1: 50 }, small, 800, 300)).toBe(true);
+  });
+
   it("re-fits after growth unless the user moved the view and the new nodes are in it", () => {
     const view = { k: 1, x: 0, y: 0 };
     const inside = { x0: 10, x1: 50, y0: 10, y1: 20 };
@@ -125,7 +140,8 @@ describe("fitting the view", () => {
       const { model, el } = mount();
       const first = scaleOf(el);
       expect(first).toBeGreaterThan(0);
-      // A long chain arrives: the fitted scale must shrink to show it.
+      // A long chain arrives: the view re-fits around the new nodes at a readable size
+      // (labels >= 11 px), panned along the chain, rather than shrinking it all into view.
       const n = 40;
       const cols = { node_id: [], parent_id: [], depth: [], token_id: [], token: [], raw_logprob: [], prob: [], rank: [], entropy: [], cum_logprob: [] };
       for (let i = 0; i < n; i++) {
@@ -140,6 +156,10 @@ describe("fitting the view", () => {
       }
       model.emit("msg:custom", { kind: "inferviz:delta", base: 0, version: 1, n: 4 + n, rows: { dtype: "f64", buffer: 0 }, names: encoded.names, columns }, buffers);
       expect(el.querySelectorAll(".inferviz-node").length).toBe(4 + n);
+      expect(scaleOf(el) * 12).toBeGreaterThanOrEqual(11);
+      const x = Number(/translate\(([^,]+),/.exec(el.querySelector(".inferviz-viewport").getAttribute("transform"))?.[1]);
+      expect(x).toBeLessThan(0); // panned: the chain's far end is what is in view
+      el.querySelector(".inferviz-fit").click(); // the Fit button shows all of it
       expect(scaleOf(el)).toBeLessThan(first / 4);
     } finally {
       if (spy) Object.defineProperty(Element.prototype, "clientWidth", spy);

@@ -57,7 +57,8 @@ def test_compare_text_view_click_selects_the_node_in_the_tree(page, lab_server):
 
     first = tokens.first  # the root's child: the tree holds its siblings (k=5 expansion)
     first.hover()
-    alternatives = text.locator(".inferviz-text-alts tr")
+    # the card floats in the page's body (no output area clips it)
+    alternatives = page.locator(".inferviz-text-tip:not([hidden]) .inferviz-text-alts tr")
     alternatives.first.wait_for()
     assert alternatives.count() >= 5
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
