@@ -173,12 +173,46 @@ def quiet_loading(progress: Progress | None = None) -> Iterator[None]:
 
 
 def _gguf_cache_path(path: Path) -> Path:
+    """The converted model's folder, keyed by the GGUF's **content** (and the transformers
+    version that converted it): another clone, venv or copy of the same file reuses one cache
+    instead of writing another copy (517 MB for the default model)."""
     import transformers
 
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|{transformers.__version__}"
+    key = f"{gguf_content_digest(path)}|{transformers.__version__}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir() / "gguf" / f"{path.stem}-{digest}"
+
+
+def gguf_content_digest(path: Path) -> str:
+    """sha256 (first 32 hex digits) of the file's bytes. Remembered in
+    ``<cache>/gguf-digests.json`` under (path, size, mtime), so a file is read once; a copy at
+    another path (a new clone or venv) is read once more and maps to the same digest."""
+    st = path.stat()
+    index_file = cache_dir() / "gguf-digests.json"
+    where = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    try:
+        index = json.loads(index_file.read_text())
+        if not isinstance(index, dict):
+            index = {}
+    except (OSError, ValueError):
+        index = {}
+    known = index.get(where)
+    if isinstance(known, str) and len(known) == 32:
+        return known
+    sha = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 23):
+            sha.update(block)
+    digest = sha.hexdigest()[:32]
+    index[where] = digest
+    try:
+        from . import files
+
+        index_file.parent.mkdir(parents=True, exist_ok=True)
+        files.write_text(index_file, json.dumps(index, indent=0))
+    except OSError:  # a read-only cache: the digest is recomputed next time
+        pass
+    return digest
 
 
 def _write_gguf_cache(model: Any, tokenizer: Any, target: Path) -> None:

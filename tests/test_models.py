@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,3 +165,31 @@ def test_default_gguf_is_cached_as_safetensors_and_reloads_identically(monkeypat
     with torch.no_grad():
         torch.testing.assert_close(first.model(ids).logits, second.model(ids).logits)
     assert first.tokenizer("héllo 東京")["input_ids"] == second.tokenizer("héllo 東京")["input_ids"]
+
+
+def test_the_gguf_cache_is_keyed_by_content_so_a_copy_elsewhere_shares_it(monkeypatch,
+                                                                            tmp_path):
+    """Issue 16: the key was the absolute path and mtime, so every clone or venv wrote another
+    517 MB copy of the converted default model."""
+    from inferviz import models
+
+    monkeypatch.setenv("INFERVIZ_CACHE", str(tmp_path / "cache"))
+    a = tmp_path / "clone-a" / "m.gguf"
+    b = tmp_path / "clone-b" / "m.gguf"
+    for path in (a, b):
+        path.parent.mkdir()
+        path.write_bytes(b"GGUF" + bytes(range(256)) * 1000)
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF" + bytes(range(255)) * 1000)
+    assert models._gguf_cache_path(a) == models._gguf_cache_path(b)
+    assert models._gguf_cache_path(a) != models._gguf_cache_path(other)
+    # a file is read once: its digest is remembered under its path, size and mtime
+    reads = []
+    real_open = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, *args, **kw: (
+        reads.append(self), real_open(self, *args, **kw))[1])
+    models._gguf_cache_path(a)
+    assert a not in reads
+    a.write_bytes(b"GGUF changed")  # a new file at the same path is read again
+    assert models._gguf_cache_path(a) != models._gguf_cache_path(b)
+    assert a in reads
