@@ -38,7 +38,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .backends import ServerLacks
 from .logit_check import check_logits
 from .tree import Node, TokenTree, readable_token
 from .validate import check_int
@@ -187,15 +186,8 @@ def attribute(session: Any, tree: TokenTree, node_id: int, method: str = "input_
     otherwise).
     ``batch_size``: rows of the integrated-gradient path per forward (None: about
     ``TOKENS_PER_BATCH`` tokens)."""
-    if session.closed:
-        raise RuntimeError(f"Session {session.name!r} is closed; create a new one with "
-                           f"Session.from_pretrained(...)")
-    if session.adapter is None:
-        raise ServerLacks(f"attribution needs gradients through the model's weights and its "
-                          f"attention weights, and the server behind this session "
-                          f"({session.backend!r}) returns only log-probabilities (no weights, "
-                          f"no gradients); load the model locally with Session.from_pretrained "
-                          f"to attribute")
+    session.require_local("attribution", "gradients through the model's weights and its "
+                          "attention weights", "no weights, no gradients")
     node = _check_node(tree, node_id)
     method = _check_method(method)
     check_int("steps", steps, 1, MAX_STEPS)

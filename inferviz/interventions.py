@@ -35,6 +35,7 @@ positions whatever the batch looks like.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -92,9 +93,14 @@ def _residual(session: Any, text: str, layer: int, sink: bool = False) -> torch.
 
 
 def _site_input(session: Any, text: str, module: torch.nn.Module) -> torch.Tensor:
-    """The input of ``module`` over ``text``'s positions, ``[T, width]`` (float32)."""
+    """The input of ``module`` over ``text``'s positions, ``[T, width]`` (float32): a
+    projection's input, or a decoder layer's ``hidden_states``."""
     seen: list[torch.Tensor] = []
-    handle = module.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+
+    def grab(_module, args, kwargs):
+        seen.append((args[0] if args else kwargs["hidden_states"]).detach())
+
+    handle = module.register_forward_pre_hook(grab, with_kwargs=True)
     try:
         ids = session.encode(text)
         with session.engine.lock, torch.no_grad():
@@ -113,9 +119,10 @@ class Intervention:
         """The intervention as JSON values (written into the tree's meta)."""
         raise NotImplementedError
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """A short fingerprint of :meth:`spec`: the same intervention has the same key."""
+        """A short fingerprint of :meth:`spec`: the same intervention has the same key
+        (computed once: the records are frozen)."""
         text = json.dumps(self.spec(), sort_keys=True)
         return self.kind + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -128,7 +135,7 @@ class Intervention:
         raise NotImplementedError
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Steer(Intervention):
     layer: int
     alpha: float = 1.0
@@ -178,7 +185,8 @@ class Steer(Intervention):
             vector = (pos - neg).cpu()
         delta = (alpha * vector).to(session.device, adapter.dtype)
 
-        def on_layer(hidden: torch.Tensor, positions: torch.Tensor, start: int) -> torch.Tensor:
+        def on_layer(hidden: torch.Tensor, positions: torch.Tensor, start: int,
+                     _hidden_in: torch.Tensor) -> torch.Tensor:
             mask = (positions >= start).unsqueeze(-1).to(hidden.dtype)
             return hidden + mask * delta
 
@@ -186,7 +194,7 @@ class Steer(Intervention):
                      vector=vector)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Ablate(Intervention):
     layer: int
     heads: tuple[int, ...] | list[int] = ()
@@ -280,11 +288,8 @@ class Ablate(Intervention):
         if self.whole_layer:
             contribution = None
             if mean:
-                before = _residual(session, reference, layer - 1) if layer > 0 else None
+                before = _site_input(session, reference, adapter.layers[layer])
                 after = _residual(session, reference, layer)
-                if before is None:  # the input of layer 0 is the embedding output
-                    emb = _embedding_output(session, reference)
-                    before = emb
                 contribution = _mean_over_positions(after - before).to(device, dtype)
 
             def on_whole(output: torch.Tensor, positions: torch.Tensor, start: int,
@@ -297,7 +302,7 @@ class Ablate(Intervention):
         return Bound(self, from_position, layer_hooks=layer_hooks, pre_hooks=pre)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Patch(Intervention):
     layer: int
     position: int
@@ -320,7 +325,8 @@ class Patch(Intervention):
         position = check_int("position", self.position, 0, states.shape[0] - 1)
         value = states[position].to(session.device, adapter.dtype)
 
-        def on_layer(hidden: torch.Tensor, positions: torch.Tensor, start: int) -> torch.Tensor:
+        def on_layer(hidden: torch.Tensor, positions: torch.Tensor, start: int,
+                     _hidden_in: torch.Tensor) -> torch.Tensor:
             mask = (positions == position).unsqueeze(-1)
             return torch.where(mask, value.expand_as(hidden), hidden)
 
@@ -331,24 +337,6 @@ def _mean_over_positions(values: torch.Tensor) -> torch.Tensor:
     """Mean of ``[T, width]`` over the positions after the first (the attention sink, whose
     activations are far from typical), or the one position there is."""
     return (values[1:] if values.shape[0] > 1 else values).mean(0)
-
-
-def _embedding_output(session: Any, text: str) -> torch.Tensor:
-    """The residual entering layer 0 (the embedding module's output, with any scaling)."""
-    seen: list[torch.Tensor] = []
-    first = session.adapter.layers[0]
-
-    def grab(_module, args, kwargs):
-        seen.append((args[0] if args else kwargs["hidden_states"]).detach())
-
-    handle = first.register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        ids = session.encode(text)
-        with session.engine.lock, torch.no_grad():
-            session.model(input_ids=torch.tensor([ids], device=session.device), use_cache=False)
-    finally:
-        handle.remove()
-    return seen[0][0].float()
 
 
 def _check_from(value: Any) -> int | None:
@@ -376,7 +364,7 @@ def _check_indices(name: str, values: Any, size: int, what: str) -> list[int]:
 class Bound:
     """An intervention checked against one session's model: the hooks to install.
 
-    ``layer_hooks``: decoder layer index -> ``f(hidden_out, positions, start[, hidden_in])``
+    ``layer_hooks``: decoder layer index -> ``f(hidden_out, positions, start, hidden_in)``
     returning the new output; ``pre_hooks``: module -> ``f(input, positions, start)`` returning
     the module's new input. ``start``: the first position intervened on."""
 
@@ -419,11 +407,8 @@ class Bound:
             def hook(_module, args, kwargs, output):
                 hidden = output if torch.is_tensor(output) else output[0]
                 positions = state.positions.to(hidden.device)
-                if fn.__code__.co_argcount == 4:
-                    hidden_in = args[0] if args else kwargs["hidden_states"]
-                    new = fn(hidden, positions, start, hidden_in)
-                else:
-                    new = fn(hidden, positions, start)
+                hidden_in = args[0] if args else kwargs["hidden_states"]
+                new = fn(hidden, positions, start, hidden_in)
                 return new if torch.is_tensor(output) else (new, *output[1:])
             return hook
 
@@ -470,27 +455,3 @@ def divergence(intervention: Intervention, logprobs: torch.Tensor,
         out.append({"intervention": intervention.label, "intervention_key": intervention.key,
                     "kl": value if math.isfinite(value) else None, "top5_overlap": overlap})
     return out
-
-
-def concat_rows(parts: list[tuple[list[int], Any]], total: int) -> Any:
-    """One :class:`~inferviz.scoring.Distributions` of ``total`` rows from parts computed for
-    some of them (``(rows, dists)``), each row back in its place."""
-    from .scoring import Distributions
-
-    order = [0] * total
-    offset = 0
-    for rows, _ in parts:
-        for j, row in enumerate(rows):
-            order[row] = offset + j
-        offset += len(rows)
-    index = torch.tensor(order)
-
-    def cat(name: str) -> torch.Tensor | None:
-        values = [getattr(d, name) for _, d in parts]
-        return None if values[0] is None else torch.cat(values)[index]
-
-    parent_ids = [pid for _, d in parts for pid in d.parent_ids]
-    row_meta = [m for _, d in parts for m in (d.row_meta or [{}] * len(d.parent_ids))]
-    return Distributions([parent_ids[i] for i in order], cat("logits"), cat("logprobs"),
-                         cat("probs"), cat("entropy"), cat("approx"),
-                         [row_meta[i] for i in order], cat("plain_logprobs"))

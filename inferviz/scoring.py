@@ -108,3 +108,25 @@ def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: 
             rank=ranks[j], entropy=entropy, meta=metas[j] if metas else None, notify=False,
         ))
     return out
+
+
+def concat_rows(parts: list[tuple[list[int], Any]], total: int) -> Any:
+    """One :class:`~inferviz.scoring.Distributions` of ``total`` rows from parts computed for
+    some of them (``(rows, dists)``), each row back in its place."""
+    order = [0] * total
+    offset = 0
+    for rows, _ in parts:
+        for j, row in enumerate(rows):
+            order[row] = offset + j
+        offset += len(rows)
+    index = torch.tensor(order)
+
+    def cat(name: str) -> torch.Tensor | None:
+        values = [getattr(d, name) for _, d in parts]
+        return None if values[0] is None else torch.cat(values)[index]
+
+    parent_ids = [pid for _, d in parts for pid in d.parent_ids]
+    row_meta = [m for _, d in parts for m in (d.row_meta or [{}] * len(d.parent_ids))]
+    return Distributions([parent_ids[i] for i in order], cat("logits"), cat("logprobs"),
+                         cat("probs"), cat("entropy"), cat("approx"),
+                         [row_meta[i] for i in order], cat("plain_logprobs"))

@@ -207,7 +207,7 @@ class Session:
                 [seqs[r] for r in rows], [node_ids[r] for r in rows], settings)
         if len(parts) == 1:
             return next(iter(parts.values()))
-        from .interventions import concat_rows
+        from .scoring import concat_rows
 
         return concat_rows([(rows, parts[p]) for p, rows in groups.items()], len(seqs))
 
@@ -222,15 +222,8 @@ class Session:
         from .interventions import check_intervention
 
         intervention = check_intervention(intervention)
-        if self.closed:
-            raise RuntimeError(f"Session {self.name!r} is closed; create a new one with "
-                               f"Session.from_pretrained(...)")
-        if self.adapter is None:
-            raise ServerLacks(f"interventions change the model's activations inside a forward, "
-                              f"and the server behind this session ({self.backend!r}) runs its "
-                              f"forwards itself and returns only log-probabilities (no hooks, no "
-                              f"activations); load the model locally with "
-                              f"Session.from_pretrained to intervene")
+        self.require_local("interventions", "to change the model's activations inside its "
+                           "forward", "no hooks, no activations")
         if self._plain is not None:
             raise ValueError("this session already runs under an intervention; interventions "
                              "do not stack: grow the branch from the plain session")
@@ -241,6 +234,16 @@ class Session:
         view._plain = self
         view._intervention = intervention
         return view
+
+    def require_local(self, what: str, needs: str, lacks: str) -> None:
+        """``ServerLacks`` unless the model runs in this process: ``what`` needs ``needs``,
+        which a server (returning log-probabilities only, ``lacks``) cannot give. A closed
+        session raises its own RuntimeError on first use of the model."""
+        if self.adapter is None:
+            raise ServerLacks(f"{what} needs {needs}, and the server behind this session "
+                              f"({self.backend!r}) returns only log-probabilities ({lacks}); "
+                              f"load the model locally with Session.from_pretrained to use "
+                              f"{what}")
 
     def _record_intervention(self, tree: TokenTree, intervention: Any) -> None:
         """Write what the intervention is into the tree's meta (saved with it)."""
@@ -356,11 +359,7 @@ class Session:
         """Each layer's next-token guess at each position: see :func:`inferviz.lens.logit_lens`."""
         from .lens import logit_lens
 
-        if self.adapter is None:
-            raise ServerLacks(f"the logit lens reads every layer's hidden state, and the "
-                              f"server behind this session ({self.backend!r}) returns only "
-                              f"log-probabilities; load the model locally with "
-                              f"Session.from_pretrained to use the lens")
+        self.require_local("the logit lens", "every layer's hidden state", "no hidden states")
         if isinstance(text_or_tree, tuple):
             text_or_tree, node_id = text_or_tree
         return logit_lens(self, text_or_tree, node_id=node_id, k=k)

@@ -33,6 +33,7 @@ from . import export_policy, figures
 from .export import tree_html
 from .guarded_session import BUSY_MESSAGE, GuardedSession
 from .run_controls import RunControls
+from .status import status_html
 from .text_view import TextView
 from .token_table import token_table_html
 from .tree_widget import TreeWidget
@@ -426,9 +427,7 @@ class Explorer(widgets.VBox):
 
     def _status(self, message: str, level: str = "info") -> None:
         """Show ``message`` (HTML: every piece of text in it already went through ``esc``)."""
-        color = {"info": "#374151", "warn": "#b45309", "error": "#b91c1c"}[level]
-        role = " role='alert' class='inferviz-error'" if level == "error" else ""
-        self.status.value = f"<div style='color:{color}'{role}>{message}</div>"
+        self.status.value = status_html(message, level)
 
     def _guard(self, action: Any, *args: Any) -> None:
         """Run a button's action; show an error in the status line instead of raising in the

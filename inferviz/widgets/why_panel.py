@@ -27,6 +27,7 @@ import ipywidgets as widgets
 from ..html_text import esc
 from ..tree import TokenTree
 from .guarded_session import BUSY_MESSAGE
+from .status import status_html
 
 METHODS = (("input × gradient", "input_x_gradient"),
            ("integrated gradients (64 steps)", "integrated_gradients"),
@@ -237,9 +238,7 @@ class WhyPanel(widgets.VBox):
             self._lock.release()
 
     def _say(self, message: str, level: str = "info") -> None:
-        color = {"info": "#374151", "warn": "#b45309", "error": "#b91c1c"}[level]
-        role = " role='alert' class='inferviz-error'" if level == "error" else ""
-        self.status.value = f"<div style='color:{color}'{role}>{message}</div>"
+        self.status.value = status_html(message, level)
 
     def _guard(self, action: Callable[[], Any]) -> None:
         try:
