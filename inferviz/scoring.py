@@ -31,6 +31,17 @@ class Distributions:
               (an intervened branch: the intervention and its divergence from the plain model)
     plain_logprobs [B, V] the plain model's raw log-probabilities on the same paths when the
               rows are intervened (each child records its token's as ``plain_logprob``)
+
+    Under a constraint (:mod:`inferviz.constraint_masks`) ``logits`` and ``logprobs`` hold the
+    *constrained* log-probabilities (the model restricted to the legal tokens, -inf elsewhere:
+    what greedy, beam and SMC choose by) and ``probs`` the processors applied to them, while
+    ``raw_logprobs`` keeps the model's own numbers (recorded as ``raw_logprob``; ``rank`` and
+    ``entropy`` are those of the raw distribution too).
+
+    raw_logprobs   [B, V] or None   the raw log-probabilities of a constrained step
+    legal          [B, V] bool      tokens the constraint allows
+    log_legal_mass [B]              log of the raw mass of the legal tokens
+    no_legal       [B] bool         rows where no token is legal (nothing to choose)
     """
 
     parent_ids: list[int]
@@ -41,6 +52,19 @@ class Distributions:
     approx: torch.Tensor | None = None
     row_meta: list[dict[str, Any]] | None = None
     plain_logprobs: torch.Tensor | None = None
+    raw_logprobs: torch.Tensor | None = None
+    legal: torch.Tensor | None = None
+    log_legal_mass: torch.Tensor | None = None
+    no_legal: torch.Tensor | None = None
+
+    @property
+    def raw(self) -> torch.Tensor:
+        """[B, V] the model's raw log-probabilities (whatever a constraint did)."""
+        return self.logprobs if self.raw_logprobs is None else self.raw_logprobs
+
+    def has_choice(self, row: int) -> bool:
+        """False when a constraint leaves no legal token after ``row``'s node."""
+        return self.no_legal is None or not bool(self.no_legal[row])
 
     @classmethod
     def from_logits(cls, parent_ids: list[int], logits: torch.Tensor,
@@ -64,21 +88,31 @@ class Distributions:
         how many logits are strictly greater. For many tokens, one sort and a binary search
         each (O(V log V) time, O(V) memory), not a ``[k, V]`` comparison (k = V = 49152 would
         ask for 19 GB)."""
-        ids = torch.as_tensor(token_ids, dtype=torch.long)
-        logits = self.logits[row]
-        chosen = logits[ids]
-        if len(ids) * logits.numel() <= _BROADCAST_RANKS:
-            return (logits.unsqueeze(0) > chosen.unsqueeze(1)).sum(-1).tolist()
-        ascending = torch.sort(logits).values
-        above = logits.numel() - torch.searchsorted(ascending, chosen, right=True)
-        return above.tolist()
+        raw = self.logits if self.raw_logprobs is None else self.raw_logprobs
+        return _ranks(raw[row], token_ids)
+
+    def legal_ranks(self, row: int, token_ids: torch.Tensor | list[int]) -> list[int]:
+        """0-based rank of each token among the legal tokens of a constrained ``row``."""
+        return _ranks(self.logits[row], token_ids)
 
     def top_k(self, row: int, k: int) -> list[int]:
         """The ``k`` most likely tokens of ``row`` under the raw distribution, best first
-        (fewer where a backend returned fewer than ``k`` tokens)."""
-        if self.approx is not None and bool(self.approx[row]):
+        (fewer where a backend returned fewer than ``k`` tokens); under a constraint, the
+        ``k`` most likely legal tokens (fewer if fewer are legal)."""
+        if self.approx is not None and bool(self.approx[row]) or self.legal is not None:
             k = min(k, int(torch.isfinite(self.logits[row]).sum()))
         return torch.topk(self.logits[row], k).indices.tolist()
+
+
+def _ranks(logits: torch.Tensor, token_ids: torch.Tensor | list[int]) -> list[int]:
+    """How many entries of ``logits`` [V] are strictly greater than each token's."""
+    ids = torch.as_tensor(token_ids, dtype=torch.long)
+    chosen = logits[ids]
+    if len(ids) * logits.numel() <= _BROADCAST_RANKS:
+        return (logits.unsqueeze(0) > chosen.unsqueeze(1)).sum(-1).tolist()
+    ascending = torch.sort(logits).values
+    above = logits.numel() - torch.searchsorted(ascending, chosen, right=True)
+    return above.tolist()
 
 
 def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: list[int],
@@ -87,7 +121,7 @@ def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: 
     listeners (the caller notifies once per batch). Returns the child nodes in the same order."""
     parent_id = dists.parent_ids[row]
     ranks = dists.ranks(row, token_ids)
-    logprobs = dists.logprobs[row, token_ids].tolist()
+    logprobs = dists.raw[row, token_ids].tolist()
     probs = dists.probs[row, token_ids].tolist()
     entropy = float(dists.entropy[row])
     if dists.approx is not None:  # a server's distribution: say whether it was truncated
@@ -100,6 +134,10 @@ def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: 
             for j, lp in enumerate(plain):
                 extra[j]["plain_logprob"] = lp if math.isfinite(lp) else None
         metas = [{**(metas[j] if metas else {}), **extra[j]} for j in range(len(token_ids))]
+    if dists.legal is not None:  # a constrained step: where each token ranks among the legal
+        legal_ranks = dists.legal_ranks(row, token_ids)
+        metas = [{**(metas[j] if metas else {}), "legal_rank": legal_ranks[j]}
+                 for j in range(len(token_ids))]
     pieces = [token_bytes(int(tok)) for tok in token_ids]  # all first: a failure adds nothing
     out = []
     for j, tok in enumerate(token_ids):
@@ -129,4 +167,6 @@ def concat_rows(parts: list[tuple[list[int], Any]], total: int) -> Any:
     row_meta = [m for _, d in parts for m in (d.row_meta or [{}] * len(d.parent_ids))]
     return Distributions([parent_ids[i] for i in order], cat("logits"), cat("logprobs"),
                          cat("probs"), cat("entropy"), cat("approx"),
-                         [row_meta[i] for i in order], cat("plain_logprobs"))
+                         [row_meta[i] for i in order], cat("plain_logprobs"),
+                         cat("raw_logprobs"), cat("legal"), cat("log_legal_mass"),
+                         cat("no_legal"))

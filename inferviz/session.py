@@ -67,6 +67,8 @@ class Session:
         # Under an intervention (see under()): the plain session and the intervention.
         self._plain: Session | None = None
         self._intervention: Any = None
+        # Under a constraint (see constrained()): the constraint every step is masked by.
+        self._constraint: Any = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -195,6 +197,11 @@ class Session:
         row's divergence from the plain model in ``row_meta`` (docs/why.md)."""
         check_tree_for_session(tree, self)  # a loaded tree, or another model's: once
         seqs = [tree.token_ids(n) for n in node_ids]
+        if self._constraint is not None:
+            from .constraint_masks import tracker_for
+
+            legal = tracker_for(self, tree, self._constraint).legal(list(node_ids))
+            return self.sequence_distributions(seqs, list(node_ids), settings, legal=legal)
         if intervention is None:
             return self.sequence_distributions(seqs, list(node_ids), settings)
         groups: dict[int, list[int]] = {}  # rows by branch position: one backend each
@@ -235,6 +242,40 @@ class Session:
         view._intervention = intervention
         return view
 
+    def constrained(self, constraint: Any) -> "Session":
+        """This session as seen by a branch growing under ``constraint`` (``iv.Regex``,
+        ``iv.JSONSchema``, ``iv.Grammar``, ``iv.Choice``): every next-token distribution is
+        the model restricted to the tokens the constraint allows after the node (masks by
+        llguidance), each recorded child marked with the constraint and what it cut
+        (docs/constraints.md). Strategies run on it as on the session itself."""
+        import copy
+
+        from .constraint_masks import llg_tokenizer
+        from .constraints import check_constraint
+
+        constraint = check_constraint(constraint)
+        if constraint is None:
+            return self
+        if self._constraint is not None and self._constraint.key != constraint.key:
+            raise ValueError(f"this session already runs under the constraint "
+                             f"{self._constraint.label}; constraints do not stack")
+        if self._plain is not None:
+            raise ValueError("constraint and intervention together are not supported: grow "
+                             "the intervened branch, or the constrained one, from the plain "
+                             "session")
+        llg_tokenizer(self)  # a session without a usable tokenizer says so now
+        view = copy.copy(self)
+        view._constraint = constraint
+        return view
+
+    def _record_constraint(self, tree: TokenTree, constraint: Any) -> None:
+        """Write what the constraint is into the tree's meta (saved with it)."""
+        known = dict(tree.meta.get("constraints") or {})
+        if constraint is not None and constraint.key not in known:
+            known[constraint.key] = {"label": constraint.label, "kind": constraint.kind,
+                                     **constraint.spec()}
+            tree.meta["constraints"] = known
+
     def require_local(self, what: str, needs: str, lacks: str) -> None:
         """``ServerLacks`` unless the model runs in this process: ``what`` needs ``needs``,
         which a server (returning log-probabilities only, ``lacks``) cannot give. A closed
@@ -255,10 +296,12 @@ class Session:
     def sequence_distributions(self, seqs: list[list[int]], parent_ids: list[int],
                                settings: SamplerSettings | None = None,
                                logits: torch.Tensor | None = None,
-                               scores: NextTokenScores | None = None) -> Distributions:
+                               scores: NextTokenScores | None = None,
+                               legal: torch.Tensor | None = None) -> Distributions:
         """Next-token distributions after each token-id sequence (rows may come from several
         trees: the request batcher uses this). ``scores`` (or raw ``logits`` ``[B, V]``):
-        already computed for ``seqs`` (shared with other rows); None asks the backend."""
+        already computed for ``seqs`` (shared with other rows); None asks the backend.
+        ``legal`` [B, V] bool: the tokens this session's constraint allows after each row."""
         settings = settings or SamplerSettings()
         if scores is None and logits is not None:
             scores = NextTokenScores(logits)
@@ -276,6 +319,11 @@ class Session:
         if settings.repetition_penalty is not None:
             width = max(len(s) for s in seqs)
             input_ids = torch.tensor([[s[0]] * (width - len(s)) + s for s in seqs])
+        if legal is not None:
+            from .constraint_masks import constrained_distributions
+
+            return constrained_distributions(self._constraint, list(parent_ids), scores,
+                                             settings, input_ids, legal, self.token_bytes)
         probs = processed_probs(scores.scores, settings, input_ids)
         if scores.kind == "logits":
             dists = Distributions.from_logits(list(parent_ids), scores.scores, probs)
@@ -299,7 +347,7 @@ class Session:
     def expand(self, tree: TokenTree, node_ids: int | list[int], k: int = 5,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                min_p: float | None = None, intervention: Any = None,
-               **processors: Any) -> list[Node]:
+               constraint: Any = None, **processors: Any) -> list[Node]:
         """Add the ``k`` most likely children (by raw probability) of each node; ``prob`` of each
         child is its probability under the sampler settings given (0 if they filter it).
 
@@ -307,7 +355,23 @@ class Session:
         ``intervention`` (``Steer``, ``Ablate``, ``Patch``: :mod:`inferviz.interventions`): the
         children are those of the intervened model, a sibling branch of the plain children
         marked with the intervention and their KL divergence from the plain distribution.
+        ``constraint`` (``iv.Regex``, ``iv.JSONSchema``, ``iv.Grammar``, ``iv.Choice``): the
+        ``k`` most likely *legal* children, a branch of their own recording the legal mass at
+        the parent, the best illegal tokens and the margin (docs/constraints.md); a node after
+        which the constraint allows no token raises ``ConstraintError``.
         Returns the children, parent by parent, best first. The tree is unchanged on error."""
+        from .constraints import check_constraint
+
+        constraint = check_constraint(constraint)
+        if constraint is not None and intervention is not None:
+            raise ValueError("constraint and intervention together are not supported; give "
+                             "one of them")
+        if constraint is not None:
+            view = self.constrained(constraint)
+            children = view.expand(tree, node_ids, k=k, temperature=temperature, top_k=top_k,
+                                   top_p=top_p, min_p=min_p, **processors)
+            self._record_constraint(tree, constraint)
+            return children
         ids = check_node_ids(tree, node_ids)
         check_int("k", k, 1, self.vocab_size)
         check_step_memory(self, len(ids), new_nodes=len(ids) * k,
@@ -317,6 +381,13 @@ class Session:
         settings = SamplerSettings(temperature=temperature, top_k=top_k, top_p=top_p,
                                    min_p=min_p, **processors)
         dists = self.distributions(tree, ids, settings, intervention=intervention)
+        dead = [ids[row] for row in range(len(ids)) if not dists.has_choice(row)]
+        if dead:
+            from .constraints import ConstraintError
+
+            raise ConstraintError(f"constraint {self._constraint.label} allows no token after "
+                                  f"node(s) {dead} (the text there is complete, or cannot be "
+                                  f"continued); nothing was added")
         tops = [dists.top_k(row, k) for row in range(len(ids))]
         for tok in {int(t) for top in tops for t in top}:
             self.token_bytes(tok)  # every token's bytes first (a server may fail): all or none
@@ -379,16 +450,41 @@ class Session:
 
     def generate(self, prompt: str | TokenTree, strategy: str = "greedy",
                  max_new_tokens: int = 32, seed: int | None = None,
-                 server_side: bool = False, intervention: Any = None, **params: Any):
+                 server_side: bool = False, intervention: Any = None, constraint: Any = None,
+                 **params: Any):
         """Run a decoding strategy; see :mod:`inferviz.strategies` for names and parameters.
         ``server_side=True`` (a connected session; greedy and sampling): the server generates
         in one request, each token written with its top-N siblings (docs/remote.md).
         ``intervention``: run it under a ``Steer``, ``Ablate`` or ``Patch`` from ``start_id``
-        on: its nodes form a sibling branch marked with the intervention (docs/why.md)."""
+        on: its nodes form a sibling branch marked with the intervention (docs/why.md).
+        ``constraint`` (``iv.Regex``, ``iv.JSONSchema``, ``iv.Grammar``, ``iv.Choice``): every
+        step draws from the model restricted to what the constraint allows; a run the
+        constraint leaves no token to ends with ``finish_reason="constraint"``
+        (docs/constraints.md)."""
+        from .constraints import check_constraint
         from .strategies import run_strategy
 
         if not isinstance(server_side, bool):
             raise TypeError(f"server_side must be a bool; got {server_side!r}")
+        constraint = check_constraint(constraint)
+        if constraint is not None:
+            if intervention is not None:
+                raise ValueError("constraint and intervention together are not supported; "
+                                 "give one of them")
+            if server_side:
+                from .backends.server_side import check_server_constraint
+
+                check_server_constraint(self, constraint)
+            else:
+                tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
+                result = self.constrained(constraint).generate(
+                    tree, strategy, max_new_tokens=max_new_tokens, seed=seed, **params)
+                self._record_constraint(tree, constraint)
+                if "constraint" in result.finish_reasons and not result.message:
+                    result.message = (f"the constraint {constraint.label} allows no token "
+                                      f"after the text generated (it cannot be continued "
+                                      f"there); the run ended with what it had")
+                return result
         if intervention is not None:
             if server_side:
                 raise ValueError("server_side=True cannot run under an intervention: the "

@@ -215,10 +215,10 @@ class TokenTree:
         with self._lock:
             node = self.node(node_id)
             check_meta_depth(f"node {node_id}", meta)
-            if "intervention_key" in meta and \
-                    meta["intervention_key"] != node.meta.get("intervention_key"):
-                raise ValueError(f"node {node_id}: meta 'intervention_key' says which branch "
-                                 f"the node is on and cannot change")
+            for branch_key in ("intervention_key", "constraint_key"):
+                if branch_key in meta and meta[branch_key] != node.meta.get(branch_key):
+                    raise ValueError(f"node {node_id}: meta {branch_key!r} says which branch "
+                                     f"the node is on and cannot change")
             record_update(self._journal(), node)
             node.meta.update(meta)
 

@@ -160,8 +160,12 @@ def _meta_value(where: str, value: Any, depth: int) -> Any:
 def child_key(token_id: int, meta: dict[str, Any] | None) -> Any:
     """A child's key among its siblings: its token id, or ``(intervention_key, token_id)`` for
     a node of an intervened branch (meta ``intervention_key``), so the plain child of a token
-    and its steered twin are two siblings."""
+    and its steered twin are two siblings; ``(intervention_key or "", token_id,
+    constraint_key)`` for a node grown under a constraint (meta ``constraint_key``)."""
     branch = meta.get("intervention_key") if meta else None
+    constraint = meta.get("constraint_key") if meta else None
+    if constraint is not None:
+        return ("" if branch is None else str(branch), token_id, str(constraint))
     return token_id if branch is None else (str(branch), token_id)
 
 

@@ -16,6 +16,11 @@ Every candidate of every step is written into the tree with meta ``beam_step`` (
 far), ``beam_score`` (running sum of log-probabilities), ``beam_kept`` (it became a live beam),
 and ``beam_final_score`` on the candidates that entered the finished set. Scores are float32
 tensors throughout, as in transformers, so ties break the same way.
+
+Under a constraint the beams are ranked by the *constrained* log-probabilities (the model
+restricted to the legal tokens at each step, so an illegal token never enters a beam and a
+forced token costs nothing), and ``beam_raw_score`` keeps each candidate's sum of raw
+log-probabilities alongside.
 """
 
 from __future__ import annotations
@@ -89,8 +94,8 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     finished_flags = torch.zeros(num_beams, dtype=torch.bool)
     improvable = True
     stop = length_reason
-    top_n = torch.arange(beams_to_keep) < num_beams
     new_len = 0
+    base = tree.node(start_id).cum_logprob
 
     for step in range(limit):
         if run.stop_reason():
@@ -100,13 +105,22 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         dists = session.distributions(tree, running_ids)
         vocab = dists.logprobs.shape[-1]
         flat = (dists.logprobs + running_scores[:, None]).reshape(-1)
-        cand_scores, cand_index = torch.topk(flat, k=beams_to_keep)
+        # Under a constraint few tokens may be legal: rank only those (-inf is illegal).
+        width = beams_to_keep if dists.legal is None else \
+            min(beams_to_keep, int(torch.isfinite(flat).sum()))
+        if width == 0:
+            stop = "constraint"
+            break
+        top_n = torch.arange(width) < num_beams
+        cand_scores, cand_index = torch.topk(flat, k=width)
         cand_row, cand_token = cand_index // vocab, cand_index % vocab
         hits = torch.isin(cand_token, eos_set) | (new_len >= limit)
 
         # The next live beams: best num_beams candidates that did not stop.
         masked = cand_scores + hits.float() * NEG
-        next_pos = torch.topk(masked, k=num_beams)[1]
+        next_pos = torch.topk(masked, k=min(num_beams, width))[1]
+        if dists.legal is not None:  # no beam continues from a finished hypothesis
+            next_pos = next_pos[masked[next_pos] > NEG / 2]
 
         # Finished hypotheses: only the top num_beams candidates may enter.
         final = cand_scores / (new_len ** length_penalty)
@@ -121,7 +135,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
 
         nodes = _record_step(session, tree, dists, cand_row, cand_token, cand_scores,
                              set(next_pos.tolist()), hits, just_finished, final, keep,
-                             num_beams, new_len, strategy)
+                             num_beams, new_len, strategy, base)
         merged_ids = finished_ids + nodes
         merged_flags = torch.cat((finished_flags, just_finished))
         finished_ids = [merged_ids[i] for i in keep.tolist()]
@@ -130,11 +144,11 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         running_ids = [nodes[i] for i in next_pos.tolist()]
         running_scores = masked[next_pos]
 
-        improvable = improvable and _can_improve(
+        improvable = improvable and bool(running_ids) and _can_improve(
             running_scores, finished_scores, finished_flags, new_len, limit,
             early_stopping, length_penalty)
         all_full = bool(finished_flags.all()) and early_stopping is True
-        if not improvable or all_full or bool(hits.all()):
+        if not improvable or all_full or bool(hits.all()) or not running_ids:
             if new_len < limit:
                 stop = "beams_finished"
             break
@@ -179,7 +193,7 @@ def _can_improve(running_scores: torch.Tensor, finished_scores: torch.Tensor,
 
 def _record_step(session, tree, dists, cand_row, cand_token, cand_scores, kept: set[int],
                  hits, just_finished, final, keep, num_beams: int, new_len: int,
-                 strategy: str) -> list[int]:
+                 strategy: str, base: float) -> list[int]:
     """Write the candidates of one step into the tree; returns their node ids in candidate
     order. Candidates are grouped by parent so each parent's children go in one call."""
     entered = {int(i) - num_beams for i in keep
@@ -204,5 +218,7 @@ def _record_step(session, tree, dists, cand_row, cand_token, cand_scores, kept: 
         for j, child in zip(positions, children):
             node_ids[j] = child.node_id
             changed.append(child.node_id)
+            if dists.raw_logprobs is not None:  # constrained scores above, the raw kept here
+                tree.update_meta(child.node_id, {"beam_raw_score": child.cum_logprob - base})
     current_run(tree).step(changed)
     return node_ids

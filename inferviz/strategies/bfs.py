@@ -53,8 +53,8 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     run = current_run(tree)
     levels = min(depth, context_room(session, tree, start_id))
     finish = "depth" if levels == depth else "context"
-    base = tree.node(start_id).cum_logprob
     level, terminal = [start_id], []
+    path_lp = {start_id: 0.0}  # log path probability below the start (constrained if so run)
     for _ in range(levels):
         if run.stop_reason():
             finish = run.stop_reason()
@@ -63,11 +63,11 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         next_level, changed = [], []
         for row, parent_id in enumerate(level):
             tokens = dists.top_k(row, k)
-            parent_lp = tree.node(parent_id).cum_logprob - base
-            metas = [{"strategy": strategy,
-                      "path_prob": math.exp(parent_lp + float(dists.logprobs[row, t]))}
-                     for t in tokens]
-            for child in record_children(tree, dists, row, tokens, session.token_bytes, metas):
+            lps = [path_lp[parent_id] + float(dists.logprobs[row, t]) for t in tokens]
+            metas = [{"strategy": strategy, "path_prob": math.exp(lp)} for lp in lps]
+            children = record_children(tree, dists, row, tokens, session.token_bytes, metas)
+            for child, lp in zip(children, lps):
+                path_lp[child.node_id] = lp
                 changed.append(child.node_id)
                 if child.token_id in eos or child.prob == 0.0:
                     terminal.append(child.node_id)
@@ -76,13 +76,14 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         run.step(changed)
         level = next_level
         if not level:
-            finish = "eos"
+            blocked = not any(dists.has_choice(row) for row in range(len(dists.parent_ids)))
+            finish = "constraint" if blocked else "eos"
             break
-    leaves = sorted(terminal + level, key=lambda n: -tree.node(n).cum_logprob)
+    leaves = sorted(terminal + level, key=lambda n: -path_lp[n])
     params_out = {"max_new_tokens": max_new_tokens, "k": k, "depth": depth,
                   **settings.to_dict()}
     return GenerationResult(strategy, tree, leaves, params_out,
-                            [tree.node(n).cum_logprob - base for n in leaves], finish)
+                            [path_lp[n] for n in leaves], finish)
 
 
 def max_tree_nodes(k: int, depth: int, cap: int) -> int | None:

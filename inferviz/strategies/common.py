@@ -72,8 +72,8 @@ def follow_one_path(session: Any, tree, start_id: int, max_new_tokens: int, pick
                     settings: SamplerSettings | None = None) -> tuple[int, float, str]:
     """Step one path: ``pick(dists) -> token id`` chooses each token, which is recorded with
     meta ``strategy``. Returns the last node id, its score (sum of raw logprobs since
-    ``start_id``) and why it stopped ("eos", "max_new_tokens", "context", "stopped" or
-    "interrupted")."""
+    ``start_id``) and why it stopped ("eos", "max_new_tokens", "context", "stopped",
+    "interrupted", or "constraint": a constraint allows no token after the last node)."""
     from ..scoring import record_children
 
     eos = session.eos_token_ids
@@ -85,6 +85,9 @@ def follow_one_path(session: Any, tree, start_id: int, max_new_tokens: int, pick
             stop = run.stop_reason()
             break
         dists = session.distributions(tree, [node_id], settings)
+        if not dists.has_choice(0):
+            stop = "constraint"
+            break
         token = int(pick(dists))
         (child,) = record_children(tree, dists, 0, [token], session.token_bytes,
                                    [{"strategy": strategy}])

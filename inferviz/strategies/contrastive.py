@@ -150,6 +150,9 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
             stop = run.stop_reason()
             break
         dists, amateur_logits = _step_logits(session, tree, node_id, amateur, amateur_layer)
+        if not dists.has_choice(0):
+            stop = "constraint"
+            break
         _check_plausible_known(dists, alpha)
         expert_logits = dists.logits[0, :width]
         scores = contrastive_scores(expert_logits, amateur_logits[:width], alpha,
@@ -204,7 +207,8 @@ def _candidates(scores: torch.Tensor, expert_lp: torch.Tensor, chosen: int, coun
     tokens (some may lie outside the plausibility set), without repeats."""
     finite = int(torch.isfinite(scores).sum())
     by_score = torch.topk(scores, min(count, finite)).indices.tolist()
-    by_expert = torch.topk(expert_lp, min(count, expert_lp.shape[-1])).indices.tolist()
+    known = int(torch.isfinite(expert_lp).sum())  # under a constraint: the legal tokens
+    by_expert = torch.topk(expert_lp, min(count, known)).indices.tolist()
     out: list[int] = []
     for t in [chosen, *by_score, *by_expert]:
         if t not in out:

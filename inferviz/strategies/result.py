@@ -32,6 +32,7 @@ class GenerationResult:
     partial: bool = False
     steps: int = 0
     eos_token_ids: frozenset[int] = field(default_factory=frozenset)
+    message: str = ""  # why a run ended early, in words (e.g. a constraint no token satisfies)
 
     def __post_init__(self) -> None:
         if not self.finish_reasons:

@@ -53,13 +53,17 @@ def incremental_log_weights(dists: Distributions, rows: np.ndarray, tokens: np.n
     """log p(token) - log q(token) [M] for tokens drawn from rows of ``dists`` (p raw, q the
     processed ``dists.probs``). Exactly 0 for identity settings; log kept mass for a pure
     truncation at temperature 1."""
+    # Under a constraint p above is the model restricted to the legal tokens, and the weight
+    # gains the log legal mass: log p_raw(x) - log q(x) = log mass + log p_legal(x) - log q(x).
+    legal = 0.0 if dists.log_legal_mass is None else \
+        dists.log_legal_mass.double().numpy()[rows]
     if settings.is_identity:
-        return np.zeros(len(tokens))
+        return np.zeros(len(tokens)) + legal
     if settings.temperature == 1 and settings.repetition_penalty in (None, 1):
         kept = log_kept_mass(dists.logits, process(dists.logits, settings)).double().numpy()
-        return kept[rows]
+        return kept[rows] + legal
     r, t = torch.as_tensor(rows), torch.as_tensor(tokens)
-    return (dists.logprobs[r, t].double() - dists.probs[r, t].double().log()).numpy()
+    return (dists.logprobs[r, t].double() - dists.probs[r, t].double().log()).numpy() + legal
 
 
 def _potential_name(potential: Callable) -> str:
@@ -136,6 +140,7 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
     ancestors = np.arange(n)
     stop = length_reason
     all_zero = False
+    constraint_blocked = False
     for step in range(1, last_step + 1):
         if run_.stop_reason():
             stop = run_.stop_reason()
@@ -148,10 +153,19 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
         dists = session.distributions(tree, parents, settings)
         row_of = {p: r for r, p in enumerate(parents)}
         rows = np.array([row_of[p] for p in nodes[live].tolist()], dtype=np.int64)
+        if dists.no_legal is not None and bool(dists.no_legal.any()):
+            # A constraint allows nothing after these particles: their weight is 0 (the legal
+            # mass), and they stay where they are.
+            blocked = dists.no_legal.numpy()[rows]
+            log_w[live[blocked]] = -np.inf
+            live, rows = live[~blocked], rows[~blocked]
+            constraint_blocked = True
         tokens = np.empty(live.size, dtype=np.int64)
         child_of: dict[tuple[int, int], int] = {}
         for r in range(len(parents)):
             members = np.flatnonzero(rows == r)
+            if members.size == 0:
+                continue
             drawn = draw_tokens(dists.probs[r], members.size, gen)
             tokens[members] = drawn.numpy()
             distinct = list(dict.fromkeys(tokens[members].tolist()))
@@ -187,7 +201,7 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
         run_.step(list(dict.fromkeys(new_nodes.tolist())), ess=record.ess,
                   particles=n)
         if all_zero:
-            stop = "zero_weight"
+            stop = "constraint" if constraint_blocked else "zero_weight"
             break
         if finished:  # the weight left sits on finished particles
             stop = "eos"
@@ -205,7 +219,8 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
     _write_final(tree, start_id, record, node_weights)
     eos_ids = set(eos.tolist())
     reasons = ["eos" if tree.node(k).token_id in eos_ids and k != start_id
-               else stop if stop in ("stopped", "interrupted", "zero_weight") else length_reason
+               else stop if stop in ("stopped", "interrupted", "zero_weight", "constraint")
+               else length_reason
                for k in node_weights]
     return SMCResult(
         strategy, tree, list(node_weights),

@@ -53,12 +53,13 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
 
     run = current_run(tree)
     start = tree.node(start_id)
-    base, start_depth = start.cum_logprob, start.depth
+    start_depth = start.depth
     room = context_room(session, tree, start_id)
     reach = min(max_new_tokens, room)  # depth below the start a node may be expanded from
     frontier: list[tuple[float, int]] = [(-0.0, start_id)] if room else []
     added: list[int] = []
     expanded: set[int] = set()
+    lp_of = {start_id: 0.0}  # log path probability below the start (constrained if so run)
     stop = "threshold" if room else "context"
     while frontier:
         if run.stop_reason():
@@ -72,7 +73,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         dists = session.distributions(tree, batch)
         picks = []  # (log path prob, row, token)
         for row, parent_id in enumerate(batch):
-            parent_lp = tree.node(parent_id).cum_logprob - base
+            parent_lp = lp_of[parent_id]
             for token in dists.top_k(row, k):
                 path_lp = parent_lp + float(dists.logprobs[row, token])
                 if path_lp >= log_threshold:
@@ -80,16 +81,17 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         picks.sort(key=lambda p: -p[0])
         if len(picks) > budget:
             picks, stop = picks[:budget], "max_nodes"
-        expanded.update(batch)
         changed = []
         for row in range(len(batch)):
             mine = [(lp, t) for lp, r, t in picks if r == row]
             if not mine:
-                continue
+                continue  # no child over the threshold: the node stays a leaf
+            expanded.add(batch[row])
             metas = [{"strategy": strategy, "path_prob": math.exp(lp)} for lp, _ in mine]
             children = record_children(tree, dists, row, [t for _, t in mine],
                                        session.token_bytes, metas)
             for child, (lp, _) in zip(children, mine):
+                lp_of[child.node_id] = lp
                 changed.append(child.node_id)
                 added.append(child.node_id)
                 if child.token_id not in eos and child.depth - start_depth < reach:
@@ -101,8 +103,8 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         if stop == "max_nodes":
             break
     leaves = [n for n in added if n not in expanded] or [start_id]
-    leaves.sort(key=lambda n: -tree.node(n).cum_logprob)
+    leaves.sort(key=lambda n: -lp_of[n])
     params_out = {"max_new_tokens": max_new_tokens, "threshold": threshold, "k": k,
                   "max_nodes": max_nodes, "batch_size": batch_size, "nodes_added": len(added)}
     return GenerationResult(strategy, tree, leaves, params_out,
-                            [tree.node(n).cum_logprob - base for n in leaves], stop)
+                            [lp_of[n] for n in leaves], stop)
