@@ -83,6 +83,7 @@ class ConstraintTracker:
         self._masks: dict[int, tuple[Any, Any, torch.Tensor]] = {}
         self._executor = llguidance.LLExecutor()
         self._eos = torch.tensor(eos_ids, dtype=torch.long)
+        self._eos_set = set(eos_ids)
         self.mask_seconds = 0.0  # time spent computing masks (benchmarks)
         self.masks_computed = 0
 
@@ -140,7 +141,10 @@ class ConstraintTracker:
             self.mask_seconds += time.perf_counter() - start
             self.masks_computed += len(todo)
             for j, i in enumerate(todo):
-                if not matchers[j][0].is_accepting():
+                node = self.tree.node(node_ids[i])
+                if self.on_branch(node_ids[i]) and node.token_id in self._eos_set:
+                    bitmask[j] = 0  # after the end of sequence nothing is legal
+                elif not matchers[j][0].is_accepting():
                     # llguidance lets a stuck matcher stop (EOS allowed): here the text is
                     # not a match, so the end of sequence is not legal either.
                     self._clear(bitmask[j], self._eos)

@@ -106,9 +106,11 @@ class Regex(Constraint):
 @dataclass(frozen=True)
 class JSONSchema(Constraint):
     """The generated text must be JSON valid under ``schema`` (a dict, or its JSON text), as
-    llguidance compiles it (compact separators: no free whitespace)."""
+    llguidance compiles it. ``whitespace=False`` (default): compact JSON, no whitespace
+    between tokens (a weak model cannot loop on blanks); True: whitespace where JSON allows."""
 
     schema: Any = None
+    whitespace: bool = False
     kind: str = field(init=False, default="json")
 
     def __post_init__(self) -> None:
@@ -121,14 +123,17 @@ class JSONSchema(Constraint):
         if not isinstance(schema, dict):
             raise TypeError(f"JSONSchema(schema) must be a dict (or its JSON text); got "
                             f"{type(self.schema).__name__}")
+        if not isinstance(self.whitespace, bool):
+            raise TypeError(f"JSONSchema(whitespace) must be a bool; got {self.whitespace!r}")
         object.__setattr__(self, "schema", schema)
         self._validate()
 
     def llg_grammar(self) -> str:
-        return _llguidance().LLMatcher.grammar_from_json_schema(self.schema)
+        return _llguidance().LLMatcher.grammar_from_json_schema(
+            self.schema, overrides={"whitespace_flexible": self.whitespace})
 
     def spec(self) -> dict[str, Any]:
-        return {"schema": self.schema}
+        return {"schema": self.schema, "whitespace": self.whitespace}
 
     @property
     def label(self) -> str:
@@ -222,7 +227,7 @@ def check_constraint(value: Any, name: str = "constraint") -> Constraint | None:
 def constraint_from_spec(kind: str, spec: dict[str, Any]) -> Constraint:
     """Rebuild a constraint from ``tree.meta["constraints"]``."""
     builders = {"regex": lambda: Regex(spec["pattern"]),
-                "json": lambda: JSONSchema(spec["schema"]),
+                "json": lambda: JSONSchema(spec["schema"], spec.get("whitespace", False)),
                 "grammar": lambda: Grammar(spec["text"], spec.get("syntax", "lark")),
                 "choice": lambda: Choice(tuple(spec["options"]))}
     if kind not in builders:

@@ -480,7 +480,8 @@ class Session:
                 result = self.constrained(constraint).generate(
                     tree, strategy, max_new_tokens=max_new_tokens, seed=seed, **params)
                 self._record_constraint(tree, constraint)
-                if "constraint" in result.finish_reasons and not result.message:
+                if "constraint" in (result.finish_reason, *result.finish_reasons) \
+                        and not result.message:
                     result.message = (f"the constraint {constraint.label} allows no token "
                                       f"after the text generated (it cannot be continued "
                                       f"there); the run ended with what it had")
