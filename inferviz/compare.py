@@ -21,7 +21,7 @@ from .tree import TokenTree
 from .validate import check_int
 
 # Keys of a strategy dict that are not passed to the strategy itself.
-SPEC_KEYS = ("strategy", "label", "intervention")
+SPEC_KEYS = ("strategy", "label", "intervention", "constraint")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class StrategySpec:
     strategy: str
     params: dict[str, Any] = field(default_factory=dict)
     intervention: Any = None  # a Steer / Ablate / Patch the strategy runs under, or None
+    constraint: Any = None  # an iv.Regex / JSONSchema / Grammar / Choice it keeps to, or None
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,15 @@ class Divergence:
         return self.position is None
 
 
-def parse_strategies(strategies: Any) -> list[StrategySpec]:
+def parse_strategies(strategies: Any, constraint: Any = None) -> list[StrategySpec]:
     """Validate ``strategies`` (a non-empty list of names, dicts with a ``"strategy"`` key, an
-    optional ``"label"`` and an optional ``"intervention"``, or interventions: greedy under it)
-    and return one :class:`StrategySpec` per entry."""
+    optional ``"label"``, an optional ``"intervention"`` and an optional ``"constraint"``, or
+    interventions: greedy under it) and return one :class:`StrategySpec` per entry.
+    ``constraint`` applies to every entry that does not name its own."""
+    from .constraints import check_constraint
     from .interventions import Intervention, check_intervention
+
+    constraint = check_constraint(constraint)
 
     if isinstance(strategies, (str, dict)) or not isinstance(strategies, (list, tuple)):
         raise TypeError(f"strategies must be a list of strategy names or dicts, e.g. "
@@ -72,6 +77,7 @@ def parse_strategies(strategies: Any) -> list[StrategySpec]:
     for index, entry in enumerate(strategies):
         where = f"strategies[{index}]"
         intervention = None
+        own_constraint = constraint
         if isinstance(entry, str):
             name, label, params = entry, entry, {}
         elif isinstance(entry, Intervention):  # greedy under it
@@ -86,7 +92,12 @@ def parse_strategies(strategies: Any) -> list[StrategySpec]:
                     intervention = check_intervention(entry["intervention"])
                 except TypeError as exc:
                     raise TypeError(f"{where}: {exc}") from None
+            if "constraint" in entry:
+                own_constraint = check_constraint(entry["constraint"],
+                                                  f"{where}['constraint']")
             default = name if intervention is None else f"{name} · {intervention.label}"
+            if own_constraint is not None and own_constraint is not constraint:
+                default = f"{default} · {own_constraint.label}"
             label = entry.get("label", default)
             params = {k: v for k, v in entry.items() if k not in SPEC_KEYS}
         else:
@@ -102,7 +113,7 @@ def parse_strategies(strategies: Any) -> list[StrategySpec]:
                              f"labels must be distinct: add a 'label' key, e.g. "
                              f"{{'strategy': {name!r}, 'label': '{name}-2', ...}}")
         seen[label] = index
-        specs.append(StrategySpec(label, name, params, intervention))
+        specs.append(StrategySpec(label, name, params, intervention, own_constraint))
     return specs
 
 
@@ -171,6 +182,7 @@ class Comparison:
             nodes = [self.tree.node(i) for i in self.path_ids(label)]
             logprobs = [n.raw_logprob for n in nodes]
             kls = [n.meta["kl"] for n in nodes if isinstance(n.meta.get("kl"), float)]
+            masses = [n.meta["log_legal_mass"] for n in nodes if "log_legal_mass" in n.meta]
             total = float(sum(logprobs))
             mean = total / len(logprobs) if logprobs else math.nan
             div = self.vs_reference(label)
@@ -188,6 +200,8 @@ class Comparison:
                 "leaf_id": result.node_id,
                 "intervention": nodes[0].meta.get("intervention") if nodes else None,
                 "mean_kl": sum(kls) / len(kls) if kls else None,
+                "constraint": nodes[0].meta.get("constraint") if nodes else None,
+                "sum_log_legal_mass": sum(masses) if masses else None,
             })
         return rows
 
@@ -199,12 +213,15 @@ class Comparison:
         ``diverges_at`` (0-based generated-token position of the first token that differs from
         the reference; <NA> for the reference and for identical sequences),
         ``diverges_after_node`` (the last shared node), ``leaf_id``, ``intervention`` (its
-        label, or empty) and ``mean_kl`` (the mean KL from the plain model along the path,
-        nats; NaN for a plain run)."""
+        label, or empty), ``mean_kl`` (the mean KL from the plain model along the path,
+        nats; NaN for a plain run), ``constraint`` (its label, or empty) and
+        ``sum_log_legal_mass`` (what the constraint cut along the path: the sum of the log
+        legal mass at each step, nats; NaN for an unconstrained run)."""
         import pandas as pd
 
         df = pd.DataFrame(self.summary())
         df["mean_kl"] = df["mean_kl"].astype("float64")
+        df["sum_log_legal_mass"] = df["sum_log_legal_mass"].astype("float64")
         for col in ("diverges_at", "diverges_after_node"):
             df[col] = df[col].astype("Int64")
         return df
@@ -241,12 +258,14 @@ class Comparison:
 
 
 def compare(session: Any, prompt: str | TokenTree, strategies: Any, max_new_tokens: int = 32,
-            seed: int | None = None, start_id: int | None = None) -> Comparison:
+            seed: int | None = None, start_id: int | None = None,
+            constraint: Any = None) -> Comparison:
     """Run every entry of ``strategies`` from ``prompt`` (a str, or a TokenTree to grow) into one
     tree. Each entry is a strategy name or a dict ``{"strategy": name, "label": ..., **params}``;
     ``max_new_tokens`` and ``seed`` apply to entries that do not set their own. Arguments are
-    checked before anything runs."""
-    specs = parse_strategies(strategies)
+    checked before anything runs. ``constraint`` (or a dict's ``"constraint"``): the runs
+    keep to it (docs/constraints.md)."""
+    specs = parse_strategies(strategies, constraint)
     check_int("max_new_tokens", max_new_tokens, 1)
     if seed is not None:
         check_int("seed", seed, 0)
@@ -256,12 +275,13 @@ def compare(session: Any, prompt: str | TokenTree, strategies: Any, max_new_toke
         params = {"max_new_tokens": max_new_tokens, "seed": seed, **spec.params}
         before = set(tree.nodes)
         try:
-            if spec.intervention is None:
+            if spec.intervention is None and spec.constraint is None:
                 result = run_strategy(session, tree, strategy=spec.strategy, start_id=start,
                                       **params)
-            else:  # a sibling branch under the intervention (Session.generate checks it)
+            else:  # a sibling branch under the intervention or the constraint
                 result = session.generate(tree, spec.strategy, start_id=start,
-                                          intervention=spec.intervention, **params)
+                                          intervention=spec.intervention,
+                                          constraint=spec.constraint, **params)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"strategies[{index}] ({spec.label!r}): {exc}") from exc
         for node_id in sorted(set(tree.nodes) - before):

@@ -520,13 +520,13 @@ class Session:
                             seed=seed, **params)
 
     def compare(self, prompt: str | TokenTree, strategies: Any, max_new_tokens: int = 32,
-                seed: int | None = None, start_id: int | None = None):
+                seed: int | None = None, start_id: int | None = None, constraint: Any = None):
         """Run several strategies into one tree and see where they part: see
         :func:`inferviz.compare.compare` and docs/compare.md."""
         from .compare import compare
 
         return compare(self, prompt, strategies, max_new_tokens=max_new_tokens, seed=seed,
-                       start_id=start_id)
+                       start_id=start_id, constraint=constraint)
 
     def text_view(self, tree: TokenTree, node_id: int | None = None, k: int = 5):
         """The generated text on the path to ``node_id``, each token shaded by its probability

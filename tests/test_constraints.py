@@ -246,3 +246,19 @@ def test_gbnf_grammars_are_read_through_llguidance(tiny_session):
     res = tiny_session.generate("Hello", "greedy", max_new_tokens=6,
                                 constraint=iv.Grammar('root ::= "yes" | "no"', syntax="gbnf"))
     assert res.text in ("yes", "no") and res.finish_reason == "eos"
+
+
+def test_compare_runs_strategies_under_a_constraint_and_reports_what_it_cut(tiny_session):
+    s = tiny_session
+    digits = iv.Regex("[0-9]{1,3}")
+    cmp = s.compare("Hello", ["greedy", {"strategy": "beam", "num_beams": 2},
+                              {"strategy": "greedy", "label": "plain", "constraint": None}],
+                    max_new_tokens=4, constraint=digits)
+    df = cmp.to_pandas().set_index("label")
+    assert re.fullmatch("[0-9]{1,3}", cmp.results["greedy"].text)
+    assert df.loc["greedy", "constraint"] == digits.label
+    assert df.loc["greedy", "sum_log_legal_mass"] < 0
+    assert not isinstance(df.loc["plain", "constraint"], str)
+    assert math.isnan(df.loc["plain", "sum_log_legal_mass"])
+    with pytest.raises(TypeError, match=r"strategies\[0\]\['constraint'\] must be iv.Regex"):
+        s.compare("Hello", [{"strategy": "greedy", "constraint": "[0-9]"}])
