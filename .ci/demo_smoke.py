@@ -2,10 +2,12 @@
 
 Starts `make demo` (its own process group) in the background, waits for the port (bounded),
 opens the page in Debian chromium through playwright, and checks that
+  - the page says the model is loading within its first second, before the widgets render,
   - the tree widget draws its SVG nodes (the prompt and its expanded children),
   - no stderr / warning / traceback output box is on the page and no error banner shows,
   - the page raised no JavaScript errors;
-then saves a screenshot and stops the server with its whole process group (kernels included).
+then saves a screenshot and sends SIGTERM to `inferviz demo` alone (as `kill -TERM PID` would):
+Voila and every kernel must be gone and the port closed within the grace period.
 Exit status 0 when every check passed, 1 otherwise (the server log tail is printed).
 
     .venv/bin/python .ci/demo_smoke.py [--port 8866] [--screenshot PATH] [--command CMD]
@@ -30,6 +32,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync"]
 NODES = ".inferviz-tree g.inferviz-node[data-node-id]"
 # Output boxes that mean noise: stderr streams (warnings, progress bars) and error outputs.
+# Records when the page's loading message first shows (window.__infervizLoading), from the
+# first bytes of the page on: the message may be gone by the time a test looks for it.
+LOADING_WATCH = """
+(() => {
+  const look = () => {
+    const el = document.getElementById('inferviz-loading-title');
+    if (el && !window.__infervizLoading) {
+      window.__infervizLoading = {ms: performance.now(), text: el.textContent};
+    }
+  };
+  new MutationObserver(look).observe(document, {childList: true, subtree: true});
+  document.addEventListener('DOMContentLoaded', look);
+})();
+"""
+LOADING_WITHIN_MS = 1000
 NOISE = ", ".join([
     '[data-mime-type="application/vnd.jupyter.stderr"]',
     ".jp-OutputArea-output.jp-mod-error",
@@ -96,19 +113,38 @@ def alive(pid: int) -> bool:
     return state != "Z"  # a zombie has exited; its parent just has not reaped it yet
 
 
+def demo_process(family: set[int]) -> int | None:
+    """The `inferviz demo` process among ``family`` (make runs it as python -m inferviz.cli)."""
+    for pid in sorted(family):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"inferviz.cli" in argv and b"demo" in argv:
+            return pid
+    return None
+
+
 def stop(process: subprocess.Popen, port: int, grace_s: float = 30.0) -> list[str]:
-    """SIGTERM the server's process group, wait until it and every descendant (Voila shuts
-    its kernels down after make has gone) have exited and the port is closed, SIGKILL what is
-    left after ``grace_s``; the list of problems (empty: it stopped cleanly)."""
+    """SIGTERM to `inferviz demo` alone, as `kill -TERM PID` would; wait until it and every
+    descendant (Voila and its kernels, in process groups of their own) have exited and the
+    port is closed. Anything left after ``grace_s`` is a problem (and SIGKILLed); the list of
+    problems (empty: it stopped cleanly)."""
     family = descendants(process.pid) | {process.pid}
+    problems: list[str] = []
+    demo = demo_process(family)
     try:
-        os.killpg(process.pid, signal.SIGTERM)
+        if demo is None:
+            problems.append("no `inferviz demo` process under make: SIGTERM to its group")
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            os.kill(demo, signal.SIGTERM)
     except ProcessLookupError:
         pass
     started = time.monotonic()
-    problems: list[str] = []
     if not wait_gone(process, family, port, grace_s):
         left = sorted(pid for pid in family if alive(pid))
+        problems.append(f"{left} still running {grace_s:.0f} s after SIGTERM of inferviz demo")
         print(f"demo smoke: {left} still running {grace_s:.0f} s after SIGTERM: SIGKILL",
               flush=True)
         for pid in left:
@@ -145,15 +181,23 @@ def check_page(url: str, screenshot: Path, page_timeout_s: float) -> list[str]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.add_init_script(LOADING_WATCH)
             js_errors: list[str] = []
             page.on("pageerror", lambda exc: js_errors.append(str(exc)))
-            page.goto(url, timeout=timeout_ms)
+            page.goto(url, timeout=timeout_ms, wait_until="commit")
             try:
                 page.wait_for_function(
                     f"document.querySelectorAll({NODES!r}).length > 1", timeout=timeout_ms)
             except Exception as exc:  # noqa: BLE001 -- reported with the page's state below
                 problems.append(f"no tree drawn: {type(exc).__name__}")
             page.wait_for_timeout(1000)  # let late outputs (warnings) arrive
+            loading = page.evaluate("window.__infervizLoading || null")
+            print(f"demo smoke: loading message {loading}")
+            if not loading or "Loading the model" not in loading["text"]:
+                problems.append("the page showed no loading message before the widgets")
+            elif loading["ms"] > LOADING_WITHIN_MS:
+                problems.append(f"the loading message showed {loading['ms']:.0f} ms after "
+                                f"navigation (want <= {LOADING_WITHIN_MS} ms)")
             nodes = page.locator(NODES).count()
             svgs = page.locator(".inferviz-tree svg").count()
             print(f"demo smoke: {nodes} tree nodes in {svgs} svg")

@@ -39,22 +39,31 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, device and model details")
     info.add_argument("--model", default="default")
 
-    demo = sub.add_parser("demo", help="serve the explorer dashboard with Voila")
+    demo = sub.add_parser("demo", help="serve the explorer dashboard with Voila",
+                          description="Serve the explorer dashboard with Voila. A first run "
+                                      "converts the default model before printing the URL. "
+                                      "Ctrl-C, SIGTERM or SIGHUP stops Voila and every kernel "
+                                      "it started.")
     demo.add_argument("--host", default="127.0.0.1",
                       help="address to listen on (default 127.0.0.1: this machine only)")
-    demo.add_argument("--port", type=int, default=8866, help="port (0: a free one)")
+    demo.add_argument("--port", type=int, default=8866,
+                      help="port (default 8866; a busy port is an error; 0: a free one)")
     demo.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                       help="a host name the dashboard answers besides localhost and IP "
                            "addresses (repeatable; '*' for any: only behind a proxy)")
-    demo.add_argument("--max-sessions", type=int, default=4,
-                      help="most open dashboard pages at once, each with its own model "
-                           "(default 4; 0: no limit)")
-    demo.add_argument("--idle-timeout", type=int, default=600,
-                      help="seconds before the session of a closed page is shut down "
+    demo.add_argument("--max-sessions", "--max-kernels", dest="max_sessions", type=int,
+                      default=4, metavar="N",
+                      help="most open dashboard pages at once, each a kernel with its own "
+                           "model (default 4; 0: no limit)")
+    demo.add_argument("--idle-timeout", type=int, default=600, metavar="SECONDS",
+                      help="seconds before the kernel of a closed page is shut down "
                            "(default 600)")
-    demo.add_argument("--export-dir", default=None,
+    demo.add_argument("--export-dir", default=None, metavar="DIR",
                       help="folder for the dashboard's exports, one subfolder per session "
-                           "(default: inferviz-dashboard-exports in the temporary folder)")
+                           "(default: $INFERVIZ_EXPORT_DIR, else ~/inferviz-exports)")
+    demo.add_argument("--notebook", default=None, metavar="PATH",
+                      help="serve this notebook instead of the dashboard, with the same "
+                           "policies")
     _server_options(demo)
     return parser
 
@@ -238,11 +247,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .widgets.dashboard import serve
 
     server = None
+    if args.server and args.notebook:
+        raise ValueError("--notebook and --server cannot be combined: --server serves a "
+                         "dashboard notebook of its own")
     if args.server:
         server = {"base_url": args.server, **_connect_kwargs(args)}
     return serve(host=args.host, port=args.port, server=server, allowed_hosts=args.allow_host,
                  max_sessions=args.max_sessions, idle_timeout=args.idle_timeout,
-                 export_dir=args.export_dir)
+                 export_dir=args.export_dir, notebook=args.notebook)
 
 
 def missing_package_message(err: ImportError) -> str:

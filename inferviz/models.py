@@ -264,6 +264,17 @@ def _from_folder(folder: Path | str, dtype: torch.dtype, **kwargs: Any) -> tuple
     return model, tokenizer
 
 
+def pending_gguf_conversion(name_or_path: str | os.PathLike = DEFAULT_MODEL) -> Path | None:
+    """The GGUF file a load of ``name_or_path`` ("default" or a ``.gguf`` file) would convert
+    first, or ``None`` when its conversion is cached (or it is not a GGUF file). Lets a server
+    convert once, with progress on its terminal, before its first page waits for it."""
+    name = str(name_or_path)
+    path = default_gguf_path() if name == DEFAULT_MODEL else Path(name).expanduser()
+    if path.suffix != ".gguf" or not path.is_file():
+        return None
+    return None if (_gguf_cache_path(path) / "model.safetensors").is_file() else path
+
+
 def _load_gguf(path: Path, dtype: torch.dtype) -> tuple[Any, Any, str]:
     cached = _gguf_cache_path(path)
     if (cached / "model.safetensors").is_file():

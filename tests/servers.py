@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +54,9 @@ def server_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
+    # Export buttons clicked by a test write here, not into ~/inferviz-exports.
+    env.setdefault("INFERVIZ_EXPORT_DIR", os.path.join(tempfile.gettempdir(),
+                                                       "inferviz-test-exports"))
     # Servers and their kernels import this checkout's inferviz (not another installed copy).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     return env

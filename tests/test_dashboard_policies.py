@@ -98,9 +98,34 @@ def test_a_refused_export_name_is_reported_and_writes_nothing(tiny_session, tmp_
     assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").iterdir())
 
 
+def test_notebook_exports_go_outside_the_working_directory(tiny_session, tmp_path,
+                                                           monkeypatch):
+    """A notebook's working directory is often a repository's notebooks/ folder."""
+    monkeypatch.delenv(export_policy.EXPORT_DIR_ENV, raising=False)
+    monkeypatch.delenv(export_policy.PER_SESSION_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    explorer = tiny_session.explore("Hello")
+    explorer.export_buttons["json"].click()
+    assert (tmp_path / "home" / "inferviz-exports" / "inferviz_tree.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+    assert str(tmp_path / "home" / "inferviz-exports") in explorer.export_links.value
+
+
+def test_inferviz_export_dir_chooses_the_notebook_export_folder(tiny_session, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setenv(export_policy.EXPORT_DIR_ENV, str(tmp_path / "mine"))
+    monkeypatch.delenv(export_policy.PER_SESSION_ENV, raising=False)
+    explorer = tiny_session.explore("Hello")
+    explorer.export_buttons["csv"].click()
+    assert explorer.export_dir == tmp_path / "mine"
+    assert (tmp_path / "mine" / "inferviz_tree.csv").is_file()
+
+
 def test_two_dashboard_sessions_export_into_folders_of_their_own(tiny_session, tmp_path,
                                                                  monkeypatch):
     monkeypatch.setenv(export_policy.EXPORT_DIR_ENV, str(tmp_path / "dash"))
+    monkeypatch.setenv(export_policy.PER_SESSION_ENV, "1")  # what the dashboard server sets
     first, second = tiny_session.explore("Hello"), tiny_session.explore("World")
     for explorer in (first, second):
         explorer.export_buttons["json"].click()
@@ -115,14 +140,15 @@ def test_two_dashboard_sessions_export_into_folders_of_their_own(tiny_session, t
 
 
 def test_the_dashboard_tells_its_kernels_where_exports_go(tmp_path):
-    notebook = _notebook(tmp_path, "import os; print(os.environ['INFERVIZ_EXPORT_DIR'])")
+    notebook = _notebook(tmp_path, "import os; print(os.environ['INFERVIZ_EXPORT_DIR'], "
+                                   "os.environ['INFERVIZ_EXPORT_PER_SESSION'])")
     process = dashboard.start(port=0, notebook=notebook, export_dir=tmp_path / "out",
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port = _port_of(process)
         wait_for_port(port, process, Path(os.devnull))
         status, body = _get(port, "/")
-        assert status == 200 and str((tmp_path / "out").resolve()) in body
+        assert status == 200 and f"{(tmp_path / 'out').resolve()} 1" in body
     finally:
         _stop(process)
 

@@ -212,9 +212,9 @@ def test_exports_write_csv_json_and_offline_html(explorer, tmp_path):
 
 
 def test_export_buttons_write_files_and_offer_a_download(explorer, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INFERVIZ_EXPORT_DIR", str(tmp_path / "exports"))
     explorer.export_buttons["json"].click()
-    assert (tmp_path / "inferviz-exports" / "inferviz_tree.json").is_file()
+    assert (tmp_path / "exports" / "inferviz_tree.json").is_file()
     assert "data:application/json;base64," in explorer.export_links.value
 
 

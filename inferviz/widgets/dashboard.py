@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,8 @@ from pathlib import Path
 
 from .. import files
 from ..html_text import esc
-from .export_policy import EXPORT_DIR_ENV
+from . import model_warmup, owned_processes
+from .export_policy import EXPORT_DIR_ENV, PER_SESSION_ENV, export_root
 
 REPO_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
 EXAMPLE_PROMPT = "The capital of France is"
@@ -146,6 +146,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 # an idle kernel whose page was closed lives.
 MAX_SESSIONS = 4
 IDLE_TIMEOUT = 600
+SERVE_TIMEOUT_S = 120  # for Voila to listen (seconds on a busy machine)
 
 
 def voila_command(notebook: Path, host: str, port: int, allowed_hosts: Sequence[str] = (),
@@ -154,12 +155,12 @@ def voila_command(notebook: Path, host: str, port: int, allowed_hosts: Sequence[
     """The command line of the dashboard server: Voila with inferviz's host check, session
     cap and idle-kernel culling (``inferviz/widgets/voila_app.py``)."""
     _check_limits(allowed_hosts, max_sessions, idle_timeout)
-    hosts = "[" + ",".join(repr(str(name)) for name in allowed_hosts) + "]"
     return [sys.executable, "-m", "inferviz.widgets.voila_app", str(notebook), f"--port={port}",
             "--no-browser", f"--Voila.ip={host}", "--Voila.port_retries=0", "--theme=light",
             "--template=inferviz",  # lab, without stylesheets from a CDN (voila_app.py)
             "--VoilaConfiguration.show_tracebacks=True",
-            f"--InfervizVoila.allowed_hosts={hosts}",
+            # one option per name (traitlets 5 deprecates a list literal on the command line)
+            *(f"--InfervizVoila.allowed_hosts={name}" for name in allowed_hosts),
             f"--InfervizVoila.max_kernels={max_sessions}",
             f"--InfervizVoila.idle_timeout={idle_timeout}",
             # jupyter-server's culler: kernels with no open page, idle this long, are shut down.
@@ -179,21 +180,10 @@ def _check_limits(allowed_hosts: Sequence[str], max_sessions: int, idle_timeout:
             raise ValueError(f"{arg} must be an int >= 0 (0: no limit), got {value!r}")
 
 
-def export_root() -> Path:
-    """Where the dashboard's kernels write exports: ``$INFERVIZ_EXPORT_DIR`` when set (``serve``
-    sets it), else a folder in the system temporary directory. Each session writes into its
-    own subfolder of it (``Explorer(export_dir=...)``)."""
-    folder = os.environ.get(EXPORT_DIR_ENV)
-    return Path(folder) if folder else Path(tempfile.gettempdir()) / "inferviz-dashboard-exports"
-
-
-def start(host: str = "127.0.0.1", port: int = 8866, notebook: str | Path | None = None,
-          allowed_hosts: Sequence[str] = (), max_sessions: int = MAX_SESSIONS,
-          idle_timeout: int = IDLE_TIMEOUT, export_dir: str | Path | None = None,
-          **popen_kwargs) -> subprocess.Popen:
-    """Start the dashboard server in the background; returns the process (terminate it
-    when done). ``port=0`` picks a free port (read it back from ``process.args``).
-    ``export_dir``: the folder the dashboard's exports go to (one subfolder per session)."""
+def _launch(host: str, port: int, notebook: str | Path | None, allowed_hosts: Sequence[str],
+            max_sessions: int, idle_timeout: int, export_dir: str | Path | None,
+            env: dict | None) -> tuple[list[str], Path, dict]:
+    """Check every argument and build ``(command, cwd, env)`` of the dashboard server."""
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an integer in 0..65535, got {port!r}")
     _check_limits(allowed_hosts, max_sessions, idle_timeout)
@@ -204,16 +194,45 @@ def start(host: str = "127.0.0.1", port: int = 8866, notebook: str | Path | None
     path = Path(notebook) if notebook is not None else notebook_path()
     if not path.is_file():
         raise FileNotFoundError(f"dashboard notebook {path} does not exist")
+    _check_port(host, port)
+    port = port or free_port(host)
+    env = dict(env or os.environ)
+    root = Path(export_dir).expanduser() if export_dir is not None else export_root()
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env[EXPORT_DIR_ENV] = str(root.resolve())
+    env[PER_SESSION_ENV] = "1"  # each kernel (page) exports into a folder of its own
+    command = voila_command(path, host, port, allowed_hosts, max_sessions, idle_timeout)
+    return command, path.parent, env
+
+
+def _check_port(host: str, port: int) -> None:
     if port and not port_free(host, port):
         raise OSError(f"port {port} on {host} is in use (another dashboard?): pass another "
                       f"--port, or --port 0 for a free one")
-    port = port or free_port(host)
-    env = dict(popen_kwargs.pop("env", None) or os.environ)
-    root = Path(export_dir) if export_dir is not None else export_root()
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    env[EXPORT_DIR_ENV] = str(root.resolve())
-    command = voila_command(path, host, port, allowed_hosts, max_sessions, idle_timeout)
-    return subprocess.Popen(command, cwd=path.parent, env=env, **popen_kwargs)
+
+
+def start(host: str = "127.0.0.1", port: int = 8866, notebook: str | Path | None = None,
+          allowed_hosts: Sequence[str] = (), max_sessions: int = MAX_SESSIONS,
+          idle_timeout: int = IDLE_TIMEOUT, export_dir: str | Path | None = None,
+          **popen_kwargs) -> subprocess.Popen:
+    """Start the dashboard server in the background; returns the process (stop it with
+    ``owned_processes.stop(process)``, which stops its kernels too). ``port=0`` picks a free
+    port (read it back with ``port_of(process)``). ``export_dir``: the folder the dashboard's
+    exports go to, one subfolder per session (default ``$INFERVIZ_EXPORT_DIR`` or
+    ``~/inferviz-exports``)."""
+    command, cwd, env = _launch(host, port, notebook, allowed_hosts, max_sessions, idle_timeout,
+                                export_dir, popen_kwargs.pop("env", None))
+    return subprocess.Popen(command, cwd=cwd, env=env, **popen_kwargs)
+
+
+def port_of(process: subprocess.Popen) -> int:
+    """The port a server from ``start`` listens on (Voila never moves to another:
+    ``--Voila.port_retries=0``)."""
+    return _port_in(process.args)
+
+
+def _port_in(command: Sequence[str]) -> int:
+    return int(next(a for a in command if a.startswith("--port=")).split("=", 1)[1])
 
 
 def port_free(host: str, port: int) -> bool:
@@ -227,43 +246,70 @@ def port_free(host: str, port: int) -> bool:
 
 
 def url(host: str, port: int) -> str:
-    return f"http://{host}:{port}/"
+    """The address to open: ``localhost`` for a wildcard host, brackets around IPv6."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def wait_until_serving(process: subprocess.Popen, host: str, port: int,
+                       timeout_s: float = SERVE_TIMEOUT_S) -> bool:
+    """Wait until the server accepts connections on ``port``: ``True``; ``False`` when it
+    exited first. A ``TimeoutError`` after ``timeout_s``."""
+    target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((target, port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"the dashboard server did not listen on port {port} within "
+                       f"{timeout_s:.0f} s")
 
 
 def serve(host: str = "127.0.0.1", port: int = 8866, open_browser: bool = False,
           server: dict | None = None, allowed_hosts: Sequence[str] = (),
           max_sessions: int = MAX_SESSIONS, idle_timeout: int = IDLE_TIMEOUT,
           export_dir: str | Path | None = None, notebook: str | Path | None = None) -> int:
-    """Serve the dashboard with Voila until Ctrl-C or SIGTERM (either stops Voila and its
-    kernels); prints the URL. Returns Voila's exit code. ``server``: ``Session.connect``
-    keyword arguments (``inferviz demo --server URL``); ``notebook``: serve another notebook
-    with the same policies."""
-    port = port or free_port(host)
+    """Serve the dashboard with Voila until Ctrl-C, SIGTERM or SIGHUP, each of which stops Voila
+    and every kernel it started (``owned_processes``). Returns Voila's exit code (0 when
+    stopped). ``server``: ``Session.connect`` keyword arguments (``inferviz demo --server URL``);
+    ``notebook``: serve another notebook with the same policies.
+
+    Before Voila starts, a first run converts the default model's GGUF (progress printed), so
+    the first page does not wait for it; the URL is printed once the server accepts
+    connections on it."""
     if server is not None:
         folder = Path(tempfile.mkdtemp(prefix="inferviz-dashboard-"))
         notebook = write_dashboard(folder / "dashboard.ipynb", server)
-    process = start(host, port, notebook=notebook, allowed_hosts=allowed_hosts,
-                    max_sessions=max_sessions, idle_timeout=idle_timeout, export_dir=export_dir)
-    address = url("localhost" if host in ("0.0.0.0", "::", "") else host, port)
-    print(f"inferviz dashboard: {address}  (the first page load waits for the model; "
-          f"Ctrl-C stops)", flush=True)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    if open_browser:
-        time.sleep(2.0)
-        webbrowser.open(address)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if process.poll() is None:
-            process.terminate()  # Voila shuts its kernels down on SIGTERM
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _raise_interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt
+    default_dashboard = server is None and notebook is None
+    command, cwd, env = _launch(host, port, notebook, allowed_hosts, max_sessions, idle_timeout,
+                                export_dir, None)
+    port = _port_in(command)
+    process = None
+    with owned_processes.stop_signals_interrupt():
+        try:
+            if default_dashboard:
+                model_warmup.prepare("default")
+                _check_port(host, port)  # still free after the conversion
+            # A group of its own: a terminal's Ctrl-C reaches this process, which stops Voila
+            # and its kernels in order, instead of reaching Voila mid-way.
+            process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+            if not wait_until_serving(process, host, port):
+                print(f"inferviz dashboard: the server exited (code {process.returncode}) "
+                      f"before serving; see its messages above", file=sys.stderr, flush=True)
+                return process.returncode or 1
+            address = url(host, port)
+            print(f"inferviz dashboard: {address}  (exports: {env[EXPORT_DIR_ENV]}; "
+                  f"Ctrl-C stops)", flush=True)
+            if open_browser:
+                webbrowser.open(address)
+            return process.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            if process is not None:
+                owned_processes.stop(process)

@@ -3,13 +3,14 @@
 The file stem comes from a text box, i.e. from the browser, which in a dashboard is anyone who can
 open the page: it is never used as a path. ``safe_stem`` keeps letters, digits, ``-``, ``_``
 and inner dots and drops everything else (slashes, ``..``, NUL, markup); the file always lands in
-the explorer's export folder:
+the explorer's export folder, under the export root: ``$INFERVIZ_EXPORT_DIR``, or
+``~/inferviz-exports`` (never the working directory, which is often a repository's
+``notebooks/``):
 
-- in a dashboard (``inferviz demo`` sets ``$INFERVIZ_EXPORT_DIR``), a folder of its own for each
-  session (``session-XXXXXXXX``, mode 0700) under the dashboard's export directory, so two users
-  of one dashboard never overwrite each other's files;
-- in a notebook, ``inferviz-exports/`` in the working directory (``Explorer(export_dir=...)``
-  chooses another).
+- in a notebook, the export root itself (``Explorer(export_dir=...)`` chooses another folder);
+- in a dashboard (``inferviz demo --export-dir DIR`` sets ``$INFERVIZ_EXPORT_DIR`` and
+  ``$INFERVIZ_EXPORT_PER_SESSION``), a folder of its own for each session (``session-XXXXXXXX``,
+  mode 0700) under the root, so two users of one dashboard never overwrite each other's files.
 
 The Python methods ``Explorer.to_csv(path)`` etc. take any path: a notebook's code is the user's.
 """
@@ -22,7 +23,8 @@ import tempfile
 from pathlib import Path
 
 EXPORT_DIR_ENV = "INFERVIZ_EXPORT_DIR"
-NOTEBOOK_EXPORT_DIR = "inferviz-exports"
+PER_SESSION_ENV = "INFERVIZ_EXPORT_PER_SESSION"  # set by the dashboard server for its kernels
+DEFAULT_EXPORT_DIR = "~/inferviz-exports"
 MAX_STEM = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -40,14 +42,21 @@ def safe_stem(text: str) -> str:
     return stem
 
 
+def export_root() -> Path:
+    """``$INFERVIZ_EXPORT_DIR`` when set (``~`` expanded), else ``~/inferviz-exports``."""
+    folder = os.environ.get(EXPORT_DIR_ENV, "").strip()
+    return Path(folder or DEFAULT_EXPORT_DIR).expanduser()
+
+
 def default_export_dir() -> tuple[Path, bool]:
-    """``(folder, per_session)``: a new per-session folder under ``$INFERVIZ_EXPORT_DIR`` in a
-    dashboard, else ``./inferviz-exports`` (created on the first export)."""
-    root = os.environ.get(EXPORT_DIR_ENV)
-    if root:
-        Path(root).mkdir(parents=True, exist_ok=True, mode=0o700)
+    """``(folder, per_session)``: a new per-session folder under the export root in a
+    dashboard (``$INFERVIZ_EXPORT_PER_SESSION`` set), else the root itself (created on the
+    first export)."""
+    root = export_root()
+    if os.environ.get(PER_SESSION_ENV):
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
         return Path(tempfile.mkdtemp(prefix="session-", dir=root)), True
-    return Path.cwd() / NOTEBOOK_EXPORT_DIR, False
+    return root, False
 
 
 def export_path(folder: Path, stem_text: str, fmt: str) -> Path:
