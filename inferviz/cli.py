@@ -133,7 +133,7 @@ ONE_PATH = ("greedy", "sample", "top_k", "top_p", "min_p", "contrastive")
 
 def check_generate_args(args: argparse.Namespace) -> tuple[str, dict]:
     """Validate what needs no model before loading one (a load takes seconds): the strategy
-    name, the token count, the sampler options, the seed and --top-logprobs. Returns
+    name, the token count, the sampler options, the seed, the device and --top-logprobs. Returns
     ``(strategy, sampler)``."""
     from .strategies import STRATEGIES, strategy_names
     from .validate import check_int
@@ -151,6 +151,8 @@ def check_generate_args(args: argparse.Namespace) -> tuple[str, dict]:
         from .processors import SamplerSettings
 
         SamplerSettings(**sampler)
+    if not args.server:
+        _check_device(args.device)
     if args.top_logprobs != "full":
         try:
             top = int(args.top_logprobs)
@@ -160,6 +162,23 @@ def check_generate_args(args: argparse.Namespace) -> tuple[str, dict]:
             raise ValueError(f"--top-logprobs must be an integer >= 1 or 'full', "
                              f"got {args.top_logprobs!r}")
     return strategy, sampler
+
+
+def _check_device(name: str) -> None:
+    """``--device``: a device torch knows, and one this machine has (a load onto a missing
+    CUDA device would fail only after the model loaded)."""
+    import torch
+
+    from .models import resolve_device
+
+    try:
+        device = resolve_device(name)
+    except ValueError as err:
+        raise ValueError(f"--device: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        build = "a CPU build of torch" if torch.version.cuda is None else "no CUDA device found"
+        raise ValueError(f"--device {name!r}: CUDA is not available here ({build}); "
+                         f"use --device cpu or auto")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

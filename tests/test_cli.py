@@ -46,6 +46,9 @@ def test_generate_with_a_missing_model_names_it(capsys):
     (["--max-new-tokens", "0"], "--max-new-tokens"),
     (["--seed", "-1"], "--seed"),
     (["--top-logprobs", "abc"], "--top-logprobs must be an integer >= 1 or 'full'"),
+    (["--device", "cude"], "--device: device 'cude' is not valid"),
+    (["--temperature", "0"], "temperature"),
+    (["--top-k", "0"], "top_k"),
 ])
 def test_generate_checks_its_arguments_before_loading_a_model(argv, message, monkeypatch,
                                                               capsys):
@@ -58,6 +61,18 @@ def test_generate_checks_its_arguments_before_loading_a_model(argv, message, mon
     assert main(["generate", "x", *argv]) == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
+
+
+def test_a_cuda_device_on_a_machine_without_one_is_refused_before_loading(monkeypatch,
+                                                                         capsys):
+    import torch
+
+    import inferviz.cli as cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(cli, "_load_session", lambda *_a, **_k: pytest.fail("model loaded"))
+    assert main(["generate", "x", "--device", "cuda"]) == 2
+    assert "--device 'cuda': CUDA is not available here" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [[], ["generate"], ["info"], ["demo"]])
