@@ -44,6 +44,7 @@ class _Request:
     k: int
     settings: SamplerSettings
     future: Future
+    constraint: Any = None  # an iv.Regex / JSONSchema / ... the children keep to, or None
 
 
 @dataclass
@@ -84,23 +85,30 @@ class RequestBatcher:
     # ------------------------------------------------------------------ public
     def submit(self, tree: TokenTree, node_id: int, k: int = 5, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None,
-               min_p: float | None = None, **processors: Any) -> "Future[list[Node]]":
+               min_p: float | None = None, constraint: Any = None,
+               **processors: Any) -> "Future[list[Node]]":
         """Queue an expansion of ``node_id``; the future resolves to its ``k`` most likely
-        children (by raw probability, best first), as ``Session.expand`` would return them.
-        Invalid arguments raise here, in the caller's thread."""
+        children (by raw probability, best first; under ``constraint`` the most likely legal
+        ones), as ``Session.expand`` would return them. Invalid arguments raise here, in the
+        caller's thread."""
+        from .constraints import check_constraint
+
         if not isinstance(tree, TokenTree):
             raise TypeError(f"tree must be a TokenTree; got {type(tree).__name__}")
         tree.node(node_id)  # KeyError naming the id if it is not in the tree
         check_int("k", k, 1, self.session.vocab_size)
         settings = SamplerSettings(temperature=temperature, top_k=top_k, top_p=top_p,
                                    min_p=min_p, **processors)
+        constraint = check_constraint(constraint)
+        if constraint is not None:
+            self.session.constrained(constraint)  # a session that cannot says so now
         seq = tree.token_ids(node_id)
         self.session.check_context(seq)
         future: Future = Future()
         with self._close_lock:
             if self._closed:
                 raise RuntimeError("this RequestBatcher is closed; create a new one")
-            self._queue.put(_Request(tree, node_id, seq, k, settings, future))
+            self._queue.put(_Request(tree, node_id, seq, k, settings, future, constraint))
         return future
 
     def expand(self, tree: TokenTree, node_id: int, k: int = 5, **settings: Any) -> list[Node]:
@@ -155,21 +163,26 @@ class RequestBatcher:
         self.stats.batches += 1
         self.stats.requests += len(live)
         self.stats.largest_batch = max(self.stats.largest_batch, len(live))
-        groups: dict[tuple, list[int]] = {}  # rows sharing sampler settings are scored together
+        groups: dict[tuple, list[int]] = {}  # rows sharing settings are scored together
         for row, request in enumerate(live):
-            groups.setdefault(astuple(request.settings), []).append(row)
+            key = request.constraint.key if request.constraint is not None else None
+            groups.setdefault((astuple(request.settings), key), []).append(row)
         for rows in groups.values():
             requests = [live[row] for row in rows]
             try:
-                dists = self.session.sequence_distributions(
-                    [r.seq for r in requests], [r.node_id for r in requests],
-                    requests[0].settings, scores=scores.rows(rows))
+                dists = self._distributions(requests, scores.rows(rows))
             except BaseException as err:
                 for request in requests:
                     request.future.set_exception(err)
                 continue
             for i, request in enumerate(requests):
                 try:
+                    if not dists.has_choice(i):
+                        from .constraints import ConstraintError
+
+                        raise ConstraintError(
+                            f"constraint {request.constraint.label} allows no token after "
+                            f"node {request.node_id}; nothing was added")
                     children = record_children(request.tree, dists, i,
                                                dists.top_k(i, request.k),
                                                self.session.token_bytes)
@@ -178,3 +191,23 @@ class RequestBatcher:
                     request.future.set_exception(err)
                 else:
                     request.future.set_result(children)
+
+    def _distributions(self, requests: list[_Request], scores: Any):
+        """Distributions of requests sharing settings and constraint, from their scores."""
+        seqs, ids = [r.seq for r in requests], [r.node_id for r in requests]
+        constraint = requests[0].constraint
+        if constraint is None:
+            return self.session.sequence_distributions(seqs, ids, requests[0].settings,
+                                                       scores=scores)
+        import torch
+
+        from .constraint_masks import tracker_for
+
+        legal = torch.cat([tracker_for(self.session, r.tree, constraint).legal([r.node_id])
+                           for r in requests])
+        view = self.session.constrained(constraint)
+        dists = view.sequence_distributions(seqs, ids, requests[0].settings, scores=scores,
+                                            legal=legal)
+        for request in requests:
+            self.session._record_constraint(request.tree, constraint)
+        return dists

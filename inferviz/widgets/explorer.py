@@ -30,6 +30,7 @@ from ..backends import ServerLacks
 from ..html_text import esc
 from ..tree import TokenTree
 from . import export_policy, figures
+from .constraint_controls import ConstraintControls
 from .export import tree_html
 from .guarded_session import BUSY_MESSAGE, GuardedSession
 from .run_controls import RunControls
@@ -72,6 +73,8 @@ class Explorer(widgets.VBox):
         self._export_dir = None if export_dir is None else Path(export_dir)
         self._export_private = False
         self.controls = RunControls(strategy, extra_params=self._extra_params, **params)
+        # Clicks and runs keep to the constraint of this row (docs/constraints.md).
+        self.constraint_controls = ConstraintControls()
         self.tree: TokenTree | None = None
         self.tree_widget: TreeWidget | None = None
         self.result: Any = None
@@ -124,10 +127,12 @@ class Explorer(widgets.VBox):
         for box in (*self.controls.boxes.values(), self.controls.extra,
                     self.controls.strategy):  # a fixed value clears the error it caused
             box.observe(lambda _c: self._clear_error(), names="value")
+        self.constraint_controls.observe(lambda: self._guard(self._constraint_changed))
         super().__init__([
             widgets.HTML(f"<b>inferviz explorer</b> · model {_model_label(session)}"),
             widgets.HBox([self.prompt, self.new_button]),
-            self.controls.widget, self.status, self.tree_box, self.tabs],
+            self.controls.widget, self.constraint_controls.widget, self.status, self.tree_box,
+            self.tabs],
             layout=widgets.Layout(width="100%"))
         self.add_class("inferviz-explorer")
         if prompt:
@@ -163,11 +168,32 @@ class Explorer(widgets.VBox):
         self.tree, self.result, self._lens_for = tree, None, None
         self.tree_widget = TreeWidget(tree, session=self._guarded)
         self.tree_widget.observe(lambda _c: self._guard(self._refresh_views), names="selected")
+        self._apply_constraint()
         self.tree_box.children = [self.tree_widget]
         self._new_text_view(tree)
         self._show_optional_charts()
         self.select(tree.root_id)
         return tree
+
+    @property
+    def constraint(self) -> Any:
+        """The constraint clicks and runs keep to (the constraint row), or None."""
+        return self.constraint_controls.constraint()
+
+    def _constraint_changed(self) -> None:
+        """The constraint row changed: clicks keep to it from now on (an error names it)."""
+        self._clear_error()
+        self._apply_constraint()
+
+    def _apply_constraint(self) -> None:
+        if self.tree_widget is None:
+            return
+        try:
+            constraint = self.constraint
+        except ValueError:
+            self.tree_widget.constraint = None  # clicks keep to nothing half-typed
+            raise
+        self.tree_widget.constraint = constraint
 
     def select(self, node_id: int) -> None:
         """Select ``node_id`` in the tree view (updates the path, table, lens and charts)."""
@@ -275,6 +301,9 @@ class Explorer(widgets.VBox):
         if self.running:
             raise ValueError(BUSY_MESSAGE)
         strategy, params = self.controls.values(self.extra_params)
+        constraint = self.constraint
+        if constraint is not None:
+            params["constraint"] = constraint
         if self.tree is None or self.prompt.value != self.tree.prompt:
             self.new_tree()
         start_id = self.tree.root_id
@@ -351,6 +380,9 @@ class Explorer(widgets.VBox):
         if result.partial:
             self._status(f"<b>{strategy}</b> {reason} after {result.steps} step(s); "
                          f"partial result: <b>{text}</b>", "warn")
+        elif getattr(result, "message", ""):
+            self._status(f"<b>{strategy}</b> ended ({reason}): {esc(result.message)}; "
+                         f"<b>{text}</b>", "warn")
         else:
             self._status(f"<b>{strategy}</b> done ({reason}): <b>{text}</b>")
 

@@ -35,6 +35,10 @@ class GuardedSession:
         finally:
             self._lock.release()
 
+    def constrained(self, constraint: Any) -> Any:
+        """The session's check that it can run under ``constraint`` (nothing runs)."""
+        return self._session.constrained(constraint)
+
     def expand(self, tree: TokenTree, node_ids: Any, **params: Any) -> Any:
         with self._no_run():
             return self._session.expand(tree, node_ids, **params)

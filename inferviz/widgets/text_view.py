@@ -32,7 +32,8 @@ from ..validate import check_int
 from .columns import json_safe
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-BROWSER_WRITABLE = ("selected",)
+BROWSER_WRITABLE = ("selected", "shade_by")
+SHADES = ("raw", "constrained")
 
 # The probability ramp of js/src/color.js, viridis (the same quantity has the same colour
 # everywhere; tests/test_text_view.py checks the two tables agree).
@@ -57,6 +58,13 @@ def _raw_prob(logprob: float) -> float:
     return math.exp(logprob) if math.isfinite(logprob) else 0.0
 
 
+def _constrained_prob(node: Any) -> float | None:
+    mass = node.meta.get("log_legal_mass")
+    if not isinstance(mass, float) or not math.isfinite(mass):
+        return None
+    return min(1.0, _raw_prob(node.raw_logprob - mass))
+
+
 def path_tokens(tree: TokenTree, node_id: int, k: int = 5) -> list[dict[str, Any]]:
     """The ``tokens`` trait for the path from the root to ``node_id`` (see the module doc)."""
     rows = []
@@ -75,6 +83,9 @@ def path_tokens(tree: TokenTree, node_id: int, k: int = 5) -> list[dict[str, Any
             "entropy": node.entropy,
             "labels": str(node.meta.get("compare_labels", "")),
             "alternatives": alternatives,
+            # under a constraint: p(token | legal) = raw prob / legal mass at the parent
+            "constrained_prob": _constrained_prob(node),
+            "constraint": node.meta.get("constraint"),
         })
     return json_safe(rows)
 
@@ -92,6 +103,9 @@ class TextView(anywidget.AnyWidget):
     node_id = traitlets.Int(0).tag(sync=True)
     selected = traitlets.Int(None, allow_none=True).tag(sync=True)
     k = traitlets.Int(5).tag(sync=True)
+    # "raw": shade by the model's probability; "constrained": by the probability under the
+    # constraint the path was grown with (tokens without one keep their raw shade)
+    shade_by = traitlets.Unicode("raw").tag(sync=True)
 
     def __init__(self, tree: TokenTree, node_id: int | None = None, k: int = 5,
                  **kwargs: Any) -> None:
@@ -159,14 +173,27 @@ class TextView(anywidget.AnyWidget):
                 self.node_id = self._tree.root_id
         self.tokens = path_tokens(self._tree, self.node_id, self.k)
 
+    @traitlets.validate("shade_by")
+    def _check_shade_by(self, proposal: dict) -> str:
+        if proposal["value"] not in SHADES:
+            raise traitlets.TraitError(f"shade_by must be one of {SHADES}; got "
+                                       f"{proposal['value']!r}")
+        return proposal["value"]
+
     def set_state(self, sync_data: dict) -> None:
-        """From the browser only ``selected`` is taken, and only a node of this tree."""
+        """From the browser only ``selected`` (a node of this tree) and ``shade_by`` (one of
+        :data:`SHADES`) are taken."""
         value = sync_data.get("selected", "missing")
         ok = value is None or (isinstance(value, int) and not isinstance(value, bool)
                                and value in self._tree)
         if value != "missing" and ok:
             super().set_state({"selected": value})
-        refused = [k for k in sync_data if k in self.keys and (k != "selected" or not ok)]
+        shade = sync_data.get("shade_by", "missing")
+        shade_ok = shade in SHADES
+        if shade_ok:
+            super().set_state({"shade_by": shade})
+        refused = [k for k in sync_data if k in self.keys
+                   and not (k == "selected" and ok or k == "shade_by" and shade_ok)]
         if refused:
             self.send_state(refused)
 

@@ -63,6 +63,8 @@ class TreeWidget(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
     read_only = traitlets.Bool(True).tag(sync=True)
     height = traitlets.Int(560).tag(sync=True)
+    # What clicks keep to (set from Python through ``constraint``; the browser only shows it).
+    constraint_label = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -94,6 +96,7 @@ class TreeWidget(anywidget.AnyWidget):
         )
         self._tree = tree
         self._session = session
+        self._constraint: Any = None
         self._in_flight: set[int] = set()
         self._in_flight_lock = threading.Lock()
         self._batch_depth = 0
@@ -128,6 +131,22 @@ class TreeWidget(anywidget.AnyWidget):
     @property
     def session(self) -> Any:
         return self._session
+
+    @property
+    def constraint(self) -> Any:
+        """The constraint clicks expand under (``iv.Regex``, ``iv.JSONSchema``, ...), or None:
+        a clicked node's children are then its most likely legal tokens."""
+        return self._constraint
+
+    @constraint.setter
+    def constraint(self, value: Any) -> None:
+        from ..constraints import check_constraint
+
+        value = check_constraint(value)
+        if value is not None and self._session is not None:
+            self._session.constrained(value)  # a session that cannot says so now
+        self._constraint = value
+        self.constraint_label = "" if value is None else value.label
 
     def params(self) -> protocol.ExpandParams:
         """The expand settings currently shown in the widget."""
@@ -282,6 +301,8 @@ class TreeWidget(anywidget.AnyWidget):
         self._begin(node_id)
         try:
             # Tree changes during the call are coalesced into one `nodes` update at the end.
+            if self._constraint is not None:
+                settings = {**settings, "constraint": self._constraint}
             children = self._session.expand(self._tree, node_id, **settings)
         finally:
             self._settle(node_id)
@@ -318,6 +339,8 @@ class TreeWidget(anywidget.AnyWidget):
         settings = protocol.validate_params(params, self.params())
         self._begin(node_id)
         try:
+            if self._constraint is not None:
+                settings = {**settings, "constraint": self._constraint}
             future = self._session.submit_expand(self._tree, node_id, **settings)
         except BaseException:
             self._settle(node_id)

@@ -5,11 +5,12 @@ import { hierarchy, tree as d3tree } from "d3-hierarchy";
 import { cell } from "./columns.js";
 import { displayToken, truncate, truncateStart } from "./format.js";
 import { estimateWidth, FONT_SIZE } from "./measure.js";
-import { nodeOverlay } from "./overlays.js";
+import { cutAlternatives, nodeOverlay } from "./overlays.js";
 
 /**
  * @typedef {{id: number, row: number, parentId: number | null, children: TreeDatum[],
- *            fold?: {parentId: number, ids: number[]}}} TreeDatum
+ *            fold?: {parentId: number, ids: number[]},
+ *            ghost?: {parentId: number, index: number, tokenId: number, token: string, prob: number}}} TreeDatum
  * @typedef {{token: string, prob: string, badges: string[], hidden: string, text: string,
  *            width: number}} Label
  * @typedef {import("d3-hierarchy").HierarchyPointNode<TreeDatum> & {label: Label}} PointNode
@@ -37,6 +38,27 @@ export const MAX_SHOWN = 12;
 
 /** Id of the fold node under `parentId` (negative: never a real node id). */
 export const foldId = (/** @type {number} */ parentId) => -(parentId + 1);
+/** Id of the `index`-th cut (illegal) token drawn under `parentId` (negative, not whole). */
+export const ghostId = (/** @type {number} */ parentId, /** @type {number} */ index) =>
+  -(parentId + 1) - (index + 1) / 8;
+
+/**
+ * The tokens a constraint cut at `parent` as ghost children (drawn struck, never expanded),
+ * placed before its first constrained child: they outranked every legal token.
+ * @param {import("./columns.js").Table} table
+ * @param {TreeDatum} parent
+ * @param {TreeDatum[]} shown
+ * @returns {TreeDatum[]}
+ */
+export function withGhosts(table, parent, shown) {
+  const rows = parent.children.filter((c) => typeof cell(table, "constraint", c.row) === "string").map((c) => c.row);
+  const cut = rows.length ? cutAlternatives(table, rows) : [];
+  if (!cut.length) return shown;
+  const ghosts = cut.map((c, index) => ({ id: ghostId(parent.id, index), row: -1, parentId: parent.id,
+    children: [], ghost: { parentId: parent.id, index, ...c } }));
+  const at = shown.findIndex((c) => !c.fold && !c.ghost && rows.includes(c.row));
+  return at < 0 ? [...shown, ...ghosts] : [...shown.slice(0, at), ...ghosts, ...shown.slice(at)];
+}
 
 /**
  * Parent/child structure of the table. Siblings are ordered by raw rank, then node id.
@@ -98,6 +120,10 @@ export function nodeLabel(table, datum, isRoot, hiddenCount, measure, overlay = 
   let prob = "";
   let badges = [];
   if (datum.fold) token = `+${datum.fold.ids.length} more`;
+  else if (datum.ghost) {
+    token = truncate(displayToken(datum.ghost.token), TOKEN_CHARS);
+    prob = probLabel(datum.ghost.prob);
+  }
   else if (isRoot) token = truncateStart(promptText(cell(table, "token", datum.row) ?? ""), ROOT_CHARS);
   else {
     token = truncate(displayToken(cell(table, "token", datum.row) ?? ""), TOKEN_CHARS);
@@ -137,11 +163,12 @@ function foldChildren(table, parent, keep, overlay) {
  * to the left of the root. Children of ids in `collapsed` are hidden (`hidden` counts them).
  * @param {import("./columns.js").Table} table
  * @param {{collapsed?: Set<number>, unfolded?: Set<number>, keep?: Set<number>,
- *          measure?: (text: string) => number}} [options]
+ *          measure?: (text: string) => number, showCut?: boolean}} [options] `showCut`: draw
+ *          the tokens a constraint cut (ghost children, see withGhosts)
  * @returns {Layout}
  */
 export function layoutTree(table, { collapsed = new Set(), unfolded = new Set(), keep = new Set(),
-  measure = estimateWidth } = {}) {
+  measure = estimateWidth, showCut = true } = {}) {
   const { rootId, data } = buildStructure(table);
   /** @type {Map<number, number>} */
   const hidden = new Map();
@@ -163,9 +190,10 @@ export function layoutTree(table, { collapsed = new Set(), unfolded = new Set(),
     return count;
   };
   const root = hierarchy(data.get(rootId), (d) => {
-    if (d.fold || !d.children.length) return null;
+    if (d.fold || d.ghost || !d.children.length) return null;
     if (collapsed.has(d.id)) { hidden.set(d.id, countDescendants(d)); return null; }
-    return unfolded.has(d.id) ? d.children : foldChildren(table, d, keep, overlay);
+    const shown = unfolded.has(d.id) ? d.children : foldChildren(table, d, keep, overlay);
+    return showCut ? withGhosts(table, d, shown) : shown;
   });
   const separation = (/** @type {any} */ a, /** @type {any} */ b) => (a.parent === b.parent ? 1 : 1.3);
   const pointRoot = /** @type {PointNode} */ (d3tree().nodeSize([ROW_HEIGHT, 1]).separation(separation)(root));
@@ -236,7 +264,7 @@ export function navigate(layout, id, key) {
   if (!layout.root) return null;
   const node = id === null ? undefined : layout.byId.get(id);
   if (!node) return layout.root.data.id;
-  const real = (/** @type {any[]} */ nodes) => nodes.filter((n) => !n.data.fold);
+  const real = (/** @type {any[]} */ nodes) => nodes.filter((n) => !n.data.fold && !n.data.ghost);
   if (key === "ArrowLeft") return node.parent ? node.parent.data.id : id;
   if (key === "ArrowRight") return node.children?.length ? real(node.children)[0]?.data.id ?? id : id;
   if (key === "ArrowUp" || key === "ArrowDown") {

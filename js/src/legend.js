@@ -21,6 +21,23 @@ function lineSample(className) {
   return svg;
 }
 
+/** A node drawn as a constrained node is (a green ring), for the legend. */
+function nodeSample() {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("width", "14");
+  svg.setAttribute("height", "14");
+  const g = document.createElementNS(SVG, "g");
+  g.setAttribute("class", "inferviz-node constrained");
+  const circle = document.createElementNS(SVG, "circle");
+  circle.setAttribute("cx", "7");
+  circle.setAttribute("cy", "7");
+  circle.setAttribute("r", "5");
+  circle.setAttribute("fill", "#fde725");
+  g.appendChild(circle);
+  svg.appendChild(g);
+  return svg;
+}
+
 /** @param {string} text @param {string} [className] */
 function span(text, className) {
   const el = document.createElement("span");
@@ -60,8 +77,9 @@ export function createLegend() {
       for (const kind of order) {
         const item = span("", "inferviz-legend-item");
         item.dataset.kind = kind;
-        const sample = kind === "intervened" ? "inferviz-link intervened" : `inferviz-link by-${kind}`;
-        item.append(lineSample(sample), span(KIND_LABELS[kind]));
+        const own = { intervened: "inferviz-link intervened", cut: "inferviz-link cut" };
+        const sample = own[/** @type {keyof typeof own} */ (kind)] ?? `inferviz-link by-${kind}`;
+        item.append(kind === "constrained" ? nodeSample() : lineSample(sample), span(KIND_LABELS[kind]));
         kinds.append(item);
       }
       if (path) {

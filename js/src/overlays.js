@@ -28,10 +28,13 @@ export const KIND_LABELS = {
   custom: "custom",
   other: "other strategy",
   intervened: "intervened (steer / ablate / patch; KL vs plain)",
+  constrained: "constrained (✂ share of the model's probability the constraint cut)",
+  cut: "cut by the constraint: the model's likelier illegal tokens (struck)",
 };
 
 /**
- * @typedef {{kind: string, classes: string[], badges: string[], chosen: boolean, intervened?: boolean}} Overlay
+ * @typedef {{kind: string, classes: string[], badges: string[], chosen: boolean, intervened?: boolean,
+ *            constrained?: boolean}} Overlay
  */
 
 /**
@@ -80,8 +83,37 @@ export function nodeOverlay(table, row) {
     const kl = cell(table, "kl", row);
     if (typeof kl === "number" && Number.isFinite(kl)) badges.push(`KL ${formatNumber(kl, 2)}`);
   }
+  // A node grown under a constraint: its best legal sibling carries what the constraint cut.
+  const constraint = cell(table, "constraint", row);
+  const constrained = typeof constraint === "string" && constraint !== "";
+  if (constrained) {
+    classes.push("constrained");
+    const mass = cell(table, "log_legal_mass", row);
+    if (cell(table, "legal_rank", row) === 0 && typeof mass === "number" && Number.isFinite(mass)) {
+      const cut = 1 - Math.exp(mass);
+      if (cut >= 0.01) badges.push(`✂${Math.round(cut * 100)}%`);
+    }
+  }
   if (kind === "click" && !classes.length && !badges.length) return { kind, classes: [], badges: [], chosen };
-  return { kind, classes: [`by-${kind}`, ...classes], badges, chosen, intervened };
+  return { kind, classes: [`by-${kind}`, ...classes], badges, chosen, intervened, constrained };
+}
+
+/**
+ * The illegal tokens a constraint cut at a parent, best first, from the `cut_alternatives` of
+ * its constrained children: `[{tokenId, token, prob}]` (prob: the model's raw probability).
+ * @param {import("./columns.js").Table} table
+ * @param {number[]} childRows
+ * @returns {{tokenId: number, token: string, prob: number}[]}
+ */
+export function cutAlternatives(table, childRows) {
+  for (const row of childRows) {
+    const cut = cell(table, "cut_alternatives", row);
+    if (!Array.isArray(cut) || !cut.length) continue;
+    return cut.filter((c) => Array.isArray(c) && c.length === 3).map(([tokenId, token, logprob]) => ({
+      tokenId: Number(tokenId), token: String(token), prob: Math.exp(Number(logprob)),
+    }));
+  }
+  return [];
 }
 
 /**
@@ -103,8 +135,16 @@ export function tooltipRows(table, row) {
     ["token_id", formatNumber(cell(table, "token_id", row))],
     ["node_id", formatNumber(cell(table, "node_id", row))],
   ];
+  const mass = cell(table, "log_legal_mass", row);
+  if (typeof mass === "number") {
+    rows.push(["legal mass at parent", `${formatNumber(Math.exp(mass) * 100, 3)}% (the constraint cut the rest)`]);
+    const best = cell(table, "best_illegal_token", row);
+    if (typeof best === "string") {
+      rows.push(["model's best (illegal)", `${best} · margin ${formatNumber(cell(table, "constraint_margin", row), 3)} nats`]);
+    }
+  }
   for (const name of table.names) {
-    if (CORE_COLUMNS.includes(name)) continue;
+    if (CORE_COLUMNS.includes(name) || name === "cut_alternatives") continue;
     const value = cell(table, name, row);
     if (value === null || value === undefined) continue;
     rows.push([name, formatNumber(value, 4)]);

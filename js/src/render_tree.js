@@ -33,7 +33,7 @@ export function renderTree(group, layout, table, { selected, path, pending }) {
   if (!layout.root) return;
   const none = { kind: "", classes: [], badges: [], chosen: false };
   const overlayOf = (/** @type {import("./layout.js").PointNode} */ n) =>
-    (n.data.fold || n.depth === 0 ? none : layout.overlay(n.data.row));
+    (n.data.fold || n.data.ghost || n.depth === 0 ? none : layout.overlay(n.data.row));
   const halos = [];
   const links = [];
   const nodes = [];
@@ -43,6 +43,10 @@ export function renderTree(group, layout, table, { selected, path, pending }) {
     const d = edgePath(s, t);
     if (t.data.fold) {
       links.push(`<path class="inferviz-link fold" data-target-id="${t.data.id}" d="${d}" stroke-width="1"/>`);
+      continue;
+    }
+    if (t.data.ghost) {
+      links.push(`<path class="inferviz-link cut" d="${d}" stroke-width="${edgeWidth(t.data.ghost.prob)}"/>`);
       continue;
     }
     const width = edgeWidth(cell(table, "prob", t.data.row));
@@ -60,6 +64,13 @@ export function renderTree(group, layout, table, { selected, path, pending }) {
     if (n.data.fold) {
       nodes.push(`<g class="inferviz-fold" data-fold-parent="${n.data.fold.parentId}" ${at}>`
         + `<circle r="${NODE_RADIUS - 1}"/><text x="${LABEL_DX}" dy="0.32em" class="inferviz-label">${esc(n.label.token)}</text></g>`);
+      return;
+    }
+    if (n.data.ghost) {
+      const { parentId, index } = n.data.ghost;
+      nodes.push(`<g class="inferviz-ghost" data-ghost-parent="${parentId}" data-ghost-index="${index}" ${at}>`
+        + `<circle r="${NODE_RADIUS - 1}"/><text x="${LABEL_DX}" dy="0.32em" class="inferviz-label">`
+        + `<tspan class="tok">${esc(n.label.token)}</tspan><tspan class="prob"> ${esc(n.label.prob)}</tspan></text></g>`);
       return;
     }
     const names = ["inferviz-node", isRoot ? "root" : "", ...overlayOf(n).classes];

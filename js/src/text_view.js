@@ -41,6 +41,13 @@ export function alternativesCard(row) {
   head.textContent = `${displayToken(row.token)} · p ${formatProb(row.prob)}` +
     (row.rank === null || row.rank === undefined ? "" : ` · rank ${row.rank}`);
   card.appendChild(head);
+  const under = /** @type {any} */ (row).constrained_prob;
+  if (typeof under === "number") {
+    const line = document.createElement("div");
+    line.className = "inferviz-text-labels";
+    line.textContent = `under ${/** @type {any} */ (row).constraint ?? "the constraint"}: p ${formatProb(under)}`;
+    card.appendChild(line);
+  }
   if (row.labels) {
     const by = document.createElement("div");
     by.className = "inferviz-text-labels";
@@ -72,12 +79,30 @@ export function alternativesCard(row) {
   return card;
 }
 
+/** What each shading shows, for the legend. */
+export const SHADE_LABELS = {
+  raw: "token probability (raw model)",
+  constrained: "token probability under the constraint (p(token | legal))",
+};
+
+/**
+ * The probability a token is shaded by: the raw model's, or under `shadeBy` "constrained"
+ * the probability among the legal tokens (a token grown without a constraint keeps its raw).
+ * @param {TokenRow & {constrained_prob?: number | null}} row
+ * @param {string} shadeBy
+ */
+export function shadeProb(row, shadeBy) {
+  if (shadeBy === "constrained" && typeof row.constrained_prob === "number") return row.constrained_prob;
+  return row.prob;
+}
+
 /** The colour legend: a gradient from 0% to 100% on the probability ramp. */
 export function legend() {
   const box = document.createElement("div");
   box.className = "inferviz-text-legend";
   const label = document.createElement("span");
-  label.textContent = "token probability (raw model)";
+  label.className = "inferviz-text-legend-label";
+  label.textContent = SHADE_LABELS.raw;
   const bar = document.createElement("span");
   bar.className = "inferviz-text-ramp";
   bar.style.background = `linear-gradient(to right, ${[0, 0.25, 0.5, 0.75, 1].map(probColor).join(", ")})`;
@@ -99,7 +124,24 @@ export function renderTextView({ model, el }) {
   const text = document.createElement("div");
   text.className = "inferviz-text-body";
   const tip = createFloatingTip("inferviz-text-tip");
-  root.append(legend(), text);
+  const key = legend();
+  // Shown once a token on the path was grown under a constraint.
+  const switcher = document.createElement("label");
+  switcher.className = "inferviz-text-shade";
+  const select = document.createElement("select");
+  for (const [value, text] of [["raw", "raw model"], ["constrained", "under the constraint"]]) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = text;
+    select.appendChild(option);
+  }
+  switcher.append("shade by ", select);
+  key.appendChild(switcher);
+  select.addEventListener("change", () => {
+    model.set("shade_by", select.value);
+    model.save_changes();
+  });
+  root.append(key, text);
   el.replaceChildren(root);
   /** @type {Map<number, TokenRow>} */
   let rows = new Map();
@@ -107,6 +149,12 @@ export function renderTextView({ model, el }) {
   function draw() {
     const tokens = /** @type {TokenRow[]} */ (model.get("tokens") ?? []);
     const selected = model.get("selected");
+    const constrained = tokens.some((row) => typeof row.constrained_prob === "number");
+    const shadeBy = constrained && model.get("shade_by") === "constrained" ? "constrained" : "raw";
+    switcher.style.display = constrained ? "" : "none";
+    select.value = shadeBy;
+    const label = key.querySelector(".inferviz-text-legend-label");
+    if (label) label.textContent = SHADE_LABELS[shadeBy];
     rows = new Map(tokens.map((row) => [row.node_id, row]));
     const prompt = document.createElement("span");
     prompt.className = "inferviz-text-prompt";
@@ -117,7 +165,7 @@ export function renderTextView({ model, el }) {
       if (row.node_id === selected) span.classList.add("selected");
       span.dataset.nodeId = String(row.node_id);
       span.textContent = tokenText(row.token);
-      const { background, color } = shade(row.prob);
+      const { background, color } = shade(shadeProb(row, shadeBy));
       span.style.background = background;
       span.style.color = color;
       return span;
@@ -160,12 +208,14 @@ export function renderTextView({ model, el }) {
   model.on("change:tokens", draw);
   model.on("change:selected", draw);
   model.on("change:prompt", draw);
+  model.on("change:shade_by", draw);
   draw();
   return () => {
     tip.remove();
     model.off("change:tokens", draw);
     model.off("change:selected", draw);
     model.off("change:prompt", draw);
+    model.off("change:shade_by", draw);
     text.removeEventListener("mouseover", onOver);
     text.removeEventListener("mouseout", onOut);
     text.removeEventListener("click", onClick);

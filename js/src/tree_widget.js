@@ -2,7 +2,7 @@
 import { cell } from "./columns.js";
 import { createControls } from "./controls.js";
 import { displayToken } from "./format.js";
-import { layoutTree, navigate, pathTo } from "./layout.js";
+import { ghostId, layoutTree, navigate, pathTo, probLabel } from "./layout.js";
 import { createLegend } from "./legend.js";
 import { createMeasurer, fontOf } from "./measure.js";
 import { createFloatingTip } from "./float_tip.js";
@@ -47,6 +47,16 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   /** @type {HTMLButtonElement} */ (fit).type = "button";
   fit.title = "fit the whole tree in the view (f)";
   bar.appendChild(fit);
+  // Constrained trees: what clicks keep to, and a switch for the tokens the constraint cut.
+  const chip = div("span", "inferviz-constraint-chip");
+  chip.title = "clicks expand the legal tokens of this constraint";
+  const cutToggle = div("label", "inferviz-cut-toggle");
+  const cutBox = document.createElement("input");
+  cutBox.type = "checkbox";
+  cutBox.checked = true;
+  cutToggle.append(cutBox, "show cut tokens");
+  cutToggle.title = "draw the model's likelier tokens that the constraint made illegal (struck)";
+  bar.append(chip);
   const legend = createLegend();
   const canvas = div("div", "inferviz-canvas");
   const svgEl = document.createElementNS("http://www.w3.org/2000/svg", "svg");
@@ -95,17 +105,26 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     const selected = model.get("selected") ?? null;
     const path = new Set(pathTo(store.table.n ? layout.data : new Map(), selected));
     const pending = pendingIds();
-    layout = layoutTree(store.table, { collapsed, unfolded, keep: new Set([...path, ...pending]), measure });
+    const label = model.get("constraint_label") || "";
+    chip.textContent = label ? `clicks keep to: ${label}` : "";
+    chip.style.display = label ? "" : "none";
+    const constrainedTree = store.table.names.includes("constraint");
+    if (constrainedTree && !cutToggle.isConnected) bar.append(cutToggle);
+    if (!constrainedTree && cutToggle.isConnected) cutToggle.remove();
+    layout = layoutTree(store.table, { collapsed, unfolded, keep: new Set([...path, ...pending]), measure,
+      showCut: cutBox.checked });
     const onPath = new Set(pathTo(layout.data, selected));
     renderTree(/** @type {any} */ (viewport), layout, store.table, { selected, path: onPath, pending });
     const kinds = new Set();
     let folds = false;
     layout.byId.forEach((node) => {
       if (node.data.fold) folds = true;
+      else if (node.data.ghost) kinds.add("cut");
       else if (node.depth > 0) {
         const overlay = layout.overlay(node.data.row);
         kinds.add(overlay.kind);
         if (overlay.intervened) kinds.add("intervened");
+        if (overlay.constrained) kinds.add("constrained");
       }
     });
     legend.update(kinds, { folds, path: onPath.size > 1 });
@@ -176,9 +195,14 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   function targetOf(event) {
     const target = /** @type {Element} */ (event.target);
     const fold = target?.closest?.("[data-fold-parent]");
-    if (fold) return { fold: Number(fold.getAttribute("data-fold-parent")), id: null };
+    if (fold) return { fold: Number(fold.getAttribute("data-fold-parent")), id: null, ghost: null };
+    const ghost = target?.closest?.("[data-ghost-parent]");
+    if (ghost) {
+      const at = ghostId(Number(ghost.getAttribute("data-ghost-parent")), Number(ghost.getAttribute("data-ghost-index")));
+      return { fold: null, id: null, ghost: layout.byId.get(at)?.data.ghost ?? null };
+    }
     const node = target?.closest?.("[data-node-id]");
-    return { fold: null, id: node ? Number(node.getAttribute("data-node-id")) : null };
+    return { fold: null, id: node ? Number(node.getAttribute("data-node-id")) : null, ghost: null };
   }
 
   svgEl.addEventListener("click", (event) => {
@@ -193,12 +217,17 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   });
 
   svgEl.addEventListener("mousemove", (event) => {
-    const { fold: foldParent, id } = targetOf(event);
+    const { fold: foldParent, id, ghost } = targetOf(event);
     const datum = id === null ? undefined : layout.data.get(id);
-    if (!datum && foldParent === null) { tooltip.hide(); return; }
+    if (!datum && foldParent === null && !ghost) { tooltip.hide(); return; }
     /** @type {Node[]} */
     let content = [];
-    if (foldParent !== null) {
+    if (ghost) {
+      content = [div("div", "inferviz-tooltip-token", displayToken(ghost.token)),
+        div("div", "", `cut by the constraint: the model gave it ${probLabel(ghost.prob)} (raw), `
+          + "more than the best legal token"),
+        div("div", "", `token_id ${ghost.tokenId}`)];
+    } else if (foldParent !== null) {
       const count = layout.byId.get(-(foldParent + 1))?.data.fold?.ids.length ?? 0;
       content = [div("div", "inferviz-tooltip-token",
         `${count} low-probability leaves folded: click to show them`)];
@@ -238,6 +267,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   });
 
   fit.addEventListener("click", () => control.fit());
+  cutBox.addEventListener("change", () => draw());
 
   const unsubscribe = store.subscribe((change) => {
     draw();
@@ -251,6 +281,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   model.on("change:selected_text", draw);
   model.on("change:pending", draw);
   model.on("change:error", onError);
+  model.on("change:constraint_label", draw);
   for (const name of settings) model.on(`change:${name}`, onControls);
 
   showError(model.get("error"));
@@ -274,6 +305,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     model.off("change:selected_text", draw);
     model.off("change:pending", draw);
     model.off("change:error", onError);
+    model.off("change:constraint_label", draw);
     for (const name of settings) model.off(`change:${name}`, onControls);
   };
 }
