@@ -471,11 +471,7 @@ class Session:
             if intervention is not None:
                 raise ValueError("constraint and intervention together are not supported; "
                                  "give one of them")
-            if server_side:
-                from .backends.server_side import check_server_constraint
-
-                check_server_constraint(self, constraint)
-            else:
+            if not server_side:
                 tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
                 result = self.constrained(constraint).generate(
                     tree, strategy, max_new_tokens=max_new_tokens, seed=seed, **params)
@@ -511,9 +507,10 @@ class Session:
             stop, on_step = params.pop("stop", None), params.pop("on_step", None)
             # All or nothing, as a local run: a stream that breaks off rolls back.
             result = execute(tree, lambda: generate_on_server(
-                self, tree, start_id, strategy, max_new_tokens, seed, params),
+                self, tree, start_id, strategy, max_new_tokens, seed, params, constraint),
                 stop=stop, on_step=on_step)
-            result.eos_token_ids = frozenset(getattr(self, "eos_token_ids", ()))
+            result.eos_token_ids = result.eos_token_ids | frozenset(self.eos_token_ids)
+            self._record_constraint(tree, constraint)
             return result
 
         return run_strategy(self, prompt, strategy=strategy, max_new_tokens=max_new_tokens,

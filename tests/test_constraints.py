@@ -262,3 +262,31 @@ def test_compare_runs_strategies_under_a_constraint_and_reports_what_it_cut(tiny
     assert math.isnan(df.loc["plain", "sum_log_legal_mass"])
     with pytest.raises(TypeError, match=r"strategies\[0\]\['constraint'\] must be iv.Regex"):
         s.compare("Hello", [{"strategy": "greedy", "constraint": "[0-9]"}])
+
+
+def test_each_server_dialect_says_the_constraint_in_its_own_words():
+    from inferviz.backends.dialects import VLLM, LlamaCpp, SGLang
+
+    regex, choice = iv.Regex("[0-9]+"), iv.Choice(["yes", 'say "no"'])
+    schema = iv.JSONSchema({"type": "boolean"})
+    gbnf = iv.Grammar('root ::= "a" | "b"', syntax="gbnf")
+    assert VLLM().constraint_fields(regex) == {"structured_outputs": {"regex": "[0-9]+"}}
+    assert VLLM().constraint_fields(choice) == {
+        "structured_outputs": {"choice": ["yes", 'say "no"']}}
+    assert SGLang().constraint_fields(schema) == {"json_schema": '{"type": "boolean"}'}
+    assert SGLang().constraint_fields(choice)["regex"] == choice.regex()
+    assert SGLang().constraint_fields(gbnf) == {"ebnf": gbnf.text}
+    assert LlamaCpp().constraint_fields(schema) == {"json_schema": {"type": "boolean"}}
+    assert LlamaCpp().constraint_fields(choice) == {"grammar": 'root ::= "yes" | "say \\"no\\""'}
+    assert LlamaCpp().constraint_fields(gbnf) == {"grammar": gbnf.text}
+    with pytest.raises(iv.ServerLacks, match="not a regex"):
+        LlamaCpp().constraint_fields(regex)
+    with pytest.raises(iv.ServerLacks, match="not Lark"):
+        SGLang().constraint_fields(iv.Grammar('start: "a"'))
+
+
+def test_a_local_session_refuses_server_side_constraints_clearly(tiny_session):
+    tree = tiny_session.tree("Hello")
+    with pytest.raises(iv.ServerLacks, match="this session is local"):
+        tiny_session.generate(tree, "greedy", server_side=True, constraint=iv.Regex("a"))
+    assert len(tree.nodes) == 1

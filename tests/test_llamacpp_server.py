@@ -185,3 +185,47 @@ def test_connecting_to_a_stopped_server_is_a_clear_error(default_session):
     server.stop()
     with pytest.raises(ValueError, match=f"no inference server answered at {url}"):
         iv.Session.connect(url, tokenizer=default_session.tokenizer, max_retries=0)
+
+
+# ------------------------------------------------------------------ constraints (docs/remote.md)
+def test_server_side_run_keeps_to_a_json_schema_passed_to_llamacpp(remote):
+    import json
+
+    schema = {"type": "object", "properties": {"capital": {"type": "string", "maxLength": 12}},
+              "required": ["capital"]}
+    res = remote.generate("The capital of France as JSON:", "greedy", server_side=True,
+                          max_new_tokens=40, constraint=iv.JSONSchema(schema))
+    assert res.finish_reason == "eos", res.text
+    value = json.loads(res.text)
+    assert isinstance(value["capital"], str) and len(value["capital"]) <= 12
+    nodes = [res.tree.node(i) for i in res.path_ids()[1:]]
+    assert all(n.meta["constraint_key"] == iv.JSONSchema(schema).key for n in nodes)
+    assert res.tree.meta["constraints"][iv.JSONSchema(schema).key]["kind"] == "json"
+
+
+def test_server_side_choice_goes_to_llamacpp_as_a_gbnf_grammar(remote):
+    choice = iv.Choice(["Paris", "London", "a \"quoted\" city"])
+    res = remote.generate("The capital of France is", "greedy", server_side=True,
+                          max_new_tokens=12, constraint=choice)
+    assert res.text in choice.options and res.finish_reason == "eos"
+
+
+def test_a_regex_server_side_on_llamacpp_is_refused_naming_the_constraint(remote):
+    tree = remote.tree("Count: ")
+    with pytest.raises(iv.ServerLacks, match="constraint: a llama.cpp server takes GBNF"):
+        remote.generate(tree, "greedy", server_side=True, max_new_tokens=4,
+                        constraint=iv.Regex("[0-9]+"))
+    assert len(tree.nodes) == 1
+
+
+def test_step_by_step_over_llamacpp_masks_the_servers_top_n_with_a_local_tokenizer(remote):
+    import re
+
+    res = remote.generate("Count to five: 1, 2,", "greedy", max_new_tokens=6,
+                          constraint=iv.Regex(r" [0-9](, [0-9])*"))
+    assert re.fullmatch(r" [0-9](, [0-9])*", res.text) or res.finish_reason != "eos"
+    assert res.text.startswith(" 3")
+    for node_id in res.path_ids()[1:]:
+        meta = res.tree.node(node_id).meta
+        # the legal mass is summed over the server's top N only: a lower bound, marked approx
+        assert meta["approx"] is True and meta["log_legal_mass"] <= 0

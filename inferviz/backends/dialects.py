@@ -21,6 +21,7 @@ leaves the values as sent: ``RemoteBackend`` checks them against the vocabulary.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,13 @@ class Dialect:
                  n: int, settings: dict[str, Any], seed: int | None, stop_at_eos: bool
                  ) -> list[Step]:
         raise NotImplementedError
+
+    def constraint_fields(self, constraint: Any) -> dict[str, Any]:
+        """The request fields that make this server keep to ``constraint`` when it generates
+        (``Session.generate(server_side=True, constraint=...)``); ServerLacks for a kind it
+        does not take."""
+        raise ServerLacks(f"the {self.name or 'connected'} server takes no constraint; run "
+                          f"step by step (server_side=False) with a local tokenizer instead")
 
     def tokenize(self, http: HttpClient, model: str, text: str, add_special: bool) -> list[int]:
         raise NotImplementedError
@@ -196,6 +204,15 @@ class VLLM(Dialect):
                 for key, lp, top in zip(*columns):
                     yield Step(_vllm_top(url, top, "a streamed top_logprobs row"),
                                _token_id(url, key), lp)
+
+    def constraint_fields(self, constraint):
+        """vLLM's structured outputs (``structured_outputs``: regex, json, choice, grammar)."""
+        kind = constraint.kind
+        spec = {"regex": {"regex": getattr(constraint, "pattern", None)},
+                "json": {"json": getattr(constraint, "schema", None)},
+                "choice": {"choice": list(getattr(constraint, "options", ()))},
+                "grammar": {"grammar": getattr(constraint, "text", None)}}[kind]
+        return {"structured_outputs": spec}
 
     def tokenize(self, http, model, text, add_special):
         reply = http.post("/tokenize", {"model": model, "prompt": text,
@@ -305,6 +322,21 @@ class SGLang(Dialect):
             steps.append(Step(top, token, lp))
         return steps
 
+    def constraint_fields(self, constraint):
+        """SGLang's sampling parameters ``regex``, ``json_schema`` and ``ebnf``."""
+        kind = constraint.kind
+        if kind == "regex":
+            return {"regex": constraint.pattern}
+        if kind == "choice":
+            return {"regex": constraint.regex()}
+        if kind == "json":
+            return {"json_schema": json.dumps(constraint.schema)}
+        if constraint.syntax == "gbnf":
+            return {"ebnf": constraint.text}
+        raise ServerLacks("constraint: the SGLang server takes EBNF grammars, not Lark; give "
+                          "iv.Grammar(text, syntax='gbnf'), or run step by step "
+                          "(server_side=False) with a local tokenizer")
+
     def tokenize(self, http, model, text, add_special):
         raise ServerLacks("inferviz reads SGLang's tokenizer locally: pass tokenizer=... (the "
                           "model's folder or hub id) to Session.connect")
@@ -402,6 +434,22 @@ class LlamaCpp(Dialect):
             raise MalformedReply(f"{url}/completion: the stream ended without its final "
                                  "event ('stop': true); cut off")
 
+    def constraint_fields(self, constraint):
+        """llama.cpp's ``json_schema`` and GBNF ``grammar`` (a choice is written as GBNF)."""
+        kind = constraint.kind
+        if kind == "json":
+            return {"json_schema": constraint.schema}
+        if kind == "choice":
+            return {"grammar": "root ::= " + " | ".join(gbnf_literal(o)
+                                                       for o in constraint.options)}
+        if kind == "grammar" and constraint.syntax == "gbnf":
+            return {"grammar": constraint.text}
+        what = "a regex" if kind == "regex" else "a Lark grammar"
+        raise ServerLacks(f"constraint: a llama.cpp server takes GBNF grammars and JSON "
+                          f"schemas, not {what}; give iv.Grammar(text, syntax='gbnf') or "
+                          f"iv.JSONSchema, or run step by step (server_side=False) with a "
+                          f"local tokenizer, where every constraint kind works")
+
     def tokenize(self, http, model, text, add_special):
         reply = http.post("/tokenize", {"content": text, "add_special": add_special})
         return _token_list(http.base_url, reply)
@@ -416,6 +464,26 @@ class LlamaCpp(Dialect):
 DIALECTS: dict[str, Dialect] = {"vllm": VLLM(), "sglang": SGLang(), "llama.cpp": LlamaCpp()}
 ALIASES = {"llamacpp": "llama.cpp", "llama_cpp": "llama.cpp", "openai": "vllm"}
 OWNED_BY = {"vllm": "vllm", "sglang": "sglang", "llamacpp": "llama.cpp"}
+
+
+def gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal (quotes, backslashes and control characters
+    escaped)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 32:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def detect(http: HttpClient) -> Dialect:

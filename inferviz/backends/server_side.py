@@ -26,7 +26,10 @@ SERVER_STRATEGIES = ("greedy", "sample", "top_k", "top_p", "min_p")
 
 
 def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new_tokens: int,
-                       seed: int | None, params: dict[str, Any]):
+                       seed: int | None, params: dict[str, Any], constraint: Any = None):
+    """The run (see the module doc). ``constraint``: passed to the server in its own words
+    (``Dialect.constraint_fields``); the server masks, so the path's tokens are recorded alone
+    (its top N are the raw model's and may hold illegal tokens), marked with the constraint."""
     from ..strategies.common import check_stop, sampler_settings
     from ..strategies.result import GenerationResult
     from ..strategies.run import current_run
@@ -45,21 +48,29 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
     else:
         sampling = {"temperature": settings.temperature, "top_k": settings.top_k,
                     "top_p": settings.top_p, "min_p": settings.min_p}
+    if constraint is not None:
+        sampling.update(backend.dialect.constraint_fields(constraint))
     ids = tree.token_ids(start_id)
     session.check_context(ids)
-    node_id, stop = start_id, "max_new_tokens"
+    node_id, stop, count = start_id, "max_new_tokens", 0
     eos = session.eos_token_ids
     run = current_run(tree)
     steps = backend.generate(ids, max_new_tokens, sampling, seed, stop_at_eos)
     for step in steps:
+        count += 1
         top = dict(step.top)
         top.setdefault(step.token_id, step.logprob)
         logprobs, approx = backend.dense([top])
         probs = processed_probs(logprobs, settings)
         dists = Distributions.from_logprobs([node_id], logprobs, probs, approx)
         siblings = [t for t in dists.top_k(0, len(top)) if t != step.token_id]
+        if constraint is not None:  # the server's top N may hold tokens the constraint cut
+            siblings = []
         tokens = [step.token_id, *siblings]
-        metas = [{"strategy": strategy, "server_side": True}] + [{}] * len(siblings)
+        path_meta = {"strategy": strategy, "server_side": True}
+        if constraint is not None:
+            path_meta.update(constraint=constraint.label, constraint_key=constraint.key)
+        metas = [path_meta] + [{}] * len(siblings)
         for token in tokens:  # every token's bytes first (a /detokenize may fail)
             session.token_bytes(token)
         children = record_children(tree, dists, 0, tokens, session.token_bytes, metas)
@@ -74,9 +85,20 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
             break
     score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
     out = {"max_new_tokens": max_new_tokens, "server_side": True}
+    if constraint is not None:
+        out["constraint"] = constraint.label
     if strategy != "greedy":
         out.update(seed=seed, **settings.to_dict())
-    return GenerationResult(strategy, tree, [node_id], out, [score], stop)
+    ended_by = frozenset()
+    if stop == "max_new_tokens" and 0 < count < max_new_tokens and stop_at_eos:
+        # The server ended the text early on an end-of-generation token the model's config
+        # does not list (llama.cpp stops on every EOG token, e.g. <|endoftext|> besides
+        # <|im_end|>): that token ends the sequence, and the text leaves it out.
+        stop = "eos"
+        ended_by = frozenset({tree.node(node_id).token_id})
+    result = GenerationResult(strategy, tree, [node_id], out, [score], stop)
+    result.eos_token_ids = ended_by
+    return result
 
 
 __all__ = ["SERVER_STRATEGIES", "generate_on_server"]
