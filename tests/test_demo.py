@@ -117,6 +117,25 @@ def test_stopping_inferviz_demo_leaves_no_process_behind(tmp_path, signum):
             _kill_group(process)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG)")
+def test_a_killed_inferviz_demo_still_stops_voila_and_its_kernels(tmp_path):
+    """SIGKILL cannot be handled: Voila learns of it from the kernel (PDEATHSIG) instead."""
+    process, _url, port = _start_demo(tmp_path)
+    family = []
+    try:
+        assert _get(port)[0] == 200
+        family = psutil.Process(process.pid).children(recursive=True)
+        assert len(family) >= 2
+        process.kill()
+        process.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(family, timeout=30)
+        assert not alive, f"still running: {[p.cmdline() for p in alive]}"
+    finally:
+        for proc in family:  # reparented once inferviz demo died
+            if proc.is_running():
+                proc.kill()
+
+
 def test_stop_ends_a_server_and_kernels_that_ignore_sigterm(tmp_path):
     """What stop() does when the server does not shut its kernels down: a server ignoring
     SIGTERM, with a 'kernel' in a session of its own that ignores it too."""

@@ -297,7 +297,8 @@ def serve(host: str = "127.0.0.1", port: int = 8866, open_browser: bool = False,
                 _check_port(host, port)  # still free after the conversion
             # A group of its own: a terminal's Ctrl-C reaches this process, which stops Voila
             # and its kernels in order, instead of reaching Voila mid-way.
-            process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+            process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True,
+                                       preexec_fn=owned_processes.stop_with_parent)
             if not wait_until_serving(process, host, port):
                 print(f"inferviz dashboard: the server exited (code {process.returncode}) "
                       f"before serving; see its messages above", file=sys.stderr, flush=True)

@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -127,6 +128,19 @@ def _stop_signals_ignored() -> Iterator[None]:
     finally:
         for name, handler in previous.items():
             signal.signal(getattr(signal, name), handler)
+
+
+def stop_with_parent() -> None:
+    """For ``Popen(preexec_fn=...)``: on Linux the child gets SIGTERM when the process that
+    started it dies, even by SIGKILL (``prctl(PR_SET_PDEATHSIG)``), so a killed
+    ``inferviz demo`` still stops Voila, which stops its kernels. Elsewhere it does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _interrupt(_signum, _frame) -> None:
