@@ -18,14 +18,23 @@ NOTEBOOKS = REPO / "notebooks"
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_driver():
+    """The session's one playwright driver: the sync API runs one at a time (a second
+    sync_playwright() inside the first's event loop fails), so tests that need a browser of
+    their own launch it here."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    chromium = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                 args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture()

@@ -5,8 +5,6 @@ same server answers http://localhost:PORT/ as usual."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from servers import serve_voila
@@ -29,33 +27,32 @@ def dashboard_port(tmp_path):
         yield int(url.rstrip("/").rsplit(":", 1)[1])
 
 
-def test_a_rebound_host_name_gets_no_page_no_kernel_and_no_api(dashboard_port):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_a_rebound_host_name_gets_no_page_no_kernel_and_no_api(playwright_driver,
+                                                                dashboard_port):
+    # A browser of its own (the host rule is a launch flag), from the session's one driver:
+    # a second sync_playwright() would fail after any test that used the shared browser.
     rules = "--host-resolver-rules=MAP evil.example 127.0.0.1"
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=[*CHROMIUM_ARGS, rules])
-        try:
-            page = browser.new_page(viewport={"width": 900, "height": 300})
-            response = page.goto(f"http://evil.example:{dashboard_port}/")
-            assert response.status == 403
-            assert "does not answer requests for the host name evil.example" in \
-                page.inner_text("body")
-            assert "kernel answered" not in page.content()
-            page.screenshot(path=str(SCREENSHOTS / "dashboard_rebinding_refused.png"))
-            # Same-origin requests the attacker's script could make: all refused.
-            statuses = page.evaluate("""async () => {
-              const paths = ["/", "/voila/static/voila.js", "/api/kernels/x/channels",
-                             "/voila/api/shutdown/x"];
-              const out = [];
-              for (const p of paths) out.push((await fetch(p)).status);
-              return out;
-            }""")
-            assert statuses == [403, 403, 403, 403]
-            response = page.goto(f"http://localhost:{dashboard_port}/")
-            assert response.status == 200
-            page.wait_for_selector("text=kernel answered", timeout=60_000)
-        finally:
-            browser.close()
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                args=[*CHROMIUM_ARGS, rules])
+    try:
+        page = browser.new_page(viewport={"width": 900, "height": 300})
+        response = page.goto(f"http://evil.example:{dashboard_port}/")
+        assert response.status == 403
+        assert "does not answer requests for the host name evil.example" in \
+            page.inner_text("body")
+        assert "kernel answered" not in page.content()
+        page.screenshot(path=str(SCREENSHOTS / "dashboard_rebinding_refused.png"))
+        # Same-origin requests the attacker's script could make: all refused.
+        statuses = page.evaluate("""async () => {
+          const paths = ["/", "/voila/static/voila.js", "/api/kernels/x/channels",
+                         "/voila/api/shutdown/x"];
+          const out = [];
+          for (const p of paths) out.push((await fetch(p)).status);
+          return out;
+        }""")
+        assert statuses == [403, 403, 403, 403]
+        response = page.goto(f"http://localhost:{dashboard_port}/")
+        assert response.status == 200
+        page.wait_for_selector("text=kernel answered", timeout=60_000)
+    finally:
+        browser.close()
