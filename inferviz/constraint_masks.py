@@ -29,6 +29,7 @@ _BITS = torch.arange(32, dtype=torch.int32)
 _TRACKERS: "weakref.WeakKeyDictionary[Any, dict[str, ConstraintTracker]]" = \
     weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+CUT_FLOOR = 0.005  # illegal tokens this likely (raw) are shown as cut even below the best legal
 
 
 def llg_tokenizer(session: Any):
@@ -184,8 +185,10 @@ def constraint_row_meta(constraint: Constraint, raw_logprobs: torch.Tensor,
                         cut_top: int = 3) -> dict[str, Any]:
     """What every child of one constrained row records: the constraint, the log legal mass
     at the parent, the model's best token when it was illegal, the margin (nats) between
-    the best token and the best legal one, and the best illegal tokens that outranked the
-    best legal one (``cut_alternatives``: ``[token_id, token, raw_logprob]``, best first)."""
+    the best token and the best legal one, and the model's likeliest illegal tokens
+    (``cut_alternatives``: ``[token_id, token, raw_logprob]``, best first, at most
+    ``cut_top``: those that outranked the best legal token, or had raw probability
+    >= ``CUT_FLOOR``)."""
     from .tree_consistency import readable_token
 
     best = int(raw_logprobs.argmax())
@@ -204,9 +207,9 @@ def constraint_row_meta(constraint: Constraint, raw_logprobs: torch.Tensor,
     cut = []
     if n:
         values, ids = torch.topk(illegal, n)
-        floor = float(raw_logprobs[best_legal])
+        best_legal_lp = float(raw_logprobs[best_legal])
         for value, tok in zip(values.tolist(), ids.tolist()):
-            if value > floor:
+            if value > best_legal_lp or value >= math.log(CUT_FLOOR):
                 cut.append([int(tok), readable_token(token_bytes(int(tok))), float(value)])
     if best != best_legal and not bool(torch.isfinite(constrained[best])):
         meta["best_illegal_token_id"] = best

@@ -28,7 +28,7 @@ def parse_constraint(kind: str, text: str) -> Any:
         raise ValueError(f"constraint: the {kind} box is empty; type a {kind} or choose none")
     try:
         if kind == "regex":
-            return Regex(text.strip())
+            return Regex(text.strip("\n"))  # leading spaces are part of the text to match
         if kind == "JSON schema":
             return JSONSchema(text)
         if kind == "choice":

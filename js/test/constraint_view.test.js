@@ -26,7 +26,7 @@ describe("constrained nodes", () => {
     const t = table();
     expect(nodeOverlay(t, 1).constrained).toBe(true);
     expect(nodeOverlay(t, 1).classes).toContain("constrained");
-    expect(nodeOverlay(t, 1).badges).toEqual(["✂60%"]);
+    expect(nodeOverlay(t, 1).badges).toEqual(["cut 60%"]);
     expect(nodeOverlay(t, 2).badges).toEqual([]);
     expect(nodeOverlay(t, 3).constrained).toBeFalsy();
   });
