@@ -35,6 +35,7 @@ BENCHES = {
     "tree_view": ["--runs", "3", "--clicks", "5"],
     "attribution": ["--runs", "1"],
     "interventions": ["--runs", "3"],
+    "constraints": ["--runs", "5"],
 }
 QUICK = {
     "decode": ["--runs", "1", "--tokens", "64"],
@@ -47,6 +48,7 @@ QUICK = {
     "tree_view": ["--runs", "1", "--clicks", "2"],
     "attribution": ["--runs", "1", "--tokens", "64", "--steps", "8"],
     "interventions": ["--runs", "1", "--tokens", "8"],
+    "constraints": ["--runs", "1", "--tokens", "16"],
 }
 
 _GPU = ["--device", "cuda", "--dtype", "bfloat16"]
@@ -211,6 +213,7 @@ def render(results: dict[str, dict], command: str, gpu: dict[str, dict] | None =
     out += render_remote(results.get("remote"))
     out += render_attribution(results.get("attribution"))
     out += render_interventions(results.get("interventions"))
+    out += render_constraints(results.get("constraints"))
     out += render_gpu(gpu or {})
     out += ["## Notes", "",
             "- Timings come from a shared 2-core CPU where other jobs run at the same time; the "
@@ -320,6 +323,35 @@ def render_interventions(r: dict | None) -> list[str]:
             "`plain_logprob`) runs the plain forward on the same paths too, a second model call "
             "a step; fusing both into one batch would still cost a 2-row forward, 1.32x a "
             "1-row one on this CPU (docs/why.md).", ""]
+    return out
+
+
+def render_constraints(r: dict | None) -> list[str]:
+    """Constrained greedy decoding vs plain (bench/constraints.py)."""
+    if not r or "error" in r:
+        return []
+    sides = r["sides"]
+    out = [f"## Decoding under a constraint: {r['model']}", "",
+           f"Greedy, {r['new_tokens']} tokens after a {r['prompt_tokens']}-token prompt, warm "
+           f"caches, median of {r['runs']} alternating runs; masks by llguidance "
+           f"(docs/constraints.md).", "",
+           "| side | tokens/s | speed ratio to plain | mask time per token |",
+           "|---|---|---|---|"]
+    names = {"plain": "greedy: plain",
+             "regex": f"greedy: `iv.Regex` of a character class (`{r['regex']}`)",
+             "json": "greedy: `iv.JSONSchema` (an object with one free string)",
+             "bfs_plain": "bfs k=4 depth=3: plain",
+             "bfs_regex": "bfs k=4 depth=3: the regex (masks a level at a time)"}
+    for key, label in names.items():
+        side = sides.get(key)
+        if side:
+            mask = side.get("mask_ms_per_token")
+            speed = side.get("tokens_per_second")
+            out.append(f"| {label} | {'-' if speed is None else fmt(speed, 1)} | "
+                       f"**{fmt(side['speed_ratio_to_plain'])}** | "
+                       f"{'' if mask is None else fmt(mask, 3) + ' ms'} |")
+    out += ["", "Target: >= 0.8x plain for constrained greedy. bfs rows are times of the "
+            "whole search (its node count is the same on both sides).", ""]
     return out
 
 
