@@ -47,7 +47,12 @@ def llg_tokenizer(session: Any):
             f"{session.name!r} has {type(tokenizer).__name__}: load the model with "
             f"Session.from_pretrained, or give Session.connect a tokenizer=")
     eos = sorted(session.eos_token_ids) or None
-    built = llguidance.hf.from_tokenizer(tokenizer, n_vocab=session.vocab_size, eos_token=eos)
+    try:
+        built = llguidance.hf.from_tokenizer(tokenizer, n_vocab=session.vocab_size,
+                                             eos_token=eos)
+    except (ValueError, RuntimeError) as exc:
+        raise ConstraintError(f"constraint needs token masks, and llguidance cannot read the "
+                              f"tokenizer of {session.name!r}: {exc}") from None
     session._llg_tokenizer = built
     return built
 

@@ -405,3 +405,4 @@ def test_a_remote_run_at_the_context_limit_ends_with_finish_reason_context(strat
         result = s.generate(prompt, strategy, max_new_tokens=10, stop_at_eos=False, **params)
         assert result.finish_reason == "context"
         assert len(result.token_ids) == 8 - len(s.encode(prompt))
+
