@@ -64,10 +64,23 @@ class Constraint:
             raise ConstraintError(f"{self._argument()} does not compile: {exc}") from None
         error = llg.LLMatcher.validate_grammar(grammar)
         if error:
-            raise ConstraintError(f"{self._argument()} does not compile: {error.strip()}")
+            raise ConstraintError(f"{self._argument()} does not compile: {_condense(error)}")
 
     def _argument(self) -> str:
         return type(self).__name__
+
+
+def _condense(error: str) -> str:
+    """llguidance's error on one line: its first line (without the ``at 1(8):`` position) and
+    its ``error:`` lines, without the echoed source and the ``^`` pointers (which only line up
+    in a monospace terminal)."""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    if not lines:
+        return "invalid"
+    first = re.sub(r"^at \d+\(\d+\):\s*", "", lines[0]).rstrip(":")
+    details = [line.removeprefix("error:").strip() for line in lines[1:]
+               if line.startswith("error:")]
+    return "; ".join([first, *details])
 
 
 def _short(text: str, limit: int = 40) -> str:
