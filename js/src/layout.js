@@ -127,8 +127,10 @@ export function nodeLabel(table, datum, isRoot, hiddenCount, measure, overlay = 
   else if (isRoot) token = truncateStart(promptText(cell(table, "token", datum.row) ?? ""), ROOT_CHARS);
   else {
     token = truncate(displayToken(cell(table, "token", datum.row) ?? ""), TOKEN_CHARS);
+    const { badges: own, probPrefix } = overlay(datum.row);
     prob = probLabel(cell(table, "prob", datum.row));
-    badges = overlay(datum.row).badges;
+    if (prob && probPrefix) prob = `${probPrefix} ${prob}`;
+    badges = own;
   }
   const hidden = hiddenCount ? `▸+${hiddenCount}` : "";
   const text = [token, prob, ...badges, hidden].filter(Boolean).join(" ");

@@ -1,6 +1,7 @@
 // anywidget entry for inferviz.widgets.LensWidget: logit-lens heatmap, layers x positions.
 import { entropyColor, probColor, textColorOn } from "./color.js";
 import { displayToken, formatNumber, formatProb, truncate } from "./format.js";
+import { createFloatingTip } from "./float_tip.js";
 import { cellStats, decodeLens, topK } from "./lens_data.js";
 import "./lens.css";
 
@@ -37,7 +38,36 @@ export function drawLegend(el, lens, colorBy) {
     ? ["cell colour: entropy (nats)", "0", formatNumber(lens ? lens.maxEntropy : 0)]
     : ["cell colour: top-1 probability", "0%", "100%"];
   el.replaceChildren(span(title, "inferviz-lens-legend-title"), span(low, ""), bar, span(high, ""),
-    span("· cell text: the layer's top token · hover or click a cell for its top-k", "inferviz-lens-legend-note"));
+    span("· cell text: the layer's top token (· space, ↵ newline, → tab) · hover or click a cell for its top-k",
+      "inferviz-lens-legend-note"));
+}
+
+const WHITESPACE_NAMES = { " ": "space", "\n": "newline", "\t": "tab", "\r": "carriage return" };
+
+/**
+ * What a token is, in words, when its shown form alone does not say: `a space`, `2 newlines`,
+ * `a space + newline`; "" for a token with any other character.
+ * @param {string} token
+ */
+export function whitespaceName(token) {
+  const chars = Array.from(token ?? "");
+  if (!chars.length || !chars.every((c) => c in WHITESPACE_NAMES)) return "";
+  if (chars.every((c) => c === chars[0])) {
+    const name = WHITESPACE_NAMES[/** @type {keyof typeof WHITESPACE_NAMES} */ (chars[0])];
+    return chars.length === 1 ? `a ${name}` : `${chars.length} ${name}s`;
+  }
+  return chars.map((c) => WHITESPACE_NAMES[/** @type {keyof typeof WHITESPACE_NAMES} */ (c)]).join(" + ");
+}
+
+/**
+ * The hover title of a grid cell: the layer, the input it reads, its top token named.
+ * @param {import("./lens_data.js").Lens} lens @param {number} layer @param {number} pos
+ */
+export function cellTitle(lens, layer, pos) {
+  const { token, prob } = topK(lens, layer, pos)[0];
+  const named = whitespaceName(token);
+  return `layer ${lens.layerNames[layer]}, after ${displayToken(lens.inputTokens[pos])}: top token `
+    + `${displayToken(token)}${named ? ` (${named})` : ""} ${formatProb(prob)}`;
 }
 
 /**
@@ -55,16 +85,22 @@ function describeCell(lens, layer, pos) {
   facts.className = "inferviz-lens-facts";
   facts.textContent = `entropy ${formatNumber(stats.entropy)} · KL to final ${formatNumber(stats.klToFinal)} · final top token's rank ${formatNumber(stats.finalTopRank)}`;
   const list = document.createElement("table");
+  const head = list.createTHead().insertRow();
+  for (const text of ["top tokens", "", "prob", "token id"]) {
+    head.appendChild(Object.assign(document.createElement("th"), { textContent: text }));
+  }
+  const rows = list.createTBody();
   for (const { token, tokenId, prob } of topK(lens, layer, pos)) {
-    const tr = list.insertRow();
-    tr.insertCell().textContent = displayToken(token);
+    const tr = rows.insertRow();
+    const named = whitespaceName(token);
+    tr.insertCell().textContent = displayToken(token) + (named ? ` (${named})` : "");
     const bar = tr.insertCell();
     const fill = document.createElement("span");
     fill.className = "inferviz-lens-bar";
     fill.style.width = `${Math.round(100 * Math.max(0, Math.min(1, prob)))}px`;
     bar.appendChild(fill);
     tr.insertCell().textContent = formatProb(prob);
-    tr.insertCell().textContent = `#${tokenId}`;
+    tr.insertCell().textContent = String(tokenId);
   }
   box.append(title, facts, list);
   return box;
@@ -108,10 +144,10 @@ export function renderLensWidget({ model, el }) {
   grid.className = "inferviz-lens-grid";
   const panel = document.createElement("div");
   panel.className = "inferviz-lens-panel";
-  const tooltip = document.createElement("div");
-  tooltip.className = "inferviz-tooltip";
-  tooltip.hidden = true;
-  body.append(grid, panel, tooltip);
+  // The hover card floats above the page (no output area clips it) and never covers the
+  // pinned panel beside the grid.
+  const tooltip = createFloatingTip("inferviz-lens-tip");
+  body.append(grid, panel);
   root.append(bar, errorEl, body);
 
   let lens = decodeLens(model.get("lens"));
@@ -149,6 +185,7 @@ export function renderLensWidget({ model, el }) {
         if (cellStats(lens, layer, pos).finalTopRank === 0) cellEl.classList.add("matches-final");
         if (pinned && pinned[0] === layer && pinned[1] === pos) cellEl.classList.add("pinned");
         cellEl.textContent = truncate(displayToken(lens.topTokens[(layer * lens.nPositions + pos) * lens.k]), 10);
+        cellEl.setAttribute("aria-label", cellTitle(lens, layer, pos));
         grid.appendChild(cellEl);
       }
     }
@@ -183,14 +220,11 @@ export function renderLensWidget({ model, el }) {
   });
   grid.addEventListener("mousemove", (event) => {
     const at = cellOf(event);
-    if (!at || !lens) { tooltip.hidden = true; return; }
-    tooltip.replaceChildren(describeCell(lens, at[0], at[1]));
-    const box = body.getBoundingClientRect();
-    tooltip.style.left = `${event.clientX - box.left + 14}px`;
-    tooltip.style.top = `${event.clientY - box.top + 10}px`;
-    tooltip.hidden = false;
+    if (!at || !lens) { tooltip.hide(); return; }
+    const avoid = model.get("pinned") ? panel.getBoundingClientRect() : null;
+    tooltip.show([describeCell(lens, at[0], at[1])], event.clientX, event.clientY, 12, 0, avoid);
   });
-  grid.addEventListener("mouseleave", () => { tooltip.hidden = true; });
+  grid.addEventListener("mouseleave", () => tooltip.hide());
 
   const redraw = () => { drawGrid(); drawPanel(); };
   const onLens = () => { lens = decodeLens(model.get("lens")); redraw(); };
@@ -202,6 +236,7 @@ export function renderLensWidget({ model, el }) {
   onError();
   redraw();
   return () => {
+    tooltip.remove();
     model.off("change:lens", onLens);
     model.off("change:color_by", drawGrid);
     model.off("change:pinned", redraw);

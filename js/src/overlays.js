@@ -23,19 +23,24 @@ export const KIND_LABELS = {
   beam: "beam (kept)",
   "beam-pruned": "beam (pruned)",
   smc: "SMC particles (×count, w weight)",
-  contrastive: "contrastive (cd score; dotted: implausible)",
+  contrastive: "contrastive (pick %: softmax of the cd scores; cd: log p_expert − log p_amateur, nats; dotted: implausible)",
   search: "bfs / threshold",
   custom: "custom",
   other: "other strategy",
   intervened: "intervened (steer / ablate / patch; KL vs plain)",
-  constrained: "constrained (✂ share of the model's probability the constraint cut)",
+  constrained: "constrained (cut N%: the model's probability the constraint removed there)",
   cut: "cut by the constraint: the model's likelier illegal tokens (struck)",
 };
 
 /**
  * @typedef {{kind: string, classes: string[], badges: string[], chosen: boolean, intervened?: boolean,
- *            constrained?: boolean}} Overlay
+ *            constrained?: boolean, probPrefix?: string}} Overlay
+ * `probPrefix` names the probability a node's label shows when it is not the usual processed
+ * one: "pick" on contrastive nodes (the softmax of the cd scores, not the model's probability).
  */
+
+/** A signed score as a badge shows it: `+0.42`, `-1.30`. @param {number} x */
+export const signed = (x) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(2)}`;
 
 /**
  * Branch kind, CSS classes and short badges for the node at `row`, from whichever strategy
@@ -69,8 +74,9 @@ export function nodeOverlay(table, row) {
   if (cell(table, "cd_chosen", row) === false) chosen = false;
   const score = cell(table, "cd_score", row);
   if (plausible !== false && typeof score === "number" && Number.isFinite(score)) {
-    badges.push(`cd ${score.toFixed(2)}`);
+    badges.push(`cd ${signed(score)}`);
   }
+  const contrastive = plausible !== null && plausible !== undefined;
   const mark = cell(table, "mark", row);
   if (typeof mark === "string" && mark) { badges.unshift(`◆${mark}`); classes.push("marked"); }
   // A node of an intervened branch: drawn dashed in its own colour, its KL from the plain
@@ -91,11 +97,12 @@ export function nodeOverlay(table, row) {
     const mass = cell(table, "log_legal_mass", row);
     if (cell(table, "legal_rank", row) === 0 && typeof mass === "number" && Number.isFinite(mass)) {
       const cut = 1 - Math.exp(mass);
-      if (cut >= 0.01) badges.push(`✂${Math.round(cut * 100)}%`);
+      if (cut >= 0.01) badges.push(`cut ${Math.round(cut * 100)}%`);
     }
   }
   if (kind === "click" && !classes.length && !badges.length) return { kind, classes: [], badges: [], chosen };
-  return { kind, classes: [`by-${kind}`, ...classes], badges, chosen, intervened, constrained };
+  const overlay = { kind, classes: [`by-${kind}`, ...classes], badges, chosen, intervened, constrained };
+  return contrastive ? { ...overlay, probPrefix: "pick" } : overlay;
 }
 
 /**
@@ -124,9 +131,11 @@ export function cutAlternatives(table, childRows) {
  */
 export function tooltipRows(table, row) {
   const rawLogprob = cell(table, "raw_logprob", row);
+  const cdScore = cell(table, "cd_score", row);
+  const contrastive = cdScore !== null && cdScore !== undefined;
   /** @type {[string, string][]} */
   const rows = [
-    ["prob", formatNumber(cell(table, "prob", row), 4)],
+    [contrastive ? "pick prob (softmax of cd scores)" : "prob", formatNumber(cell(table, "prob", row), 4)],
     ["raw_logprob", formatNumber(rawLogprob, 4)],
     ["raw prob", formatNumber(rawLogprob === null ? null : Math.exp(rawLogprob), 4)],
     ["rank", formatNumber(cell(table, "rank", row))],
@@ -143,11 +152,32 @@ export function tooltipRows(table, row) {
       rows.push(["model's best (illegal)", `${best} · margin ${formatNumber(cell(table, "constraint_margin", row), 3)} nats`]);
     }
   }
+  if (contrastive) rows.push(...contrastiveRows(table, row));
   for (const name of table.names) {
-    if (CORE_COLUMNS.includes(name) || name === "cut_alternatives") continue;
+    if (CORE_COLUMNS.includes(name) || EXPLAINED.includes(name)) continue;
     const value = cell(table, name, row);
     if (value === null || value === undefined) continue;
     rows.push([name, formatNumber(value, 4)]);
   }
   return rows;
+}
+
+/** Columns the hover card shows with an explanation instead of under their raw names. */
+const EXPLAINED = ["cut_alternatives", "cd_score", "cd_expert_logprob", "cd_amateur_logprob"];
+
+/**
+ * The hover rows of a contrastive node: its cd score and what it is made of.
+ * @param {import("./columns.js").Table} table
+ * @param {number} row
+ * @returns {[string, string][]}
+ */
+function contrastiveRows(table, row) {
+  const score = cell(table, "cd_score", row);
+  const expert = cell(table, "cd_expert_logprob", row);
+  const amateur = cell(table, "cd_amateur_logprob", row);
+  const prob = (/** @type {any} */ lp) => (typeof lp === "number" ? formatNumber(Math.exp(lp), 4) : "—");
+  const scoreText = typeof score === "number" && Number.isFinite(score)
+    ? `${signed(score)} nats (log p_expert − log p_amateur)`
+    : "−∞ (outside the plausibility set)";
+  return [["cd score", scoreText], ["expert prob", prob(expert)], ["amateur prob", prob(amateur)]];
 }

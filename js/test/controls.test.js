@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { CONTROLS, parseControl } from "../src/controls.js";
+import { CONTROLS, CONTROLS_LEAD, createControls, parseControl } from "../src/controls.js";
+import { fakeModel } from "./helpers.js";
 
 const spec = (name) => CONTROLS.find((c) => c.name === name);
 
@@ -15,5 +16,17 @@ describe("parseControl", () => {
   it("rejects text and non-integers for integer settings", () => {
     expect(parseControl("abc", spec("temperature"))).toBeUndefined();
     expect(parseControl("2.5", spec("top_k"))).toBeUndefined();
+  });
+});
+
+describe("the click settings row", () => {
+  it("says the boxes shape what a click adds, and explains each box", () => {
+    const model = fakeModel({ k: 5, temperature: 1, top_k: null, top_p: null, min_p: null });
+    const { bar } = createControls(model, () => {});
+    expect(bar.textContent.startsWith(CONTROLS_LEAD)).toBe(true);
+    expect(CONTROLS_LEAD).toBe("clicks on a node add:");
+    const labels = [...bar.querySelectorAll("label")];
+    expect(labels.map((l) => l.textContent)).toEqual(["k", "temperature", "top_k", "top_p", "min_p"]);
+    expect(labels.every((l) => l.title.length > 10)).toBe(true);
   });
 });

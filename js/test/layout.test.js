@@ -28,6 +28,17 @@ describe("layoutTree", () => {
     expect(layout.hidden.get(1)).toBe(1);
   });
 
+  it("labels a contrastive node 'token pick N% cd ±score'", () => {
+    const cols = sampleColumns({ strategy: [null, "contrastive", null, null],
+      cd_plausible: [null, true, null, null], cd_score: [null, 56.02, null, null] });
+    cols.prob = [null, 1, 0.3, 0.5];
+    const layout = layoutTree(decodeTable(encodeTable(cols)));
+    const label = layout.byId.get(1).label;
+    expect(label.prob).toBe("pick 100%");
+    expect(label.badges).toEqual(["cd +56.02"]);
+    expect(layout.byId.get(2).label.prob).toBe("30%");
+  });
+
   it("returns an empty layout for an empty table", () => {
     expect(layoutTree(decodeTable(null)).root).toBeNull();
   });

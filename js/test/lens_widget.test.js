@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import widget, { cellColor } from "../src/lens_widget.js";
+import { placeAvoiding } from "../src/float_tip.js";
+import widget, { cellColor, cellTitle, whitespaceName } from "../src/lens_widget.js";
 import { decodeLens, topK } from "../src/lens_data.js";
 import { asDataView, fakeModel } from "./helpers.js";
 
@@ -82,13 +83,23 @@ describe("LensWidget view", () => {
     expect(model.get("pinned")).toBeNull();
   });
 
-  it("hover shows the top-k", () => {
-    const { el, cellAt } = mount();
+  it("hover shows the top-k in a floating card with labelled columns", () => {
+    const { cellAt } = mount();
     cellAt(2, 0).dispatchEvent(new MouseEvent("mousemove", { bubbles: true }));
-    const tip = el.querySelector(".inferviz-tooltip");
+    const tip = document.body.querySelector(".inferviz-lens-tip");
     expect(tip.hidden).toBe(false);
     expect(tip.textContent).toContain("·Paris");
     expect(tip.textContent).toContain("KL to final");
+    expect([...tip.querySelectorAll("th")].map((th) => th.textContent)).toEqual(["top tokens", "", "prob", "token id"]);
+    expect(tip.textContent).not.toContain("#");
+  });
+
+  it("names whitespace tokens in words: in the card and in each cell's label", () => {
+    const { cellAt } = mount();
+    expect(cellAt(2, 1).textContent).toBe("↵");
+    expect(cellAt(2, 1).getAttribute("aria-label")).toBe("layer final, after ·cat: top token ↵ (a newline) 60.0%");
+    cellAt(2, 1).dispatchEvent(new MouseEvent("mousemove", { bubbles: true }));
+    expect(document.body.querySelector(".inferviz-lens-tip").textContent).toContain("↵ (a newline)");
   });
 
   it("the colour switch writes color_by", () => {
@@ -100,6 +111,32 @@ describe("LensWidget view", () => {
   });
 });
 
+describe("whitespace names and cell titles", () => {
+  it("says what a token of only whitespace is", () => {
+    expect(whitespaceName(" ")).toBe("a space");
+    expect(whitespaceName("  ")).toBe("2 spaces");
+    expect(whitespaceName(" \n")).toBe("space + newline");
+    expect(whitespaceName(",")).toBe("");
+    expect(whitespaceName(" Paris")).toBe("");
+  });
+
+  it("titles a punctuation cell with its layer, input and probability", () => {
+    expect(cellTitle(decodeLens(lensPayload()), 0, 0)).toBe("layer embed, after The: top token a 10.0%");
+  });
+});
+
+describe("the hover card beside a pinned panel", () => {
+  const panel = { left: 600, right: 900, top: 100, bottom: 400 };
+  it("goes to the pointer's other side rather than cover the panel", () => {
+    const at = placeAvoiding(250, 150, 500, 200, 1400, 1000, panel);
+    expect(at.left + 250).toBeLessThanOrEqual(panel.left);
+  });
+
+  it("stays where it is when it does not touch the panel", () => {
+    expect(placeAvoiding(250, 150, 100, 200, 1400, 1000, panel)).toEqual({ left: 112, top: 212 });
+  });
+});
+
 describe("lens legend", () => {
   it("always shows what a cell's colour means, with the scale's ends", () => {
     const { el } = mount();
@@ -107,6 +144,7 @@ describe("lens legend", () => {
     expect(legend.textContent).toContain("cell colour: top-1 probability");
     expect(legend.textContent).toContain("0%");
     expect(legend.textContent).toContain("100%");
+    expect(legend.textContent).toContain("· space, ↵ newline");
     expect(legend.querySelector(".inferviz-lens-legend-bar").style.background).toContain("linear-gradient");
   });
 

@@ -19,11 +19,20 @@ describe("nodeOverlay", () => {
     expect(nodeOverlay(table, 2).classes).toContain("smc-extinct");
   });
 
-  it("greys implausible contrastive tokens and badges plausible scores", () => {
-    const table = withMeta({ cd_plausible: [null, true, false, true], cd_score: [null, 0.75, -Infinity, 0.1] });
-    expect(nodeOverlay(table, 1).badges).toEqual(["cd 0.75"]);
+  it("greys implausible contrastive tokens and badges plausible scores with their sign", () => {
+    const table = withMeta({ cd_plausible: [null, true, false, true], cd_score: [null, 0.75, -Infinity, -1.3] });
+    expect(nodeOverlay(table, 1).badges).toEqual(["cd +0.75"]);
+    expect(nodeOverlay(table, 3).badges).toEqual(["cd −1.30"]);
     expect(nodeOverlay(table, 2).classes).toContain("cd-implausible");
     expect(nodeOverlay(table, 2).badges).toEqual([]);
+  });
+
+  it("says a contrastive node's probability is the pick probability, not the model's", () => {
+    const table = withMeta({ strategy: [null, "contrastive", "contrastive", null],
+      cd_plausible: [null, true, false, null], cd_score: [null, 0.75, -Infinity, null] });
+    expect(nodeOverlay(table, 1).probPrefix).toBe("pick");
+    expect(nodeOverlay(table, 2).probPrefix).toBe("pick");
+    expect(nodeOverlay(table, 3).probPrefix).toBeUndefined();
   });
 
   it("marks intervened nodes, badges their KL and never folds them", () => {
@@ -49,5 +58,18 @@ describe("tooltipRows", () => {
     expect(rows.rank).toBe("0");
     expect(rows.entropy).toBe("1.200");
     expect(rows.smc_weight).toBe("-1.2500");
+  });
+
+  it("explains a contrastive node's numbers: pick prob, cd score, expert and amateur probs", () => {
+    const table = withMeta({ strategy: [null, "contrastive", null, null], cd_plausible: [null, true, null, null],
+      cd_score: [null, 2, null, null], cd_expert_logprob: [null, Math.log(0.5), null, null],
+      cd_amateur_logprob: [null, Math.log(0.5) - 2, null, null] });
+    const rows = Object.fromEntries(tooltipRows(table, 1));
+    expect(rows["pick prob (softmax of cd scores)"]).toBe("0.7000");
+    expect(rows.prob).toBeUndefined();
+    expect(rows["cd score"]).toBe("+2.00 nats (log p_expert − log p_amateur)");
+    expect(rows["expert prob"]).toBe("0.5000");
+    expect(rows["amateur prob"]).toBe("0.0677");
+    expect(rows.cd_score).toBeUndefined();
   });
 });
