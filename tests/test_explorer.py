@@ -151,7 +151,7 @@ def test_smc_ess_chart_fills_in_while_the_run_goes(explorer):
     explorer._on_run_step = watch
     result = explorer.run(wait=True)
     assert lengths == [1, 2, 3, 4] and list(explorer.ess_fig.data[0].y) == result.ess
-    assert explorer.ess_fig in explorer._charts.children
+    assert explorer.ess_fig in explorer.charts_shown
 
 
 def test_clicks_that_would_expand_during_a_run_are_refused(explorer):
@@ -180,12 +180,29 @@ def test_clicks_that_would_expand_during_a_run_are_refused(explorer):
 
 def test_charts_show_path_then_beam_and_ess_when_a_run_has_them(explorer):
     explorer.show_charts()
-    assert explorer._charts.children == (explorer.path_fig,)
+    assert explorer.charts_shown == [explorer.path_fig]
     explorer.controls.strategy.value = "beam"
     explorer.controls.boxes["num_beams"].value = "2"
     explorer.run(wait=True)
-    assert explorer.beam_fig in explorer._charts.children
+    assert explorer.beam_fig in explorer.charts_shown
     assert len(explorer.path_fig.data[0].y) == explorer.tree.node(explorer.selected).depth
+
+
+def test_a_chart_once_on_the_page_is_hidden_never_taken_off(explorer):
+    # A FigureWidget taken off the page leaves a view listening to a purged plot: the next
+    # update throws 'gd.data must be an array' in the browser.
+    explorer.show_charts()
+    explorer.controls.strategy.value = "smc"
+    explorer.controls.boxes["particles"].value = "4"
+    explorer.controls.boxes["max_new_tokens"].value = "2"
+    explorer.run(wait=True)
+    on_page = list(explorer._charts.children)
+    assert explorer.ess_fig in explorer.charts_shown
+    explorer.new_tree("t7 t8")
+    assert explorer.ess_fig not in explorer.charts_shown  # hidden: the new tree has no run
+    assert list(explorer._charts.children) == on_page  # ... but never removed
+    explorer.run(wait=True)
+    assert list(explorer._charts.children) == on_page and explorer.ess_fig in explorer.charts_shown
 
 
 def test_lens_is_computed_when_its_tab_is_open(explorer):

@@ -103,6 +103,7 @@ class Explorer(widgets.VBox):
         # page does not load it (anywidget gives a model 2 s to initialise) with everything else.
         self.path_fig = self.ess_fig = self.beam_fig = None
         self._charts = widgets.VBox([widgets.HTML("<i>loading charts…</i>")])
+        self._chart_boxes: dict[int, widgets.Box] = {}  # id(figure) -> the box showing it
         self.export_stem = widgets.Text(value="inferviz_tree", description="file stem")
         self.export_buttons = {fmt: widgets.Button(description=f"Export {fmt.upper()}")
                                for fmt in ("csv", "json", "html")}
@@ -125,7 +126,8 @@ class Explorer(widgets.VBox):
         self.tabs.observe(lambda _c: self._guard(self._tab_changed), names="selected_index")
 
         for box in (*self.controls.boxes.values(), self.controls.extra,
-                    self.controls.strategy):  # a fixed value clears the error it caused
+                    self.controls.strategy, *self.controls.potential.boxes):
+            # a fixed value clears the error it caused
             box.observe(lambda _c: self._clear_error(), names="value")
         self.constraint_controls.observe(lambda: self._guard(self._constraint_changed))
         super().__init__([
@@ -266,6 +268,13 @@ class Explorer(widgets.VBox):
             figures.update_figure(self.path_fig, figures.path_figure(self.tree, self.selected))
         self._show_optional_charts()
 
+    @property
+    def charts_shown(self) -> list[Any]:
+        """The chart figures the Charts tab shows now (path, then ESS and beam when a run
+        has them)."""
+        return [box.children[0] for box in self._charts.children
+                if box in self._chart_boxes.values() and box.layout.display != "none"]
+
     def _refresh_lens(self) -> None:
         node_id = self.selected
         if self.tabs.selected_index != LENS_TAB or self.tree is None or node_id is None:
@@ -401,7 +410,17 @@ class Explorer(widgets.VBox):
             figures.update_figure(self.beam_fig, figures.beam_figure(self.tree))
         show = [(self.path_fig, True), (self.ess_fig, ess is not None and len(ess) > 0),
                 (self.beam_fig, has_beam)]
-        self._charts.children = [fig for fig, visible in show if visible]
+        # A chart, once on the page, stays there and is hidden when it has nothing to show:
+        # taking a FigureWidget off the page purges its plot while its view keeps listening
+        # to the figure, and the next update throws 'gd.data must be an array' in the page.
+        children = [box for box in self._charts.children if box in self._chart_boxes.values()]
+        for fig, visible in show:
+            box = self._chart_boxes.setdefault(id(fig), widgets.Box([fig]))
+            if visible and box not in children:
+                children.append(box)
+            box.layout.display = None if visible else "none"
+        if children != list(self._charts.children):
+            self._charts.children = children
 
     # ------------------------------------------------------------ exports
     def to_csv(self, path: str | Path) -> Path:

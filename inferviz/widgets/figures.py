@@ -19,12 +19,15 @@ from plotly.subplots import make_subplots
 
 from ..html_text import esc
 from ..tree import TokenTree
+from .visible_text import display_token
 
 HEIGHT = 260
 MARGIN = {"l": 50, "r": 50, "t": 40, "b": 40}
 PROB_COLOR = "#2563eb"
 RAW_COLOR = "#93c5fd"
 ENTROPY_COLOR = "#ea580c"
+MAX_TICKS = 30
+TICK_CHARS = 10
 
 
 def hover_text(text: str) -> str:
@@ -48,6 +51,13 @@ def path_series(tree: TokenTree, node_id: int) -> dict[str, list]:
     }
 
 
+def axis_tokens(tokens: Sequence[str]) -> list[str]:
+    """Tick labels for the tokens of a path: each as the tree shows it (whitespace visible),
+    shortened to TICK_CHARS characters."""
+    shown = [display_token(t) for t in tokens]
+    return [t if len(t) <= TICK_CHARS else t[: TICK_CHARS - 1] + "…" for t in shown]
+
+
 def path_figure(tree: TokenTree | None = None, node_id: int | None = None) -> go.Figure:
     """Probability (left axis, 0..1) and entropy (right axis, nats) of each token on the path
     from the root to ``node_id``; an empty figure when there is no path yet."""
@@ -67,7 +77,13 @@ def path_figure(tree: TokenTree | None = None, node_id: int | None = None) -> go
                   secondary_y=True)
     fig.update_yaxes(title_text="probability", range=[0, 1.05], secondary_y=False)
     fig.update_yaxes(title_text="entropy (nats)", rangemode="tozero", secondary_y=True)
-    fig.update_xaxes(title_text="token on path", dtick=1 if len(series["step"]) <= 20 else None)
+    # The x axis names each step by its token (as the tree shows it: '·' for a space); past
+    # MAX_TICKS tokens only every n-th is named.
+    every = max(1, math.ceil(len(series["step"]) / MAX_TICKS))
+    fig.update_xaxes(title_text="token on the selected path", tickmode="array",
+                     tickvals=series["step"][::every],
+                     ticktext=[hover_text(t) for t in axis_tokens(series["token"])][::every],
+                     tickangle=-45 if len(series["step"]) > 8 else 0)
     fig.update_layout(title="Probability and entropy along the selected path", height=HEIGHT,
                       margin=MARGIN, legend={"orientation": "h", "y": -0.3})
     return fig

@@ -16,6 +16,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from .potential_controls import PotentialControls
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -173,6 +175,8 @@ class RunControls:
                                                                   visibility="hidden"))
         self.from_selected = widgets.Checkbox(value=False, description="continue from selected",
                                               indent=False, layout=widgets.Layout(width="190px"))
+        # SMC's potential without code: a built-in one (shown for smc only).
+        self.potential = PotentialControls()
         self.strategy.observe(lambda _change: self._switched(), names="value")
         self.show_params()
         self.widget = widgets.VBox([
@@ -180,6 +184,7 @@ class RunControls:
                           self.from_selected]),
             widgets.HBox(list(self.boxes.values()) + [self.extra],
                          layout=widgets.Layout(flex_flow="row wrap")),
+            self.potential.widget,
         ])
 
     def _offered(self, current: str, extra_params: dict[str, Any] | None) -> list[str]:
@@ -210,10 +215,13 @@ class RunControls:
                 self.boxes[name].value = value
         for name, box in self.boxes.items():
             box.layout.display = None if name in wanted else "none"
+        self.potential.widget.layout.display = None if self.strategy.value == "smc" else "none"
 
     def values(self, extra_params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         """``(strategy, kwargs)``: the visible boxes' values (empty optional ones left out),
-        then ``extra_params`` and the extra box. ``ValueError`` names a bad box."""
+        then ``extra_params`` and the extra box, then for smc the potential row's choice (a
+        chosen one wins over an ``extra_params`` potential; "none" leaves that one).
+        ``ValueError`` names a bad box."""
         strategy = self.strategy.value
         kwargs: dict[str, Any] = {}
         for name in params_for(strategy):
@@ -222,6 +230,10 @@ class RunControls:
                 kwargs[name] = value
         kwargs.update(extra_params or {})
         kwargs.update(parse_extra(self.extra.value))
+        if strategy == "smc":
+            potential = self.potential.potential()
+            if potential is not None:
+                kwargs["potential"] = potential
         return strategy, kwargs
 
     def set_running(self, running: bool) -> None:
