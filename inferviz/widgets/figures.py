@@ -84,8 +84,11 @@ def path_figure(tree: TokenTree | None = None, node_id: int | None = None) -> go
                      tickvals=series["step"][::every],
                      ticktext=[hover_text(t) for t in axis_tokens(series["token"])][::every],
                      tickangle=-45 if len(series["step"]) > 8 else 0)
-    fig.update_layout(title="Probability and entropy along the selected path", height=HEIGHT,
-                      margin=MARGIN, legend={"orientation": "h", "y": -0.3})
+    # The legend sits between the title and the plot: below, it met the token labels.
+    fig.update_layout(title="Probability and entropy along the selected path",
+                      height=HEIGHT + 60, margin={**MARGIN, "t": 75, "b": 80},
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.03,
+                              "yanchor": "bottom"})
     return fig
 
 
