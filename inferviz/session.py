@@ -133,6 +133,37 @@ class Session:
         return self.backend.is_remote
 
     @property
+    def top_n(self) -> int | None:
+        """None when every distribution is the whole vocabulary; else the most tokens a row
+        holds (a server's top N). Strategies read this capability, not the backend."""
+        return self.backend.top_n
+
+    @property
+    def num_layers(self) -> int:
+        """Layers of the model (local only: ``ServerLacks`` over a server)."""
+        self.require_local("reading an early layer", "the model's hidden states",
+                           "no hidden states")
+        return self.adapter.num_layers
+
+    def early_layer_logits(self, tree: TokenTree, node_id: int, layer: int):
+        """``(distributions, lens_logits)`` after ``node_id``: the model's next-token
+        distributions and the residual stream after ``layer`` read through the final norm and
+        unembedding (the logit lens), both from one forward (local only). The contrastive
+        strategy's early-layer amateur asks for this."""
+        from .lens import capture_residuals
+
+        self.require_local("reading an early layer", "the model's hidden states",
+                           "no hidden states")
+        with capture_residuals(self.adapter) as states:
+            dists = self.distributions(tree, [node_id])
+        with torch.no_grad():
+            # one row, no padding: the last column is the residual after the node's token
+            hidden = states[layer][0, -1]
+            lens = self.adapter.lens_logits(hidden).float().cpu()
+        check_logits(lens, source=f"layer {layer} through the logit lens")
+        return dists, lens
+
+    @property
     def eos_token_ids(self) -> set[int]:
         if self.model is None:
             return set(self._eos_token_ids)

@@ -14,10 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-
-class ServerLacks(ValueError):
-    """The backend cannot do this exactly (no hidden states, no prompt log-probabilities, too
-    few top log-probabilities); the message says what is missing and what to do."""
+from ..capabilities import ServerLacks  # noqa: F401  (re-exported: backends.ServerLacks)
 
 
 @dataclass

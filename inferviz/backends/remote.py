@@ -228,9 +228,8 @@ class RemoteTokenBytes:
 
 
 def require_full(backend: Any, what: str) -> None:
-    """ServerLacks unless ``backend`` gives full distributions."""
-    if getattr(backend, "top_n", None) is not None:
-        raise ServerLacks(f"{what} needs the full next-token distribution, but the server "
-                          f"returns only the top {backend.top_n} log-probabilities; connect "
-                          f"with top_logprobs >= the vocabulary ({backend.vocab_size}) on a "
-                          f"server that allows it (vLLM: --max-logprobs -1)")
+    """ServerLacks unless ``backend`` gives full distributions (see
+    :func:`inferviz.capabilities.require_full`)."""
+    from ..capabilities import require_full as check
+
+    check(backend, what)

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..backends import ServerLacks
+from ..capabilities import ServerLacks
 from ..scoring import record_children
 from ..step_memory import check_step_memory
 from ..validate import check_int, reject_unknown
@@ -71,7 +71,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     if beams_to_keep > session.vocab_size:
         raise ValueError(f"num_beams={num_beams} keeps {beams_to_keep} candidates a step, more "
                          f"than the vocabulary ({session.vocab_size}); lower num_beams")
-    top_n = session.backend.top_n  # a server returning only its top N tokens a row
+    top_n = session.top_n  # a server returning only its top N tokens a row
     if top_n is not None and beams_to_keep > top_n:
         raise ServerLacks(f"num_beams={num_beams} ranks {beams_to_keep} candidates a step, but "
                           f"the server returns only its top {top_n} tokens; lower num_beams or "

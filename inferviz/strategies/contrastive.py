@@ -24,10 +24,7 @@ from typing import Any
 
 import torch
 
-from ..backends import ServerLacks
-from ..backends.remote import require_full
-from ..lens import capture_residuals
-from ..logit_check import check_logits
+from ..capabilities import ServerLacks, require_full
 from ..scoring import record_children
 from ..validate import check_float, check_int
 from .common import check_stop, step_budget
@@ -92,11 +89,14 @@ def _resolve_amateur(session: Any, amateur: Any, amateur_layer: Any) -> tuple[An
                          "a model name/path sharing the expert's tokenizer) or amateur_layer=... "
                          "(an early layer of the expert, read through the logit lens)")
     if amateur_layer is not None:
-        if session.adapter is None:
+        try:
+            layers = session.num_layers
+        except ServerLacks:
             raise ServerLacks("amateur_layer reads an early layer's hidden state, which the "
                               "server does not return; pass amateur=... (a Session sharing "
-                              "the tokenizer, local or connected with full distributions)")
-        check_int("amateur_layer", amateur_layer, 0, session.adapter.num_layers - 1)
+                              "the tokenizer, local or connected with full distributions)"
+                              ) from None
+        check_int("amateur_layer", amateur_layer, 0, layers - 1)
         return None, amateur_layer
     if isinstance(amateur, (str, os.PathLike)):
         from ..session import Session
@@ -105,7 +105,7 @@ def _resolve_amateur(session: Any, amateur: Any, amateur_layer: Any) -> tuple[An
     elif not (hasattr(amateur, "engine") and hasattr(amateur, "tokenizer")):
         raise TypeError(f"amateur must be a Session or a model name/path; got "
                         f"{type(amateur).__name__}")
-    require_full(amateur.backend, "the amateur of contrastive decoding (its log-probability "
+    require_full(amateur, "the amateur of contrastive decoding (its log-probability "
                  "of every plausible token)")
     return amateur, None
 
@@ -184,21 +184,13 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
 
 def _step_logits(session: Any, tree, node_id: int, amateur: Any,
                  amateur_layer: int | None):
-    """Expert distributions of ``node_id`` and the amateur's raw logits ``[V]``.
-
-    For a lens amateur the residual stream is captured during the expert's own forward: the
-    engine feeds only the uncached tokens, one row with no padding, so the last column is the
-    residual after the node's last token (the same number a full forward gives)."""
+    """Expert distributions of ``node_id`` and the amateur's raw logits ``[V]``: a second
+    session's, or the expert's own early layer read through the logit lens during the
+    expert's forward (``Session.early_layer_logits``, local only)."""
     if amateur is not None:
         dists = session.distributions(tree, [node_id])
         return dists, amateur.distributions(tree, [node_id]).logits[0]
-    with capture_residuals(session.adapter) as states:
-        dists = session.distributions(tree, [node_id])
-    with torch.no_grad():
-        hidden = states[amateur_layer][0, -1]
-        lens = session.adapter.lens_logits(hidden).float().cpu()
-    check_logits(lens, source=f"the amateur (layer {amateur_layer} through the logit lens)")
-    return dists, lens
+    return session.early_layer_logits(tree, node_id, amateur_layer)
 
 
 def _candidates(scores: torch.Tensor, expert_lp: torch.Tensor, chosen: int, count: int
