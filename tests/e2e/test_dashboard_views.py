@@ -99,6 +99,11 @@ def test_an_smc_potential_without_code_moves_the_ess_chart(page, voila_server):
 def test_token_table_and_edge_colours_read_as_their_legend_says(page, voila_server):
     open_dashboard(page, voila_server)
     run(page, "greedy")
+    body = page.inner_text("body")
+    assert "s.expand" not in body and "s.generate" not in body  # a page without code
+    # The tree's own settings row says what it shapes (the explorer's boxes are for Run).
+    assert page.locator(".inferviz-tree .inferviz-controls").inner_text().startswith(
+        "clicks on a node add:")
     headers = page.locator(".inferviz-token-table th").all_inner_texts()
     assert headers == ["pos", "token", "probability", "rank (0 = top)", "entropy (nats)",
                        "model's top 5"]
