@@ -214,6 +214,7 @@ def render(results: dict[str, dict], command: str, gpu: dict[str, dict] | None =
     out += render_attribution(results.get("attribution"))
     out += render_interventions(results.get("interventions"))
     out += render_constraints(results.get("constraints"))
+    out += render_hand_run("demo_load")
     out += render_gpu(gpu or {})
     out += ["## Notes", "",
             "- Timings come from a shared 2-core CPU where other jobs run at the same time; the "
@@ -324,6 +325,13 @@ def render_interventions(r: dict | None) -> list[str]:
             "a step; fusing both into one batch would still cost a 2-row forward, 1.32x a "
             "1-row one on this CPU (docs/why.md).", ""]
     return out
+
+
+def render_hand_run(name: str) -> list[str]:
+    """A benchmark run by hand, not by ``make bench`` (it needs a browser and minutes of a
+    live server): its section as written after its last run, ``bench/results/<name>.md``."""
+    path = RESULTS / f"{name}.md"
+    return path.read_text().rstrip("\n").splitlines() + [""] if path.exists() else []
 
 
 def render_constraints(r: dict | None) -> list[str]:
