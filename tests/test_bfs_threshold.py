@@ -124,3 +124,18 @@ def test_threshold_bad_arguments_leave_the_tree_alone(tiny, kwargs, name):
     with pytest.raises((ValueError, TypeError), match=name):
         tiny.generate(tree, strategy="threshold", **kwargs)
     assert tree.to_json() == before
+
+
+def test_threshold_leaves_are_the_nodes_without_children_over_the_threshold(tiny):
+    # A flat model: one level of children clears the threshold, their children do not. The
+    # result is those children (expanded, but nothing above the threshold), not the start
+    # node alone with an empty text (issue 16: "threshold with defaults stops after one level
+    # with an empty result").
+    flat = tiny_session("llama")
+    tree = flat.tree("t30 t31")
+    res = flat.generate(tree, strategy="threshold", max_new_tokens=4)  # the defaults
+    first = tree.children(tree.root_id)
+    assert first and all(not tree.children(c.node_id) for c in first)
+    assert sorted(res.leaf_ids) == sorted(c.node_id for c in first)
+    assert tree.root_id not in res.leaf_ids and all(res.texts)
+    assert res.scores == sorted(res.scores, reverse=True)
