@@ -328,3 +328,37 @@ def test_a_run_waits_for_clicks_already_queued(tiny_session):
     assert events[:2] == [("nodes", 5), ("reply", True)]
     assert ("nodes", 1) in events[2:]  # then the run's steps
     assert explorer.result is not None and explorer.tree_widget.pending == []
+
+
+def test_the_compare_tab_runs_the_checked_strategies_into_the_tree(tiny_session):
+    from inferviz.widgets.explorer import COMPARE_TAB, TABS
+
+    ex = tiny_session.explore("Hello world", max_new_tokens=3)
+    assert TABS[COMPARE_TAB] == "Compare"
+    panel = ex.compare_panel
+    for label, box in panel.boxes.items():
+        box.value = label in ("greedy", "beam 4")
+    cmp = panel.compare()
+    assert cmp.labels == ["greedy", "beam 4"]
+    assert cmp.tree is ex.tree and cmp.start_id == ex.tree.root_id
+    assert "<table" in panel.table.value and "greedy" in panel.table.value
+    assert ex.selected == cmp.results["greedy"].node_id
+    assert any("compare_labels" in n.meta for n in ex.tree.nodes.values())
+    for box in panel.boxes.values():
+        box.value = False
+    panel.boxes["greedy"].value = True
+    panel.button.click()  # one strategy: refused in the status line, nothing runs
+    assert "at least two" in panel.status.value
+
+
+def test_the_compare_tab_keeps_to_the_constraint_row(tiny_session):
+    import re
+
+    ex = tiny_session.explore("Hello world", max_new_tokens=3)
+    ex.constraint_controls.kind.value = "regex"
+    ex.constraint_controls.text.value = "[0-9]+"
+    for label, box in ex.compare_panel.boxes.items():
+        box.value = label in ("greedy", "top-p 0.9")
+    cmp = ex.compare_panel.compare()
+    for result in cmp.results.values():
+        assert re.fullmatch("[0-9]*", result.text)

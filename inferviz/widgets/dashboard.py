@@ -35,9 +35,11 @@ DASHBOARD_CELLS: list[tuple[str, str]] = [
      "\n"
      "SmolLM2-135M-Instruct, running on this machine. Click a node to expand it into the model's "
      "most likely next tokens, or pick a decoding strategy and press **Run** to watch it grow "
-     "the tree. The tabs below show the selected path's per-token table, its logit lens, why "
-     "the model chose its token (attribution) and what a steered or ablated model would say "
-     "instead, charts and exports.")),
+     "the tree; a **constraint** (a regex, a JSON schema, a set of answers) keeps clicks and "
+     "runs to a language and shows what it cut. The tabs below show the selected path's "
+     "per-token table, its logit lens, why the model chose its token (attribution) and what a "
+     "steered or ablated model would say instead, several strategies compared side by side, "
+     "charts and exports.")),
     ("code",
      ("from inferviz.widgets.dashboard import load_session\n"
      "\n"

@@ -30,6 +30,7 @@ from ..backends import ServerLacks
 from ..html_text import esc
 from ..tree import TokenTree
 from . import export_policy, figures
+from .compare_panel import ComparePanel
 from .constraint_controls import ConstraintControls
 from .export import tree_html
 from .guarded_session import BUSY_MESSAGE, GuardedSession
@@ -40,10 +41,11 @@ from .token_table import token_table_html
 from .tree_widget import TreeWidget
 from .why_panel import WhyPanel
 
-TABS = ("Path", "Logit lens", "Why", "Charts", "Export")
+TABS = ("Path", "Logit lens", "Why", "Compare", "Charts", "Export")
 LENS_TAB = 1
 WHY_TAB = 2
-CHARTS_TAB = 3
+COMPARE_TAB = 3
+CHARTS_TAB = 4
 
 
 class Explorer(widgets.VBox):
@@ -113,8 +115,12 @@ class Explorer(widgets.VBox):
             self.export_links])
         self.why = WhyPanel(session, self._lock, on_grown=self._branch_grown,
                             wait_idle=self._guarded.wait_idle)
+        self.compare_panel = ComparePanel(session, self._lock, self._compare_context,
+                                          on_done=self._compared,
+                                          wait_idle=self._guarded.wait_idle)
         self.tabs = widgets.Tab(children=[widgets.VBox([self.text_box, self.table_html]),
-                                          self.lens_box, self.why, self._charts, export_tab])
+                                          self.lens_box, self.why, self.compare_panel,
+                                          self._charts, export_tab])
         for i, title in enumerate(TABS):
             self.tabs.set_title(i, title)
 
@@ -372,6 +378,27 @@ class Explorer(widgets.VBox):
                     self.select(tree.root_id)  # the selected node was rolled back
                 self.controls.set_running(False)
                 self._running.clear()
+
+    def _compare_context(self) -> tuple:
+        """What the Compare tab runs with: this tree, the selected node (or the root), the
+        run boxes' max_new_tokens and seed, and the constraint row."""
+        from .run_controls import PARAMS, parse_value
+
+        if self.running:
+            raise ValueError(BUSY_MESSAGE)
+        if self.tree is None:
+            return None, None, None, None, None
+        start = self.selected if self.selected is not None else self.tree.root_id
+        boxes = self.controls.boxes
+        max_new = parse_value(PARAMS["max_new_tokens"], boxes["max_new_tokens"].value)
+        seed = parse_value(PARAMS["seed"], boxes["seed"].value)
+        return self.tree, start, max_new or PARAMS["max_new_tokens"].default, seed, \
+            self.constraint
+
+    def _compared(self, comparison: Any) -> None:
+        """A comparison ran from the Compare tab: show its marks and the first's text."""
+        self.tree_widget.refresh()
+        self.select(comparison.results[comparison.reference].node_id)
 
     def _branch_grown(self, result: Any) -> None:
         """An intervened branch grown from the Why tab: show it and select its last node."""
