@@ -25,6 +25,10 @@ def run_all_cells(page) -> None:
 
 
 def test_quickstart_widgets_render_and_respond_in_lab(page, lab_server):
+    # What the console shows a person (issue 16 saw 13 shared-module version warnings).
+    console = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text[:200]}")
+            if m.type in ("warning", "error") else None)
     page.goto(f"{lab_server}lab/tree/quickstart.ipynb", timeout=RUN_TIMEOUT_MS)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=RUN_TIMEOUT_MS)
     run_all_cells(page)
@@ -54,3 +58,4 @@ def test_quickstart_widgets_render_and_respond_in_lab(page, lab_server):
     assert panel.inner_text().strip() and "click a cell" not in panel.inner_text()
     lens.screenshot(path=str(SCREENSHOTS / "lens_lab.png"))
     assert not page.js_errors
+    assert console == [], console  # no warning or error in the console: Lab's or ours
