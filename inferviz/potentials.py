@@ -35,39 +35,40 @@ def _word_pattern(word: str) -> re.Pattern[str]:
 
 
 @dataclass(frozen=True)
-class AvoidWord:
-    """``-strength`` nats for each time ``word`` occurs in the text."""
+class _WordPotential:
+    """A potential about one ``word`` (matched whole, case-insensitively, literally) with a
+    ``strength`` in nats."""
 
     word: str
     strength: float = 2.0
+    name = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "word", _check_word(self.word))
         check_float("potential strength", self.strength, 0.0, math.inf, high_open=True)
+
+    def __repr__(self) -> str:
+        return f"{self.name}({self.word!r}, strength={self.strength})"
+
+
+@dataclass(frozen=True, repr=False)
+class AvoidWord(_WordPotential):
+    """``-strength`` nats for each time ``word`` occurs in the text."""
+
+    name = "avoid_word"
 
     def __call__(self, text: str) -> float:
         return -self.strength * len(_word_pattern(self.word).findall(text))
 
-    def __repr__(self) -> str:
-        return f"avoid_word({self.word!r}, strength={self.strength})"
 
-
-@dataclass(frozen=True)
-class IncludeWord:
+@dataclass(frozen=True, repr=False)
+class IncludeWord(_WordPotential):
     """``+strength`` nats once ``word`` occurs in the text (more occurrences add nothing)."""
 
-    word: str
-    strength: float = 2.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "word", _check_word(self.word))
-        check_float("potential strength", self.strength, 0.0, math.inf, high_open=True)
+    name = "include_word"
 
     def __call__(self, text: str) -> float:
         return self.strength if _word_pattern(self.word).search(text) else 0.0
-
-    def __repr__(self) -> str:
-        return f"include_word({self.word!r}, strength={self.strength})"
 
 
 @dataclass(frozen=True)

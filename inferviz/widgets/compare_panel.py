@@ -11,16 +11,13 @@ status line, escaped.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from ..html_text import esc
 from .compare_view import table_html
-from .guarded_session import BUSY_MESSAGE
-from .status import status_html
+from .panel_actions import PanelActions
 
 
 def strategy_choices(session: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -41,7 +38,7 @@ def strategy_choices(session: Any) -> list[tuple[str, dict[str, Any]]]:
     return [(label, {**entry, "label": label}) for label, entry in choices]
 
 
-class ComparePanel(widgets.VBox):
+class ComparePanel(PanelActions, widgets.VBox):
     """``ComparePanel(session, lock, context, on_done)``: ``context()`` gives ``(tree,
     start_id, max_new_tokens, seed, constraint)`` from the explorer; ``compare()`` (the button)
     runs the checked strategies and returns the :class:`~inferviz.compare.Comparison`, then
@@ -101,22 +98,3 @@ class ComparePanel(widgets.VBox):
         if self._on_done is not None:
             self._on_done(cmp)
         return cmp
-
-    @contextlib.contextmanager
-    def _holding(self):
-        if not self._lock.acquire(blocking=False):
-            raise ValueError(BUSY_MESSAGE)
-        try:
-            self._wait_idle()
-            yield
-        finally:
-            self._lock.release()
-
-    def _say(self, message: str, level: str = "info") -> None:
-        self.status.value = status_html(message, level)
-
-    def _guard(self, action: Callable[[], Any]) -> None:
-        try:
-            action()
-        except Exception as exc:  # noqa: BLE001 -- a button has no caller to raise to
-            self._say(esc(f"{type(exc).__name__}: {exc}"), "error")

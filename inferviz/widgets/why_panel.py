@@ -18,7 +18,6 @@ a run); errors show in the panel's status line, escaped.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from typing import Any, Callable
 
@@ -26,8 +25,7 @@ import ipywidgets as widgets
 
 from ..html_text import esc
 from ..tree import TokenTree
-from .guarded_session import BUSY_MESSAGE
-from .status import status_html
+from .panel_actions import PanelActions
 
 METHODS = (("input × gradient", "input_x_gradient"),
            ("integrated gradients (64 steps)", "integrated_gradients"),
@@ -50,7 +48,7 @@ def _heads(text: str) -> list[int]:
                          f"{text!r}") from None
 
 
-class WhyPanel(widgets.VBox):
+class WhyPanel(PanelActions, widgets.VBox):
     """``WhyPanel(session, lock, on_grown)``: ``show(tree, node_id)`` when the selection
     changes; ``attribute()`` and ``grow()`` are the buttons' actions (``grow`` returns the run's
     result and calls ``on_grown(result)``)."""
@@ -223,25 +221,3 @@ class WhyPanel(widgets.VBox):
         if self._on_grown is not None:
             self._on_grown(result)
         return result
-
-    # ------------------------------------------------------------------ helpers
-    @contextlib.contextmanager
-    def _holding(self):
-        """The explorer's run lock, refused at once while a run holds it; queued clicks are
-        answered first."""
-        if not self._lock.acquire(blocking=False):
-            raise ValueError(BUSY_MESSAGE)
-        try:
-            self._wait_idle()
-            yield
-        finally:
-            self._lock.release()
-
-    def _say(self, message: str, level: str = "info") -> None:
-        self.status.value = status_html(message, level)
-
-    def _guard(self, action: Callable[[], Any]) -> None:
-        try:
-            action()
-        except Exception as exc:  # noqa: BLE001 -- a button has no caller to raise to
-            self._say(esc(f"{type(exc).__name__}: {exc}"), "error")
