@@ -208,7 +208,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(f"({strategy}: {args.max_new_tokens} tokens, the results print when it ends)",
               flush=True)
-    from .backends.server_side import SERVER_STRATEGIES
+    from .strategies.server_side import SERVER_STRATEGIES
 
     on_server = bool(args.server) and strategy in SERVER_STRATEGIES  # one request
     result = session.generate(tree, strategy=strategy, max_new_tokens=args.max_new_tokens,

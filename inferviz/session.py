@@ -145,6 +145,34 @@ class Session:
                            "no hidden states")
         return self.adapter.num_layers
 
+    def server_generation(self, ids: list[int], max_new_tokens: int, sampling: dict[str, Any],
+                          seed: int | None, stop_at_eos: bool, constraint: Any = None):
+        """Capability of a connected session: the server generates up to ``max_new_tokens``
+        after ``ids`` in one request (its own sampler, ``sampling`` in its words, keeping to
+        ``constraint`` when given). Yields, token by token as they arrive,
+        ``(token_id, logprobs [1, V] (-inf where unknown), approx [1], known)`` where
+        ``known`` counts the tokens of the row. Closing the iterator closes the stream.
+        ``ServerLacks`` for a local session, or a constraint kind the server cannot take."""
+        backend = self.backend
+        if not hasattr(backend, "generate"):
+            raise ServerLacks("server_side=True runs the generation on an inference server; "
+                              "this session is local (use Session.connect)")
+        if constraint is not None:
+            sampling = {**sampling, **backend.dialect.constraint_fields(constraint)}
+        steps = backend.generate(ids, max_new_tokens, sampling, seed, stop_at_eos)
+
+        def scored():
+            try:
+                for step in steps:
+                    top = dict(step.top)
+                    top.setdefault(step.token_id, step.logprob)
+                    logprobs, approx = backend.dense([top])
+                    yield step.token_id, logprobs, approx, len(top)
+            finally:
+                steps.close()  # the server stops when its stream is closed
+
+        return scored()
+
     def early_layer_logits(self, tree: TokenTree, node_id: int, layer: int):
         """``(distributions, lens_logits)`` after ``node_id``: the model's next-token
         distributions and the residual stream after ``layer`` read through the final norm and
@@ -530,8 +558,8 @@ class Session:
             self._record_intervention(tree, intervention)
             return result
         if server_side:
-            from .backends.server_side import generate_on_server
             from .strategies.run import execute
+            from .strategies.server_side import generate_on_server
 
             tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
             start_id = params.pop("start_id", tree.root_id)

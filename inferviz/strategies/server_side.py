@@ -20,7 +20,6 @@ from typing import Any
 
 from ..processors import processed_probs
 from ..scoring import Distributions, record_children
-from .base import ServerLacks
 
 SERVER_STRATEGIES = ("greedy", "sample", "top_k", "top_p", "min_p")
 
@@ -29,15 +28,12 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
                        seed: int | None, params: dict[str, Any], constraint: Any = None):
     """The run (see the module doc). ``constraint``: passed to the server in its own words
     (``Dialect.constraint_fields``); the server masks, so the path's tokens are recorded alone
-    (its top N are the raw model's and may hold illegal tokens), marked with the constraint."""
-    from ..strategies.common import check_stop, sampler_settings
-    from ..strategies.result import GenerationResult
-    from ..strategies.run import current_run
+    (its top N are the raw model's and may hold illegal tokens), marked with the constraint.
+    What it asks of the session is one capability, ``Session.server_generation``."""
+    from .common import check_stop, sampler_settings
+    from .result import GenerationResult
+    from .run import current_run
 
-    backend = session.backend
-    if not hasattr(backend, "generate"):
-        raise ServerLacks("server_side=True runs the generation on an inference server; this "
-                          "session is local (use Session.connect)")
     if strategy not in SERVER_STRATEGIES:
         raise ValueError(f"server_side=True supports strategy {', '.join(SERVER_STRATEGIES)}; "
                          f"got {strategy!r} (it runs step by step without server_side)")
@@ -48,25 +44,21 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
     else:
         sampling = {"temperature": settings.temperature, "top_k": settings.top_k,
                     "top_p": settings.top_p, "min_p": settings.min_p}
-    if constraint is not None:
-        sampling.update(backend.dialect.constraint_fields(constraint))
     ids = tree.token_ids(start_id)
     session.check_context(ids)
     node_id, stop, count = start_id, "max_new_tokens", 0
     eos = session.eos_token_ids
     run = current_run(tree)
-    steps = backend.generate(ids, max_new_tokens, sampling, seed, stop_at_eos)
-    for step in steps:
+    steps = session.server_generation(ids, max_new_tokens, sampling, seed, stop_at_eos,
+                                      constraint)
+    for token_id, logprobs, approx, known in steps:
         count += 1
-        top = dict(step.top)
-        top.setdefault(step.token_id, step.logprob)
-        logprobs, approx = backend.dense([top])
         probs = processed_probs(logprobs, settings)
         dists = Distributions.from_logprobs([node_id], logprobs, probs, approx)
-        siblings = [t for t in dists.top_k(0, len(top)) if t != step.token_id]
+        siblings = [t for t in dists.top_k(0, known) if t != token_id]
         if constraint is not None:  # the server's top N may hold tokens the constraint cut
             siblings = []
-        tokens = [step.token_id, *siblings]
+        tokens = [token_id, *siblings]
         path_meta = {"strategy": strategy, "server_side": True}
         if constraint is not None:
             path_meta.update(constraint=constraint.label, constraint_key=constraint.key)
@@ -76,7 +68,7 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
         children = record_children(tree, dists, 0, tokens, session.token_bytes, metas)
         run.step([c.node_id for c in children])
         node_id = children[0].node_id
-        if stop_at_eos and step.token_id in eos:
+        if stop_at_eos and token_id in eos:
             stop = "eos"
         reason = run.stop_reason()
         if reason is not None and stop != "eos":
