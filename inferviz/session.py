@@ -133,6 +133,12 @@ class Session:
         return self.backend.is_remote
 
     @property
+    def max_positions(self) -> int:
+        """The model's context: the most tokens a sequence may hold (the local engine's, or
+        what a server declared)."""
+        return self.backend.max_positions
+
+    @property
     def top_n(self) -> int | None:
         """None when every distribution is the whole vocabulary; else the most tokens a row
         holds (a server's top N). Strategies read this capability, not the backend."""

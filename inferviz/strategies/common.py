@@ -49,9 +49,8 @@ def check_stop(params: dict[str, Any], where: str, allowed: tuple[str, ...] = ()
 
 def context_room(session: Any, tree, node_id: int) -> int:
     """How many tokens can still follow ``node_id`` before the model's context is full (the
-    backend's ``max_positions``: the local engine's, or what a server declared)."""
-    backend = getattr(session, "backend", None)
-    limit = getattr(backend, "max_positions", None)
+    session's ``max_positions``: the local engine's, or what a server declared)."""
+    limit = getattr(session, "max_positions", None)
     if limit is None:
         return 1 << 62
     return max(0, int(limit) - len(tree.token_ids(node_id)))
