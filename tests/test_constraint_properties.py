@@ -111,11 +111,10 @@ def _check(kind, spec, text, reason):
 
 
 @pytest.fixture(scope="module")
-def session():
-    from conftest import _tiny_tokenizer
+def session(tiny_tokenizer):
     from tiny_models import tiny_model
 
-    tok = _tiny_tokenizer()
+    tok = tiny_tokenizer
     model = tiny_model("llama", vocab_size=len(tok), eos_token_id=0, pad_token_id=0,
                        bos_token_id=0)
     return iv.Session(model, tok, name="tiny")

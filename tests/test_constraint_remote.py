@@ -6,7 +6,6 @@ and clear refusals where no mask can be made."""
 from __future__ import annotations
 
 import pytest
-from conftest import _tiny_tokenizer
 from fake_server import FakeServer
 from tiny_models import tiny_model
 
@@ -14,8 +13,8 @@ import inferviz as iv
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    return _tiny_tokenizer()  # byte-level BPE: llguidance reads it
+def tokenizer(tiny_tokenizer):
+    return tiny_tokenizer  # byte-level BPE (tests/conftest.py): llguidance reads it
 
 
 @pytest.fixture(scope="module")

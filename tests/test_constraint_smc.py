@@ -19,11 +19,10 @@ HORIZON = 3  # two characters and the end of sequence: every sequence of L ends 
 
 
 @pytest.fixture(scope="module")
-def session():
-    from conftest import _tiny_tokenizer
+def session(tiny_tokenizer):
     from tiny_models import tiny_model
 
-    tok = _tiny_tokenizer()
+    tok = tiny_tokenizer
     model = tiny_model("llama", vocab_size=len(tok), eos_token_id=0, pad_token_id=0,
                        bos_token_id=0, seed=3)
     return iv.Session(model, tok, name="tiny")
