@@ -179,11 +179,13 @@ class Session:
 
         return scored()
 
-    def early_layer_logits(self, tree: TokenTree, node_id: int, layer: int):
+    def early_layer_logits(self, tree: TokenTree, node_id: int, layer: int,
+                           source: str | None = None):
         """``(distributions, lens_logits)`` after ``node_id``: the model's next-token
         distributions and the residual stream after ``layer`` read through the final norm and
         unembedding (the logit lens), both from one forward (local only). The contrastive
-        strategy's early-layer amateur asks for this."""
+        strategy's early-layer amateur asks for this. ``source`` names the lens logits in a
+        NaN / inf error."""
         from .lens import capture_residuals
 
         self.require_local("reading an early layer", "the model's hidden states",
@@ -194,7 +196,7 @@ class Session:
             # one row, no padding: the last column is the residual after the node's token
             hidden = states[layer][0, -1]
             lens = self.adapter.lens_logits(hidden).float().cpu()
-        check_logits(lens, source=f"layer {layer} through the logit lens")
+        check_logits(lens, source=source or f"layer {layer} through the logit lens")
         return dists, lens
 
     @property

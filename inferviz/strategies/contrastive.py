@@ -190,7 +190,9 @@ def _step_logits(session: Any, tree, node_id: int, amateur: Any,
     if amateur is not None:
         dists = session.distributions(tree, [node_id])
         return dists, amateur.distributions(tree, [node_id]).logits[0]
-    return session.early_layer_logits(tree, node_id, amateur_layer)
+    return session.early_layer_logits(
+        tree, node_id, amateur_layer,
+        source=f"the amateur (layer {amateur_layer} through the logit lens)")
 
 
 def _candidates(scores: torch.Tensor, expert_lp: torch.Tensor, chosen: int, count: int
