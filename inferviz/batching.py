@@ -178,11 +178,9 @@ class RequestBatcher:
             for i, request in enumerate(requests):
                 try:
                     if not dists.has_choice(i):
-                        from .constraints import ConstraintError
+                        from .constraint_masks import no_token_error
 
-                        raise ConstraintError(
-                            f"constraint {request.constraint.label} allows no token after "
-                            f"node {request.node_id}; nothing was added")
+                        raise no_token_error(request.constraint, [request.node_id])
                     children = record_children(request.tree, dists, i,
                                                dists.top_k(i, request.k),
                                                self.session.token_bytes)

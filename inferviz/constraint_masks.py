@@ -168,9 +168,17 @@ class ConstraintTracker:
             if word < packed.numel():
                 packed[word] &= ~(1 << bit) if bit < 31 else 0x7FFFFFFF
 
-    def is_accepting(self, node_id: int) -> bool:
-        """True when the text up to ``node_id`` is a complete match."""
-        return bool(self.matcher(node_id).is_accepting())
+
+def no_token_message(constraint: Constraint, where: str) -> str:
+    """What to say when ``constraint`` allows no token after ``where``."""
+    return (f"the constraint {constraint.label} allows no token after {where} (the text there "
+            f"is complete, or cannot be continued)")
+
+
+def no_token_error(constraint: Constraint, node_ids: list[int]) -> ConstraintError:
+    """The error of an expansion the constraint leaves nothing to add (nothing was added)."""
+    return ConstraintError(f"{no_token_message(constraint, f'node(s) {node_ids}')}; nothing "
+                           f"was added")
 
 
 def constrain_rows(raw_logprobs: torch.Tensor, legal: torch.Tensor

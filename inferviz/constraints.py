@@ -235,14 +235,3 @@ def check_constraint(value: Any, name: str = "constraint") -> Constraint | None:
         return value
     raise TypeError(f"{name} must be iv.Regex(...), iv.JSONSchema(...), iv.Grammar(...), "
                     f"iv.Choice([...]) or None; got {type(value).__name__} {value!r:.60}")
-
-
-def constraint_from_spec(kind: str, spec: dict[str, Any]) -> Constraint:
-    """Rebuild a constraint from ``tree.meta["constraints"]``."""
-    builders = {"regex": lambda: Regex(spec["pattern"]),
-                "json": lambda: JSONSchema(spec["schema"], spec.get("whitespace", False)),
-                "grammar": lambda: Grammar(spec["text"], spec.get("syntax", "lark")),
-                "choice": lambda: Choice(tuple(spec["options"]))}
-    if kind not in builders:
-        raise ValueError(f"constraint kind {kind!r} is unknown; valid: {', '.join(builders)}")
-    return builders[kind]()

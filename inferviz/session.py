@@ -337,11 +337,8 @@ class Session:
 
     def _record_constraint(self, tree: TokenTree, constraint: Any) -> None:
         """Write what the constraint is into the tree's meta (saved with it)."""
-        known = dict(tree.meta.get("constraints") or {})
-        if constraint is not None and constraint.key not in known:
-            known[constraint.key] = {"label": constraint.label, "kind": constraint.kind,
-                                     **constraint.spec()}
-            tree.meta["constraints"] = known
+        _record_definition(tree, "constraints", constraint,
+                           {"label": constraint.label, "kind": constraint.kind})
 
     def require_local(self, what: str, needs: str, lacks: str) -> None:
         """``ServerLacks`` unless the model runs in this process: ``what`` needs ``needs``,
@@ -355,10 +352,7 @@ class Session:
 
     def _record_intervention(self, tree: TokenTree, intervention: Any) -> None:
         """Write what the intervention is into the tree's meta (saved with it)."""
-        known = dict(tree.meta.get("interventions") or {})
-        if intervention.key not in known:
-            known[intervention.key] = {"label": intervention.label, **intervention.spec()}
-            tree.meta["interventions"] = known
+        _record_definition(tree, "interventions", intervention, {"label": intervention.label})
 
     def sequence_distributions(self, seqs: list[list[int]], parent_ids: list[int],
                                settings: SamplerSettings | None = None,
@@ -429,10 +423,7 @@ class Session:
         Returns the children, parent by parent, best first. The tree is unchanged on error."""
         from .constraints import check_constraint
 
-        constraint = check_constraint(constraint)
-        if constraint is not None and intervention is not None:
-            raise ValueError("constraint and intervention together are not supported; give "
-                             "one of them")
+        constraint = _one_branch_kind(intervention, check_constraint(constraint))
         if constraint is not None:
             view = self.constrained(constraint)
             children = view.expand(tree, node_ids, k=k, temperature=temperature, top_k=top_k,
@@ -450,11 +441,9 @@ class Session:
         dists = self.distributions(tree, ids, settings, intervention=intervention)
         dead = [ids[row] for row in range(len(ids)) if not dists.has_choice(row)]
         if dead:
-            from .constraints import ConstraintError
+            from .constraint_masks import no_token_error
 
-            raise ConstraintError(f"constraint {self._constraint.label} allows no token after "
-                                  f"node(s) {dead} (the text there is complete, or cannot be "
-                                  f"continued); nothing was added")
+            raise no_token_error(self._constraint, dead)
         tops = [dists.top_k(row, k) for row in range(len(ids))]
         for tok in {int(t) for top in tops for t in top}:
             self.token_bytes(tok)  # every token's bytes first (a server may fail): all or none
@@ -533,11 +522,8 @@ class Session:
 
         if not isinstance(server_side, bool):
             raise TypeError(f"server_side must be a bool; got {server_side!r}")
-        constraint = check_constraint(constraint)
+        constraint = _one_branch_kind(intervention, check_constraint(constraint))
         if constraint is not None:
-            if intervention is not None:
-                raise ValueError("constraint and intervention together are not supported; "
-                                 "give one of them")
             if not server_side:
                 tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
                 result = self.constrained(constraint).generate(
@@ -545,9 +531,10 @@ class Session:
                 self._record_constraint(tree, constraint)
                 if "constraint" in (result.finish_reason, *result.finish_reasons) \
                         and not result.message:
-                    result.message = (f"the constraint {constraint.label} allows no token "
-                                      f"after the text generated (it cannot be continued "
-                                      f"there); the run ended with what it had")
+                    from .constraint_masks import no_token_message
+
+                    result.message = (f"{no_token_message(constraint, 'the text generated')}; "
+                                      f"the run ended with what it had")
                 return result
         if intervention is not None:
             if server_side:
@@ -638,6 +625,25 @@ class Session:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _one_branch_kind(intervention: Any, constraint: Any) -> Any:
+    """``constraint``, unless an intervention is given too (a branch is grown under one of
+    them): ValueError then."""
+    if constraint is not None and intervention is not None:
+        raise ValueError("constraint and intervention together are not supported; give one "
+                         "of them")
+    return constraint
+
+
+def _record_definition(tree: TokenTree, meta_key: str, item: Any,
+                       header: dict[str, Any]) -> None:
+    """Keep ``item``'s definition (``header`` and its ``spec()``) under ``tree.meta[meta_key]``
+    by its key, once."""
+    known = dict(tree.meta.get(meta_key) or {})
+    if item.key not in known:
+        known[item.key] = {**header, **item.spec()}
+        tree.meta[meta_key] = known
 
 
 class _ClosedSession:

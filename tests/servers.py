@@ -81,3 +81,16 @@ def serve_voila(notebook: Path):
     finally:
         stop_process_group(process)
         print(f"\n--- voila log (tail) ---\n{log.read_text()[-2000:]}")
+
+
+def one_cell_notebook(folder: Path, code: str = "print('kernel up')") -> Path:
+    """A notebook of one code cell ``code`` in ``folder`` (for the dashboard's server tests)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells.append(nbformat.v4.new_code_cell(code))
+    path = folder / "one_cell.ipynb"
+    nbformat.write(nb, str(path))
+    return path

@@ -23,6 +23,7 @@ pytest.importorskip("ipywidgets")
 psutil = pytest.importorskip("psutil")
 
 from servers import free_port, server_env, stop_process_group, wait_for_port  # noqa: E402
+from servers import one_cell_notebook as _notebook  # noqa: E402
 
 from inferviz.widgets import dashboard, export_policy  # noqa: E402
 from inferviz.widgets.voila_app import full_page, host_allowed  # noqa: E402
@@ -154,18 +155,6 @@ def test_the_dashboard_tells_its_kernels_where_exports_go(tmp_path):
 
 
 # ------------------------------------------------------------------ the server
-def _notebook(folder: Path, code: str = "print('kernel up')") -> Path:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.cells.append(nbformat.v4.new_code_cell(code))
-    path = folder / "one_cell.ipynb"
-    nbformat.write(nb, str(path))
-    return path
-
-
 def _port_of(process: subprocess.Popen) -> int:
     return int(next(a for a in process.args if a.startswith("--port=")).split("=")[1])
 

@@ -22,6 +22,7 @@ pytest.importorskip("voila")
 pytest.importorskip("ipywidgets")
 psutil = pytest.importorskip("psutil")
 
+from servers import one_cell_notebook as _notebook  # noqa: E402
 from servers import server_env  # noqa: E402
 
 from inferviz.cli import main  # noqa: E402
@@ -30,17 +31,6 @@ from inferviz.widgets import dashboard, model_warmup, owned_processes  # noqa: E
 URL_LINE = re.compile(r"inferviz dashboard: (http://127\.0\.0\.1:(\d+)/)")
 START_TIMEOUT_S = 120
 
-
-def _notebook(folder: Path, code: str) -> Path:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.cells.append(nbformat.v4.new_code_cell(code))
-    path = folder / "one_cell.ipynb"
-    nbformat.write(nb, str(path))
-    return path
 
 
 def _start_demo(tmp_path: Path, code: str = "print('kernel up')", *args: str):
