@@ -336,7 +336,9 @@ class Session:
         return view
 
     def _record_constraint(self, tree: TokenTree, constraint: Any) -> None:
-        """Write what the constraint is into the tree's meta (saved with it)."""
+        """Write what the constraint is into the tree's meta (saved with it; None: nothing)."""
+        if constraint is None:
+            return
         _record_definition(tree, "constraints", constraint,
                            {"label": constraint.label, "kind": constraint.kind})
 
