@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from common import add_device_args, load_session, machine, model_label
 
+from inferviz.distributions import record_children
 from inferviz.processors import SamplerSettings
 from inferviz.resampling import ess, normalize_log_weights, resample
-from inferviz.scoring import record_children
 from inferviz.strategies.common import draw_tokens
 from inferviz.strategies.smc import incremental_log_weights
 

@@ -2,7 +2,7 @@
 
 Widget clicks, several explorers or several threads each ask for the children of one node. A
 :class:`RequestBatcher` queues them; its worker thread takes the first waiting request, waits up
-to ``batch_timeout`` seconds for more (at most ``batch_size`` in all: InferActive's two knobs),
+to ``batch_timeout`` seconds for more (at most ``batch_size`` in all),
 computes every node's next-token scores in one backend call (one forward locally, requests all
 in flight together on a server; rows may come from different trees; identical rows are computed
 once), and records each node's top-``k`` children into its own tree
@@ -28,8 +28,8 @@ from concurrent.futures import Future
 from dataclasses import astuple, dataclass
 from typing import Any
 
+from .distributions import record_children
 from .processors import SamplerSettings
-from .scoring import record_children
 from .tree import Node, TokenTree
 from .validate import check_int
 

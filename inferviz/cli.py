@@ -223,13 +223,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         table = session.token_table(tree, result.node_id)
     except ValueError as err:  # a server without prompt log-probabilities
-        print(f"(no per-token table: {err})\nstop: {result.stop_reason}   strategy: {strategy}")
+        print(f"(no per-token table: {err})\nstop: {result.finish_reason}   strategy: {strategy}")
         return 0
     shown = table[["position", "token", "prob", "logprob", "rank", "entropy", "top_tokens"]]
     with pd.option_context("display.max_rows", 500, "display.width", 160,
                            "display.max_colwidth", 60):
         print(shown.to_string(index=False, formatters={"token": repr}))
-    print(f"\nperplexity: {table.attrs['perplexity']:.3f}   stop: {result.stop_reason}   "
+    print(f"\nperplexity: {table.attrs['perplexity']:.3f}   stop: {result.finish_reason}   "
           f"strategy: {strategy}")
     return 0
 

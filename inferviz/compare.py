@@ -194,7 +194,7 @@ class Comparison:
                 "sum_logprob": total,
                 "mean_logprob": mean,
                 "perplexity": math.exp(-mean) if logprobs else math.nan,
-                "finish_reason": result.stop_reason,
+                "finish_reason": result.finish_reason,
                 "diverges_at": None if div is None else div.position,
                 "diverges_after_node": None if div is None or div.identical else div.node_id,
                 "leaf_id": result.node_id,

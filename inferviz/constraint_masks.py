@@ -234,13 +234,13 @@ def constraint_row_meta(constraint: Constraint, raw_logprobs: torch.Tensor,
 def constrained_distributions(constraint: Constraint, parent_ids: list[int], scores: Any,
                               settings: Any, input_ids: torch.Tensor | None,
                               legal: torch.Tensor, token_bytes: Any):
-    """The :class:`~inferviz.scoring.Distributions` of a constrained step: the processors
+    """The :class:`~inferviz.distributions.Distributions` of a constrained step: the processors
     run on the model's scores with the illegal tokens masked (so top-p is a share of the
     legal mass), ``logits``/``logprobs`` are the constrained log-probabilities and
     ``raw_logprobs`` the model's own; each row's :func:`constraint_row_meta` goes to its
     children. Rows with no legal token get probability 0 everywhere (``no_legal``)."""
+    from .distributions import Distributions
     from .processors import processed_probs
-    from .scoring import Distributions
 
     values = scores.scores.float()
     raw = torch.log_softmax(values, dim=-1) if scores.kind == "logits" else values

@@ -61,10 +61,6 @@ class LensResult:
     def num_layers(self) -> int:
         return self.token_ids.shape[0] - 1
 
-    @property
-    def num_positions(self) -> int:
-        return self.token_ids.shape[1]
-
     def to_pandas(self):
         """Tidy: one row per (layer, position, rank) with ``layer`` (0 = embeddings),
         ``layer_name``, ``position``, ``input_token``, ``rank``, ``token_id``, ``token``, ``prob``,

@@ -15,25 +15,20 @@ from typing import Any
 import torch
 
 from .logit_check import check_logits
+from .validate import is_finite_number, is_int
 
 FILTERED = -math.inf
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_min_tokens_to_keep(min_tokens_to_keep: Any) -> None:
-    if not _is_int(min_tokens_to_keep) or min_tokens_to_keep < 1:
+    if not is_int(min_tokens_to_keep) or min_tokens_to_keep < 1:
         raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
 
 
 def _check_temperature(temperature: Any) -> None:
-    if not _is_number(temperature) or temperature <= 0:
+    if not is_finite_number(temperature) or temperature <= 0:
         raise ValueError(
             f"temperature must be a finite number > 0, got {temperature!r}; "
             'for argmax decoding use strategy="greedy" instead of temperature 0'
@@ -41,29 +36,29 @@ def _check_temperature(temperature: Any) -> None:
 
 
 def _check_top_k(top_k: Any) -> None:
-    if not _is_int(top_k) or top_k < 1:
+    if not is_int(top_k) or top_k < 1:
         raise ValueError(f"top_k must be an int >= 1 (values above the vocabulary keep all), "
                          f"got {top_k!r}")
 
 
 def _check_top_p(top_p: Any) -> None:
-    if not _is_number(top_p) or not 0 < top_p <= 1:
+    if not is_finite_number(top_p) or not 0 < top_p <= 1:
         raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
 
 
 def _check_min_p(min_p: Any) -> None:
-    if not _is_number(min_p) or not 0 <= min_p <= 1:
+    if not is_finite_number(min_p) or not 0 <= min_p <= 1:
         raise ValueError(f"min_p must be a number in [0, 1] (relative to the top probability), "
                          f"got {min_p!r}")
 
 
 def _check_typical_p(typical_p: Any) -> None:
-    if not _is_number(typical_p) or not 0 < typical_p < 1:
+    if not is_finite_number(typical_p) or not 0 < typical_p < 1:
         raise ValueError(f"typical_p must be a number in (0, 1) (exclusive), got {typical_p!r}")
 
 
 def _check_penalty(penalty: Any) -> None:
-    if not _is_number(penalty) or penalty <= 0:
+    if not is_finite_number(penalty) or penalty <= 0:
         raise ValueError(f"repetition_penalty must be a finite number > 0 (1.0 = off, > 1 "
                          f"discourages repeats), got {penalty!r}")
 

@@ -13,10 +13,10 @@ import torch
 from . import models
 from .adapter import adapter_for
 from .backends import Backend, LocalBackend, NextTokenScores, ServerLacks
+from .distributions import Distributions, record_children
 from .engine import Engine
 from .logit_check import check_logits
 from .processors import SamplerSettings, processed_probs
-from .scoring import Distributions, record_children
 from .step_memory import check_step_memory
 from .tokens import TokenBytes
 from .tree import Node, TokenTree
@@ -281,7 +281,7 @@ class Session:
                 [seqs[r] for r in rows], [node_ids[r] for r in rows], settings)
         if len(parts) == 1:
             return next(iter(parts.values()))
-        from .scoring import concat_rows
+        from .distributions import concat_rows
 
         return concat_rows([(rows, parts[p]) for p, rows in groups.items()], len(seqs))
 
@@ -358,16 +358,13 @@ class Session:
 
     def sequence_distributions(self, seqs: list[list[int]], parent_ids: list[int],
                                settings: SamplerSettings | None = None,
-                               logits: torch.Tensor | None = None,
                                scores: NextTokenScores | None = None,
                                legal: torch.Tensor | None = None) -> Distributions:
         """Next-token distributions after each token-id sequence (rows may come from several
-        trees: the request batcher uses this). ``scores`` (or raw ``logits`` ``[B, V]``):
-        already computed for ``seqs`` (shared with other rows); None asks the backend.
+        trees: the request batcher uses this). ``scores``: already computed for ``seqs`` (shared
+        with other rows); None asks the backend.
         ``legal`` [B, V] bool: the tokens this session's constraint allows after each row."""
         settings = settings or SamplerSettings()
-        if scores is None and logits is not None:
-            scores = NextTokenScores(logits)
         if scores is None:
             for seq in seqs:
                 self.check_context(seq)
@@ -478,8 +475,8 @@ class Session:
 
     # ------------------------------------------------------------------ analyses
     def token_table(self, text_or_tree: str | TokenTree, node_id: int | None = None):
-        """Teacher-forced per-token table: see :func:`inferviz.table.token_table`."""
-        from .table import token_table
+        """Teacher-forced per-token table: see :func:`inferviz.token_table.token_table`."""
+        from .token_table import token_table
 
         return token_table(self, text_or_tree, node_id)
 
@@ -555,8 +552,8 @@ class Session:
             self._record_intervention(tree, intervention)
             return result
         if server_side:
-            from .strategies.run import execute
             from .strategies.server_side import generate_on_server
+            from .strategies.transaction import execute
 
             tree = prompt if isinstance(prompt, TokenTree) else self.tree(prompt)
             start_id = params.pop("start_id", tree.root_id)

@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .validate import is_int
+
 SCHEMA = "inferviz.tree"
 SCHEMA_VERSION = 1
 MAX_ID = 2**53 - 1  # ids travel to the browser as float64: exact up to 2**53
@@ -59,9 +61,6 @@ def _fail(where: str, message: str) -> TreeFileError:
     return TreeFileError(f"{where}: {message}")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _short(value: Any) -> str:
     text = repr(value)
@@ -72,7 +71,7 @@ def _int(where: str, name: str, value: Any, low: int = 0, high: int = MAX_ID,
          allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if not _is_int(value):
+    if not is_int(value):
         kind = "an int or null" if allow_none else "an int"
         raise _fail(where, f"field {name!r} must be {kind}, got {_short(value)} "
                            f"({type(value).__name__})")

@@ -9,6 +9,17 @@ from typing import Any, Iterable
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (True is an int to Python, never a count here)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
 def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int; got {value!r} ({type(value).__name__})")

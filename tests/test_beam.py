@@ -141,7 +141,7 @@ def test_each_step_is_one_batched_forward(tiny):
     res = tiny.generate(tree, strategy="beam", max_new_tokens=4, num_beams=3,
                         stop_at_eos=False)
     assert tiny.engine.stats.forwards - before == 4
-    assert res.stop_reason == "max_new_tokens"
+    assert res.finish_reason == "max_new_tokens"
 
 
 def test_result_order_is_best_first(tiny):

@@ -81,7 +81,7 @@ def test_threshold_keeps_only_paths_above_the_threshold(tiny):
     tree = tiny.tree("t30 t31")
     res = tiny.generate(tree, strategy="threshold", threshold=0.02, k=4, max_nodes=500,
                         max_new_tokens=6, stop_at_eos=False)
-    assert res.stop_reason == "threshold"
+    assert res.finish_reason == "threshold"
     added = [n for n in tree.nodes.values() if n.meta.get("strategy") == "threshold"]
     assert added
     for node in added:
@@ -102,7 +102,7 @@ def test_threshold_respects_the_node_budget_and_is_best_first(tiny):
     tree = tiny.tree("t40")
     res = tiny.generate(tree, strategy="threshold", threshold=1e-6, k=3, max_nodes=10,
                         batch_size=1, max_new_tokens=8, stop_at_eos=False)
-    assert res.stop_reason == "max_nodes"
+    assert res.finish_reason == "max_nodes"
     assert len(tree) - 1 == 10
     cum = [res.tree.node(n).cum_logprob for n in res.leaf_ids]
     assert cum == sorted(cum, reverse=True)

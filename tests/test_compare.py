@@ -95,7 +95,7 @@ def test_table_values_are_sums_of_node_raw_logprobs(tiny_session):
         assert row["mean_logprob"] == pytest.approx(total / len(nodes))
         assert row["perplexity"] == pytest.approx(math.exp(-total / len(nodes)))
         assert row["text"] == result.text
-        assert row["finish_reason"] == result.stop_reason
+        assert row["finish_reason"] == result.finish_reason
 
 
 def test_nodes_record_which_labels_visited_and_made_them(tiny_session):

@@ -27,7 +27,7 @@ from inferviz.widgets.explorer import LENS_TAB
 from inferviz.widgets.export import tree_html
 from inferviz.widgets.run_controls import RunControls
 from inferviz.widgets.text_view import text_view_html
-from inferviz.widgets.token_table import token_table_html
+from inferviz.widgets.token_table_html import token_table_html
 from inferviz.widgets.visible_text import display_token
 
 IMG = "<img src=x onerror=alert(1)>"

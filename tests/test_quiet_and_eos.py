@@ -39,7 +39,7 @@ def test_text_leaves_out_the_final_eos_but_the_tree_keeps_it(tiny_session):
     picks = iter([[5], [eos]])
     result = tiny_session.generate("Hello", strategy="custom", max_new_tokens=4,
                                    choose=lambda dist, node: next(picks))
-    assert result.stop_reason == "eos"
+    assert result.finish_reason == "eos"
     assert result.token_ids == [5, eos]
     assert result.tree.node(result.node_id).token_id == eos
     expected = tiny_session.tokenizer.decode([5])
@@ -51,7 +51,7 @@ def test_text_leaves_out_the_final_eos_but_the_tree_keeps_it(tiny_session):
 def test_text_without_eos_is_the_whole_completion(tiny_session):
     result = tiny_session.generate("Hello", strategy="custom", max_new_tokens=2,
                                    choose=lambda dist, node: [7])
-    assert result.stop_reason == "max_new_tokens"
+    assert result.finish_reason == "max_new_tokens"
     assert result.text == result.tree.completion(result.node_id)
 
 
@@ -61,7 +61,7 @@ def test_chat_run_text_has_no_im_end(default_session):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = default_session.generate(prompt, max_new_tokens=40)
-    assert result.stop_reason == "eos"
+    assert result.finish_reason == "eos"
     assert not result.text.endswith("<|im_end|>") and result.text.strip()
 
 

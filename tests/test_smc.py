@@ -261,7 +261,7 @@ def test_failing_potential_names_itself_and_leaves_the_tree_unchanged(tiny, pote
 def test_a_potential_that_rules_everything_out_gives_log_ml_minus_inf(tiny):
     res = tiny.generate(PROMPT, strategy="smc", particles=4, max_new_tokens=3, seed=0,
                         potential=lambda text: 0.0 if text == "" else -math.inf)
-    assert res.stop_reason == "zero_weight" and res.log_ml == -math.inf
+    assert res.finish_reason == "zero_weight" and res.log_ml == -math.inf
     assert res.posterior == {} and res.ess == [0.0]
     assert len(res.tree) == 1 + len({n for n, _ in res.particles})
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from inferviz import step_memory
-from inferviz.scoring import Distributions
+from inferviz.distributions import Distributions
 from inferviz.step_memory import StepMemoryError, check_step_memory
 from inferviz.strategies.bfs import max_tree_nodes
 

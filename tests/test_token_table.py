@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-from inferviz.widgets.token_table import percent, token_table_html
+from inferviz.widgets.token_table_html import percent, token_table_html
 from inferviz.widgets.visible_text import display_token
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -266,9 +267,24 @@ def test_a_change_sends_only_the_new_rows_as_a_delta():
     assert content["columns"]["token"] == {"dtype": "str", "data": ["<0>", "<1>", "<2>"]}
 
 
-def test_applying_the_deltas_gives_the_tree_and_the_snapshot_stays_current():
-    from inferviz.widgets.columns import apply_delta
+def apply_delta(columns: dict[str, list], content: dict[str, Any],
+                buffers: list[bytes]) -> dict[str, list]:
+    """Python twin of ``applyDelta`` in ``js/src/store.js``: the new columns dict."""
+    rows = [int(r) for r in np.frombuffer(bytes(buffers[content["rows"]["buffer"]]), "<f8")]
+    n = max(content["n"], len(columns.get("node_id", [])))
+    out = {name: list(values) + [None] * (n - len(values)) for name, values in columns.items()}
+    for name in content["names"]:
+        encoded = dict(content["columns"][name])
+        if "buffer" in encoded:
+            encoded["data"] = buffers[encoded.pop("buffer")]
+        values = decode_column(encoded)
+        column = out.setdefault(name, [None] * n)
+        for row, value in zip(rows, values):
+            column[row] = value
+    return out
 
+
+def test_applying_the_deltas_gives_the_tree_and_the_snapshot_stays_current():
     tree = make_tree()
     widget = TreeWidget(tree, session=CountingSession(), k=2)
     view = decoded(widget)

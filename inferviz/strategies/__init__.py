@@ -3,7 +3,7 @@
 ``run_strategy(session, prompt, strategy=..., max_new_tokens=..., seed=..., stop=None,
 on_step=None, **params)`` is what ``Session.generate`` calls. A strategy module exposes
 ``run(session, tree, start_id, max_new_tokens, seed, **params) -> GenerationResult`` and its
-allowed parameter names. Every run goes through :func:`inferviz.strategies.run.execute`: all
+allowed parameter names. Every run goes through :func:`inferviz.strategies.transaction.execute`: all
 or nothing on error, stoppable between steps (``stop``), live (``on_step``).
 """
 
@@ -15,9 +15,10 @@ from typing import Any
 from ..tree import TokenTree
 from ..validate import check_int, check_prompt
 from .result import GenerationResult
-from .run import check_run_args, execute
+from .transaction import check_run_args, execute
 
-# name -> (module, preset params). Aliases keep Inference Edge's names working.
+# name -> (module, preset params). "top_k", "top_p" and "min_p" are sampling with that
+# filter on; "beam_search" is beam.
 STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "greedy": ("greedy", {}),
     "sample": ("sample", {}),

@@ -31,12 +31,12 @@ from typing import Any
 import torch
 
 from ..capabilities import ServerLacks
-from ..scoring import record_children
+from ..distributions import record_children
 from ..step_memory import check_step_memory
 from ..validate import check_int, reject_unknown
 from .common import step_budget
 from .result import GenerationResult
-from .run import current_run
+from .transaction import current_transaction
 
 NEG = -1.0e9  # transformers' "never pick this" offset
 
@@ -83,7 +83,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                       advice="lower num_beams or max_new_tokens")
     eos_set = torch.tensor(eos, dtype=torch.long)
     length_penalty = float(length_penalty)
-    run = current_run(tree)
+    txn = current_transaction(tree)
     # A full context ends the run as max_new_tokens would (as transformers' max_length does).
     limit, length_reason = step_budget(session, tree, start_id, max_new_tokens)
 
@@ -93,13 +93,13 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     finished_scores = torch.full((num_beams,), NEG)
     finished_flags = torch.zeros(num_beams, dtype=torch.bool)
     improvable = True
-    stop = length_reason
+    finish = length_reason
     new_len = 0
     base = tree.node(start_id).cum_logprob
 
     for step in range(limit):
-        if run.stop_reason():
-            stop = run.stop_reason()
+        if txn.stop_reason():
+            finish = txn.stop_reason()
             break
         new_len = step + 1
         dists = session.distributions(tree, running_ids)
@@ -109,7 +109,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         width = beams_to_keep if dists.legal is None else \
             min(beams_to_keep, int(torch.isfinite(flat).sum()))
         if width == 0:
-            stop = "constraint"
+            finish = "constraint"
             break
         top_n = torch.arange(width) < num_beams
         cand_scores, cand_index = torch.topk(flat, k=width)
@@ -150,10 +150,10 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         all_full = bool(finished_flags.all()) and early_stopping is True
         if not improvable or all_full or bool(hits.all()) or not running_ids:
             if new_len < limit:
-                stop = "beams_finished"
+                finish = "beams_finished"
             break
 
-    if stop in ("stopped", "interrupted") and new_len:
+    if finish in ("stopped", "interrupted") and new_len:
         # A stopped run returns its best hypotheses so far: the finished ones and the live
         # beams scored as if they ended here.
         merged = torch.cat((finished_scores, running_scores / (new_len ** length_penalty)))
@@ -169,12 +169,12 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     leaf_ids, scores = [n for n, _ in returned], [x for _, x in returned]
     if not leaf_ids:  # no step was taken (the context was full, or stopped at once)
         leaf_ids, scores = [start_id], [0.0]
-    reasons = [stop if n in live or n == start_id
+    reasons = [finish if n in live or n == start_id
                else "eos" if tree.node(n).token_id in eos else length_reason for n in leaf_ids]
     params_out = {"max_new_tokens": max_new_tokens, "num_beams": num_beams,
                   "length_penalty": length_penalty, "early_stopping": early_stopping,
                   "num_return_sequences": num_return_sequences}
-    return GenerationResult(strategy, tree, leaf_ids, params_out, scores, stop, reasons)
+    return GenerationResult(strategy, tree, leaf_ids, params_out, scores, finish, reasons)
 
 
 def _can_improve(running_scores: torch.Tensor, finished_scores: torch.Tensor,
@@ -220,5 +220,5 @@ def _record_step(session, tree, dists, cand_row, cand_token, cand_scores, kept: 
             changed.append(child.node_id)
             if dists.raw_logprobs is not None:  # constrained scores above, the raw kept here
                 tree.update_meta(child.node_id, {"beam_raw_score": child.cum_logprob - base})
-    current_run(tree).step(changed)
+    current_transaction(tree).step(changed)
     return node_ids

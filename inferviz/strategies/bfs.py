@@ -1,4 +1,4 @@
-"""Breadth-first tree expansion (InferActive's ``generate_with_bfs``): the ``k`` most likely
+"""Breadth-first tree expansion: the ``k`` most likely
 children of every node, level by level, to ``depth`` tokens below the start node.
 
 Each level is one batched forward over all its nodes (cached prefixes are reused). Children are
@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..scoring import record_children
+from ..distributions import record_children
 from ..step_memory import check_step_memory
 from ..validate import check_int
-from .common import check_stop, context_room, sampler_settings
+from .common import context_room, sampler_settings, take_stop_at_eos
 from .result import GenerationResult
-from .run import current_run
+from .transaction import current_transaction
 
 
 def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
@@ -47,17 +47,17 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                       what=f"bfs with k={k}, depth={depth} (its last level expands {widest} "
                            f"nodes in one forward)", advice="lower k or depth")
     settings = sampler_settings(params, where)
-    stop_at_eos = check_stop(params, where)
+    stop_at_eos = take_stop_at_eos(params, where)
     eos = session.eos_token_ids if stop_at_eos else set()
 
-    run = current_run(tree)
+    txn = current_transaction(tree)
     levels = min(depth, context_room(session, tree, start_id))
     finish = "depth" if levels == depth else "context"
     level, terminal = [start_id], []
     path_lp = {start_id: 0.0}  # log path probability below the start (constrained if so run)
     for _ in range(levels):
-        if run.stop_reason():
-            finish = run.stop_reason()
+        if txn.stop_reason():
+            finish = txn.stop_reason()
             break
         dists = session.distributions(tree, level, settings)
         next_level, changed = [], []
@@ -73,7 +73,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                     terminal.append(child.node_id)
                 else:
                     next_level.append(child.node_id)
-        run.step(changed)
+        txn.step(changed)
         level = next_level
         if not level:
             blocked = not any(dists.has_choice(row) for row in range(len(dists.parent_ids)))

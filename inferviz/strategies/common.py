@@ -8,12 +8,12 @@ import torch
 
 from ..processors import SamplerSettings
 from ..validate import reject_unknown
-from .run import current_run
+from .transaction import current_transaction
 
 SAMPLER_ARGS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty",
                 "min_tokens_to_keep")
 
-# Inference Edge's presets: "focused" is near-deterministic, "exploratory" creative.
+# The presets of ``mode=``: "focused" is near-deterministic, "exploratory" creative.
 MODES = {"focused": 0.3, "exploratory": 1.5}
 
 
@@ -38,13 +38,14 @@ def make_generator(seed: int | None) -> torch.Generator:
     return gen
 
 
-def check_stop(params: dict[str, Any], where: str, allowed: tuple[str, ...] = ()) -> bool:
-    """Pop ``stop_at_eos`` (default True) and reject anything else left in ``params``."""
-    stop = params.pop("stop_at_eos", True)
-    if not isinstance(stop, bool):
-        raise TypeError(f"stop_at_eos must be a bool; got {stop!r}")
+def take_stop_at_eos(params: dict[str, Any], where: str, allowed: tuple[str, ...] = ()) -> bool:
+    """Pop ``stop_at_eos`` (default True) from ``params`` and return it; reject any name left
+    in ``params`` that is not in ``allowed``, a sampler setting or ``mode``."""
+    stop_at_eos = params.pop("stop_at_eos", True)
+    if not isinstance(stop_at_eos, bool):
+        raise TypeError(f"stop_at_eos must be a bool; got {stop_at_eos!r}")
     reject_unknown(where, params, (*allowed, *SAMPLER_ARGS, "mode", "stop_at_eos"))
-    return stop
+    return stop_at_eos
 
 
 def context_room(session: Any, tree, node_id: int) -> int:
@@ -73,30 +74,30 @@ def follow_one_path(session: Any, tree, start_id: int, max_new_tokens: int, pick
     meta ``strategy``. Returns the last node id, its score (sum of raw logprobs since
     ``start_id``) and why it stopped ("eos", "max_new_tokens", "context", "stopped",
     "interrupted", or "constraint": a constraint allows no token after the last node)."""
-    from ..scoring import record_children
+    from ..distributions import record_children
 
     eos = session.eos_token_ids
-    run = current_run(tree)
-    budget, stop = step_budget(session, tree, start_id, max_new_tokens)
+    txn = current_transaction(tree)
+    budget, finish = step_budget(session, tree, start_id, max_new_tokens)
     node_id = start_id
     for _ in range(budget):
-        if run.stop_reason():
-            stop = run.stop_reason()
+        if txn.stop_reason():
+            finish = txn.stop_reason()
             break
         dists = session.distributions(tree, [node_id], settings)
         if not dists.has_choice(0):
-            stop = "constraint"
+            finish = "constraint"
             break
         token = int(pick(dists))
         (child,) = record_children(tree, dists, 0, [token], session.token_bytes,
                                    [{"strategy": strategy}])
-        run.step([child.node_id])
+        txn.step([child.node_id])
         node_id = child.node_id
         if stop_at_eos and token in eos:
-            stop = "eos"
+            finish = "eos"
             break
     score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
-    return node_id, score, stop
+    return node_id, score, finish
 
 
 def draw_tokens(probs: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:

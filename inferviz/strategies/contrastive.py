@@ -10,9 +10,9 @@ log-probabilities ``log p_ama`` (from the amateur's logits divided by ``amateur_
 and the token with the highest score is chosen (greedy CD). The amateur is a second model that
 shares the expert's tokenizer, or an early layer of the expert read through the logit lens.
 
-(Inference Edge divided log-probabilities, ``log p_exp / log p_ama``, without the mask: that
-favours tokens the amateur likes and the expert does not. ``tests/test_contrastive.py`` shows
-it picking differently on a real step.)
+(Dividing log-probabilities, ``log p_exp / log p_ama``, without the mask is a different rule:
+it favours tokens the amateur likes and the expert does not. ``tests/test_contrastive.py``
+shows it picking differently on a real step.)
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any
 import torch
 
 from ..capabilities import ServerLacks, require_full
-from ..scoring import record_children
+from ..distributions import record_children
 from ..validate import check_float, check_int
-from .common import check_stop, step_budget
+from .common import step_budget, take_stop_at_eos
 from .result import GenerationResult
-from .run import current_run
+from .transaction import current_transaction
 
 VOCAB_SAMPLE = 512  # token -> id pairs compared between expert and amateur tokenizers
 
@@ -134,7 +134,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     check_float("amateur_temperature", amateur_temperature, 0.0, math.inf, low_open=True,
                 high_open=True)
     check_int("candidates", candidates, 1, session.vocab_size)
-    stop_at_eos = check_stop(params, f"strategy={strategy!r}")  # rejects sampler arguments too
+    stop_at_eos = take_stop_at_eos(params, f"strategy={strategy!r}")  # rejects sampler arguments too
     if params:
         raise TypeError(f"strategy={strategy!r} takes no sampler arguments "
                         f"({', '.join(sorted(params))}): the expert is read at temperature 1")
@@ -142,16 +142,16 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     width = session.vocab_size if amateur is None else check_same_vocabulary(session, amateur)
 
     eos = session.eos_token_ids
-    run = current_run(tree)
-    budget, stop = step_budget(session, tree, start_id, max_new_tokens)
+    txn = current_transaction(tree)
+    budget, finish = step_budget(session, tree, start_id, max_new_tokens)
     node_id, total = start_id, 0.0
     for _ in range(budget):
-        if run.stop_reason():
-            stop = run.stop_reason()
+        if txn.stop_reason():
+            finish = txn.stop_reason()
             break
         dists, amateur_logits = _step_logits(session, tree, node_id, amateur, amateur_layer)
         if not dists.has_choice(0):
-            stop = "constraint"
+            finish = "constraint"
             break
         _check_plausible_known(dists, alpha)
         expert_logits = dists.logits[0, :width]
@@ -169,17 +169,17 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                  for t in shown]
         children = record_children(tree, dataclasses.replace(dists, probs=cd_probs), 0, shown,
                                    session.token_bytes, metas)
-        run.step([c.node_id for c in children])
+        txn.step([c.node_id for c in children])
         node_id = children[shown.index(token)].node_id
         total += float(scores[token])
         if stop_at_eos and token in eos:
-            stop = "eos"
+            finish = "eos"
             break
     params_out = {"max_new_tokens": max_new_tokens, "alpha": alpha,
                   "amateur_temperature": amateur_temperature,
                   "amateur": amateur.name if amateur is not None else None,
                   "amateur_layer": amateur_layer}
-    return GenerationResult(strategy, tree, [node_id], params_out, [total], stop)
+    return GenerationResult(strategy, tree, [node_id], params_out, [total], finish)
 
 
 def _step_logits(session: Any, tree, node_id: int, amateur: Any,

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from ..scoring import Distributions, record_children
-from .common import check_stop, sampler_settings, step_budget
+from ..distributions import Distributions, record_children
+from .common import sampler_settings, step_budget, take_stop_at_eos
 from .result import GenerationResult
-from .run import current_run
+from .transaction import current_transaction
 
 Choose = Callable[["StepDistribution", Any], "list[int]"]
 
@@ -91,14 +91,14 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         raise TypeError(f"{where} needs choose=fn, a callable fn(dist, node) -> list[int] of "
                         f"token ids (the first is followed); got {choose!r}")
     settings = sampler_settings(params, where)
-    stop_at_eos = check_stop(params, where)
+    stop_at_eos = take_stop_at_eos(params, where)
     eos = session.eos_token_ids
-    run = current_run(tree)
-    budget, stop = step_budget(session, tree, start_id, max_new_tokens)
+    txn = current_transaction(tree)
+    budget, finish = step_budget(session, tree, start_id, max_new_tokens)
     node_id = start_id
     for step in range(budget):
-        if run.stop_reason():
-            stop = run.stop_reason()
+        if txn.stop_reason():
+            finish = txn.stop_reason()
             break
         dists = session.distributions(tree, [node_id], settings)
         node = tree.node(node_id)
@@ -110,15 +110,15 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         tokens = _check_tokens(picked, dists.logits.shape[-1], step)
         metas = [{"strategy": strategy, "custom_followed": j == 0} for j in range(len(tokens))]
         children = record_children(tree, dists, 0, tokens, session.token_bytes, metas)
-        run.step([c.node_id for c in children])
+        txn.step([c.node_id for c in children])
         node_id = children[0].node_id
         if stop_at_eos and tokens[0] in eos:
-            stop = "eos"
+            finish = "eos"
             break
     score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
     params_out = {"max_new_tokens": max_new_tokens,
                   "choose": getattr(choose, "__name__", repr(choose)), **settings.to_dict()}
-    return GenerationResult(strategy, tree, [node_id], params_out, [score], stop)
+    return GenerationResult(strategy, tree, [node_id], params_out, [score], finish)
 
 
 def _check_tokens(picked: Any, vocab_size: int, step: int) -> list[int]:

@@ -39,11 +39,6 @@ class GenerationResult:
             self.finish_reasons = [self.finish_reason] * len(self.leaf_ids)
 
     @property
-    def stop_reason(self) -> str:
-        """Older name of :attr:`finish_reason`."""
-        return self.finish_reason
-
-    @property
     def node_id(self) -> int:
         return self.leaf_ids[0]
 

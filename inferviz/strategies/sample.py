@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .common import check_stop, follow_one_path, make_generator, sampler_settings
+from .common import follow_one_path, make_generator, sampler_settings, take_stop_at_eos
 from .result import GenerationResult
 
 
@@ -19,7 +19,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     if strategy in needed and needed[strategy] is None:
         raise ValueError(f"strategy={strategy!r} needs {strategy}=...; e.g. "
                          f"generate(prompt, strategy={strategy!r}, {strategy}=...)")
-    stop_at_eos = check_stop(params, f"strategy={strategy!r}")
+    stop_at_eos = take_stop_at_eos(params, f"strategy={strategy!r}")
     gen = make_generator(seed)
     node_id, score, stop = follow_one_path(
         session, tree, start_id, max_new_tokens,

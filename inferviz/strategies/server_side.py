@@ -8,7 +8,7 @@ per token; the server's own sampler draws the tokens. Streamed where the server 
 llama.cpp): each token is written, and listeners (the tree widget) notified, as it arrives.
 
 ``Session.generate(server_side=True)`` runs this through the run machinery
-(``strategies.run.execute``), as a local run: all or nothing (a stream that breaks off, sends a
+(``strategies.transaction.execute``), as a local run: all or nothing (a stream that breaks off, sends a
 bad token or more tokens than ``max_new_tokens`` rolls back every node it wrote), ``stop=``
 checked between tokens (the stream is closed there; the run is partial) and ``on_step`` called
 after each token. The reply checks are ``RemoteBackend.generate``'s (``reply_check``).
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..distributions import Distributions, record_children
 from ..processors import processed_probs
-from ..scoring import Distributions, record_children
 
 SERVER_STRATEGIES = ("greedy", "sample", "top_k", "top_p", "min_p")
 
@@ -30,15 +30,15 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
     (``Dialect.constraint_fields``); the server masks, so the path's tokens are recorded alone
     (its top N are the raw model's and may hold illegal tokens), marked with the constraint.
     What it asks of the session is one capability, ``Session.server_generation``."""
-    from .common import check_stop, sampler_settings
+    from .common import sampler_settings, take_stop_at_eos
     from .result import GenerationResult
-    from .run import current_run
+    from .transaction import current_transaction
 
     if strategy not in SERVER_STRATEGIES:
         raise ValueError(f"server_side=True supports strategy {', '.join(SERVER_STRATEGIES)}; "
                          f"got {strategy!r} (it runs step by step without server_side)")
     settings = sampler_settings(params, f"strategy={strategy!r}")
-    stop_at_eos = check_stop(params, f"strategy={strategy!r}")
+    stop_at_eos = take_stop_at_eos(params, f"strategy={strategy!r}")
     if strategy == "greedy":
         sampling = {"temperature": 0.0}
     else:
@@ -48,7 +48,7 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
     session.check_context(ids)
     node_id, stop, count = start_id, "max_new_tokens", 0
     eos = session.eos_token_ids
-    run = current_run(tree)
+    txn = current_transaction(tree)
     steps = session.server_generation(ids, max_new_tokens, sampling, seed, stop_at_eos,
                                       constraint)
     for token_id, logprobs, approx, known in steps:
@@ -66,11 +66,11 @@ def generate_on_server(session: Any, tree, start_id: int, strategy: str, max_new
         for token in tokens:  # every token's bytes first (a /detokenize may fail)
             session.token_bytes(token)
         children = record_children(tree, dists, 0, tokens, session.token_bytes, metas)
-        run.step([c.node_id for c in children])
+        txn.step([c.node_id for c in children])
         node_id = children[0].node_id
         if stop_at_eos and token_id in eos:
             stop = "eos"
-        reason = run.stop_reason()
+        reason = txn.stop_reason()
         if reason is not None and stop != "eos":
             stop = reason
             steps.close()  # the server stops when its stream is closed

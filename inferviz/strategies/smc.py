@@ -10,7 +10,7 @@ where p is the model at temperature 1 and ``text_t`` the text this run generated
 excluded, EOS included as the tokenizer shows it: the very strings of ``res.posterior``). With a
 truncating proposal at temperature 1 (top_k/top_p/min_p/typical_p, no penalty) the first two
 terms are log of the raw mass the processors kept, the same for every kept token: NOT log p(token)
-(InferActive added log p(token) while proposing from the renormalised top-k, which targets p^2).
+(adding log p(token) while proposing from the renormalised top-k would target p^2).
 Particles start with log-weight potential(""). When ESS < ess_threshold * N the particles are
 resampled and every weight set to the log-mean-exp of the weights before, so
 ``log_ml = logsumexp(log_w) - log N`` at the end is the log of an unbiased estimate of
@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..distributions import Distributions, record_children
 from ..processors import SamplerSettings, log_kept_mass, process
 from ..resampling import RESAMPLERS, ess, normalize_log_weights, resample
-from ..scoring import Distributions, record_children
 from ..tree import TokenTree
 from ..validate import check_float, check_int
-from .common import check_stop, draw_tokens, make_generator, sampler_settings, step_budget
-from .run import current_run
+from .common import draw_tokens, make_generator, sampler_settings, step_budget, take_stop_at_eos
 from .smc_record import SMCRecord, SMCResult, SMCStep, final_node_weights, step_node_meta
+from .transaction import current_transaction
 
 MAX_PARTICLES = 4096  # one forward holds up to this many rows; each row keeps 3 x V floats
 SMC_ARGS = ("particles", "particlenum", "potential", "ess_threshold", "resampling")
@@ -116,11 +116,11 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
         seed: int | None = None, strategy: str = "smc", **params: Any) -> SMCResult:
     n, potential, ess_threshold, scheme = _check_params(params)
     settings = sampler_settings(params, "strategy='smc'")
-    stop_at_eos = check_stop(params, "strategy='smc'", SMC_ARGS)
+    stop_at_eos = take_stop_at_eos(params, "strategy='smc'", SMC_ARGS)
     eos = np.array(sorted(session.eos_token_ids) if stop_at_eos else [], dtype=np.int64)
     gen = make_generator(seed)
     rng = np.random.default_rng(gen.initial_seed())
-    run_ = current_run(tree)
+    txn = current_transaction(tree)
     # A full context completes the particles as max_new_tokens would.
     last_step, length_reason = step_budget(session, tree, start_id, max_new_tokens)
     text_of = _TextFrom(tree, start_id)  # text generated below the start node
@@ -138,16 +138,16 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
     record.add(SMCStep(0, nodes.tolist(), log_w.tolist(), None, done.tolist(), [False] * n,
                        float(n)))
     ancestors = np.arange(n)
-    stop = length_reason
+    finish = length_reason
     all_zero = False
     constraint_blocked = False
     for step in range(1, last_step + 1):
-        if run_.stop_reason():
-            stop = run_.stop_reason()
+        if txn.stop_reason():
+            finish = txn.stop_reason()
             break
         live = np.flatnonzero(~done & (log_w > -np.inf))
         if live.size == 0:  # resampling kept only finished particles
-            stop = "eos"
+            finish = "eos"
             break
         parents = list(dict.fromkeys(nodes[live].tolist()))  # identical particles share a row
         dists = session.distributions(tree, parents, settings)
@@ -198,13 +198,13 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
             nodes, done = nodes[ancestors], done[ancestors]
             record.steps[-1].resampled_to = ancestors.tolist()
         _write_step(tree, record.steps[-1])
-        run_.step(list(dict.fromkeys(new_nodes.tolist())), ess=record.ess,
+        txn.step(list(dict.fromkeys(new_nodes.tolist())), ess=record.ess,
                   particles=n)
         if all_zero:
-            stop = "constraint" if constraint_blocked else "zero_weight"
+            finish = "constraint" if constraint_blocked else "zero_weight"
             break
         if finished:  # the weight left sits on finished particles
-            stop = "eos"
+            finish = "eos"
             break
 
     record.finish(nodes.tolist(), log_w.tolist())
@@ -219,7 +219,7 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
     _write_final(tree, start_id, record, node_weights)
     eos_ids = set(eos.tolist())
     reasons = ["eos" if tree.node(k).token_id in eos_ids and k != start_id
-               else stop if stop in ("stopped", "interrupted", "zero_weight", "constraint")
+               else finish if finish in ("stopped", "interrupted", "zero_weight", "constraint")
                else length_reason
                for k in node_weights]
     return SMCResult(
@@ -228,7 +228,7 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
          "ess_threshold": ess_threshold, "resampling": scheme,
          "potential": None if potential is None else _potential_name(potential),
          **settings.to_dict()},
-        list(node_weights.values()), stop, reasons, log_ml=log_ml, ess=record.ess,
+        list(node_weights.values()), finish, reasons, log_ml=log_ml, ess=record.ess,
         resampling_events=record.resampling_events, posterior=posterior,
         particles=list(zip(record.final_node_ids, record.final_log_weights)), record=record,
     )

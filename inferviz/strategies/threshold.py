@@ -1,4 +1,4 @@
-"""Probability-threshold expansion (Loom's "block multiverse"): grow every continuation whose
+"""Probability-threshold expansion (a "block multiverse"): grow every continuation whose
 path probability stays at or above ``threshold``, most probable first, within a node budget.
 
 The frontier is a priority queue keyed by path probability (raw model probability of the
@@ -20,12 +20,12 @@ import heapq
 import math
 from typing import Any
 
-from ..scoring import record_children
+from ..distributions import record_children
 from ..step_memory import check_step_memory
 from ..validate import check_float, check_int
-from .common import SAMPLER_ARGS, check_stop, context_room
+from .common import SAMPLER_ARGS, context_room, take_stop_at_eos
 from .result import GenerationResult
-from .run import current_run
+from .transaction import current_transaction
 
 
 def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
@@ -40,7 +40,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     if given:
         raise TypeError(f"{where} does not take sampler arguments ({', '.join(given)}): it "
                         f"thresholds the model's raw path probability")
-    stop_at_eos = check_stop(params, where)
+    stop_at_eos = take_stop_at_eos(params, where)
     eos = session.eos_token_ids if stop_at_eos else set()
     log_threshold = math.log(threshold)
     # At each depth at most 1/threshold paths keep probability >= threshold, and the frontier
@@ -51,7 +51,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                       what=f"threshold with batch_size={batch_size}, max_nodes={max_nodes}",
                       advice="lower batch_size or max_nodes")
 
-    run = current_run(tree)
+    txn = current_transaction(tree)
     start = tree.node(start_id)
     start_depth = start.depth
     room = context_room(session, tree, start_id)
@@ -60,14 +60,14 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     added: list[int] = []
     expanded: set[int] = set()
     lp_of = {start_id: 0.0}  # log path probability below the start (constrained if so run)
-    stop = "threshold" if room else "context"
+    finish = "threshold" if room else "context"
     while frontier:
-        if run.stop_reason():
-            stop = run.stop_reason()
+        if txn.stop_reason():
+            finish = txn.stop_reason()
             break
         budget = max_nodes - len(added)
         if budget <= 0:
-            stop = "max_nodes"
+            finish = "max_nodes"
             break
         batch = [heapq.heappop(frontier)[1] for _ in range(min(batch_size, len(frontier)))]
         dists = session.distributions(tree, batch)
@@ -80,7 +80,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                     picks.append((path_lp, row, token))
         picks.sort(key=lambda p: -p[0])
         if len(picks) > budget:
-            picks, stop = picks[:budget], "max_nodes"
+            picks, finish = picks[:budget], "max_nodes"
         changed = []
         for row in range(len(batch)):
             mine = [(lp, t) for lp, r, t in picks if r == row]
@@ -97,14 +97,14 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
                 if child.token_id not in eos and child.depth - start_depth < reach:
                     heapq.heappush(frontier, (-lp, child.node_id))
                 elif child.token_id not in eos and child.depth - start_depth == room \
-                        and room < max_new_tokens and stop == "threshold":
-                    stop = "context"  # the model's context, not the threshold, ended this path
-        run.step(changed)
-        if stop == "max_nodes":
+                        and room < max_new_tokens and finish == "threshold":
+                    finish = "context"  # the model's context, not the threshold, ended this path
+        txn.step(changed)
+        if finish == "max_nodes":
             break
     leaves = [n for n in added if n not in expanded] or [start_id]
     leaves.sort(key=lambda n: -lp_of[n])
     params_out = {"max_new_tokens": max_new_tokens, "threshold": threshold, "k": k,
                   "max_nodes": max_nodes, "batch_size": batch_size, "nodes_added": len(added)}
     return GenerationResult(strategy, tree, leaves, params_out,
-                            [lp_of[n] for n in leaves], stop)
+                            [lp_of[n] for n in leaves], finish)

@@ -31,10 +31,6 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, (bool, np.bool_))
-
-
 def json_safe(value: Any) -> Any:
     """A strict-JSON copy of ``value``: non-finite floats become strings, numpy scalars plain."""
     if isinstance(value, (np.bool_,)):
@@ -163,20 +159,3 @@ def encode_delta(current: dict[str, list], rows: list[int], base: int,
         "columns": columns,
     }
     return content, buffers
-
-
-def apply_delta(columns: dict[str, list], content: dict[str, Any],
-                buffers: list[bytes]) -> dict[str, list]:
-    """Python twin of ``applyDelta`` in ``js/src/store.js`` (for tests): new columns dict."""
-    rows = [int(r) for r in np.frombuffer(bytes(buffers[content["rows"]["buffer"]]), "<f8")]
-    n = max(content["n"], len(columns.get("node_id", [])))
-    out = {name: list(values) + [None] * (n - len(values)) for name, values in columns.items()}
-    for name in content["names"]:
-        encoded = dict(content["columns"][name])
-        if "buffer" in encoded:
-            encoded["data"] = buffers[encoded.pop("buffer")]
-        values = decode_column(encoded)
-        column = out.setdefault(name, [None] * n)
-        for row, value in zip(rows, values):
-            column[row] = value
-    return out

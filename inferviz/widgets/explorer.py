@@ -37,7 +37,7 @@ from .guarded_session import BUSY_MESSAGE, GuardedSession
 from .run_controls import RunControls
 from .status import status_html
 from .text_view import TextView
-from .token_table import token_table_html
+from .token_table_html import token_table_html
 from .tree_widget import TreeWidget
 from .why_panel import WhyPanel
 

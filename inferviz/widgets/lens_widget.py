@@ -19,6 +19,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from ..validate import is_int
 from . import protocol
 from .columns import array_payload
 
@@ -141,7 +142,7 @@ def check_pinned(value: Any, shape: tuple[int, int]) -> list[int] | None:
     ok = (
         isinstance(value, (list, tuple))
         and len(value) == 2
-        and all(protocol._is_int(v) for v in value)
+        and all(is_int(v) for v in value)
         and 0 <= value[0] < shape[0]
         and 0 <= value[1] < shape[1]
     )

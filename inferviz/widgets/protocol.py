@@ -25,6 +25,8 @@ from typing import Any, Literal, TypedDict
 
 from traitlets import TraitError
 
+from ..validate import is_int
+
 REQUEST_KIND = "inferviz:request"
 RESPONSE_KIND = "inferviz:response"
 ACTIONS = ("expand",)
@@ -46,14 +48,6 @@ class ExpandParams(TypedDict):
     min_p: float | None
 
 
-class ExpandRequest(TypedDict, total=False):
-    kind: Literal["inferviz:request"]
-    id: str | int
-    action: Literal["expand"]
-    node_id: int
-    params: dict[str, Any]  # a partial ExpandParams, validated by validate_params
-
-
 class Response(TypedDict):
     kind: Literal["inferviz:response"]
     id: str | int | None
@@ -73,9 +67,6 @@ class SettingError(TraitError, ValueError):
 
 
 # ------------------------------------------------------------------ settings
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
 
 def _is_real(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(
@@ -84,7 +75,7 @@ def _is_real(value: Any) -> bool:
 
 
 def check_k(value: Any) -> int:
-    if not _is_int(value) or not 1 <= value <= K_MAX:
+    if not is_int(value) or not 1 <= value <= K_MAX:
         raise ProtocolError(f"k must be an integer in 1..{K_MAX}, got {value!r}")
     return int(value)
 
@@ -98,7 +89,7 @@ def check_temperature(value: Any) -> float:
 def check_top_k(value: Any) -> int | None:
     if value is None:
         return None
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ProtocolError(f"top_k must be None or an integer >= 1, got {value!r}")
     return int(value)
 
@@ -151,7 +142,7 @@ def request_id(msg: Any) -> str | int | None:
     rid = msg.get("id")
     if isinstance(rid, str) and len(rid) <= MAX_ID_LENGTH:
         return rid
-    if _is_int(rid):
+    if is_int(rid):
         return rid
     return None
 
@@ -172,7 +163,7 @@ def validate_request(msg: Any, node_ids: Any, defaults: ExpandParams) -> tuple[i
     if action not in ACTIONS:
         raise ProtocolError(f"unknown action {action!r}; allowed: {list(ACTIONS)}")
     node_id = msg.get("node_id")
-    if not _is_int(node_id):
+    if not is_int(node_id):
         raise ProtocolError(f"node_id must be an integer, got {node_id!r}")
     if node_id not in node_ids:
         raise ProtocolError(f"node_id {node_id} is not in this tree")
@@ -193,7 +184,7 @@ def response(
         id=rid,
         ok=ok,
         action=action if isinstance(action, str) and action in ACTIONS else None,
-        node_id=node_id if _is_int(node_id) else None,
+        node_id=node_id if is_int(node_id) else None,
         child_ids=list(child_ids or []),
         error=error,
     )

@@ -30,6 +30,7 @@ import anywidget
 import traitlets
 
 from ..tree import TokenTree
+from ..validate import is_int
 from . import protocol
 from .columns import changed_rows, encode_columns, encode_delta
 
@@ -88,7 +89,7 @@ class TreeWidget(anywidget.AnyWidget):
                 "session, k, temperature, top_k, top_p, min_p, height"
             )
         height = kwargs.get("height", 560)
-        if not protocol._is_int(height) or not 160 <= height <= 4000:
+        if not is_int(height) or not 160 <= height <= 4000:
             raise ValueError(f"height must be an integer number of pixels in 160..4000, got {height!r}")
         settings = protocol.validate_params(
             {"k": k, "temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p},
@@ -187,16 +188,16 @@ class TreeWidget(anywidget.AnyWidget):
     # ------------------------------------------------------------- hooks for other views
     def select(self, node_id: int | None) -> None:
         """Select ``node_id`` (highlights its path and shows its text), as a click would."""
-        if node_id is not None and (not protocol._is_int(node_id) or node_id not in self._tree):
+        if node_id is not None and (not is_int(node_id) or node_id not in self._tree):
             raise ValueError(f"node_id {node_id!r} is not in this tree")
         self.selected = node_id
 
     def mark(self, node_ids: Any, label: str | None = "marked") -> None:
         """Badge nodes with a short ``label`` (e.g. ``"diverges"``) in the ``mark`` column;
         ``label=None`` removes the mark. The tree itself is not changed."""
-        ids = [node_ids] if protocol._is_int(node_ids) else list(node_ids)
+        ids = [node_ids] if is_int(node_ids) else list(node_ids)
         for node_id in ids:
-            if not protocol._is_int(node_id) or node_id not in self._tree:
+            if not is_int(node_id) or node_id not in self._tree:
                 raise ValueError(f"node_id {node_id!r} is not in this tree")
         if label is not None and (not isinstance(label, str) or not 0 < len(label) <= 24):
             raise ValueError(f"label must be a string of 1..24 characters or None, got {label!r}")
@@ -217,7 +218,7 @@ class TreeWidget(anywidget.AnyWidget):
             for name, value in accepted.items():
                 if name == "selected":
                     if value is not None and (
-                        not protocol._is_int(value) or value not in self._tree
+                        not is_int(value) or value not in self._tree
                     ):
                         raise protocol.ProtocolError(f"selected node {value!r} is not in this tree")
                 else:

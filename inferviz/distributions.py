@@ -149,7 +149,7 @@ def record_children(tree: TokenTree, dists: Distributions, row: int, token_ids: 
 
 
 def concat_rows(parts: list[tuple[list[int], Any]], total: int) -> Any:
-    """One :class:`~inferviz.scoring.Distributions` of ``total`` rows from parts computed for
+    """One :class:`~inferviz.distributions.Distributions` of ``total`` rows from parts computed for
     some of them (``(rows, dists)``), each row back in its place."""
     order = [0] * total
     offset = 0

@@ -1,6 +1,6 @@
 """One strategy run as a transaction, with Stop and live steps.
 
-``run_strategy`` calls every strategy through :func:`execute`, which gives it a :class:`Run`:
+``run_strategy`` calls every strategy through :func:`execute`, which gives it a :class:`Transaction`:
 
 - **All or nothing on error.** The tree journals what the run's thread adds or updates; if the
   strategy raises, the nodes it added are removed, the nodes it updated get their ``prob`` and
@@ -10,7 +10,7 @@
   ``finish_reason="stopped"`` and ``partial=True``. In the main thread the first Ctrl-C (a
   kernel interrupt) does the same with ``finish_reason="interrupted"``; a second one raises
   ``KeyboardInterrupt`` at once. Nodes of a partial run keep meta ``run_partial=True``.
-- **Live steps.** A strategy calls :meth:`Run.step` after each step it wrote: listeners see the
+- **Live steps.** A strategy calls :meth:`Transaction.step` after each step it wrote: listeners see the
   nodes at once, and ``on_step(info)`` gets ``{"step": n, "node_ids": [...], ...}`` (SMC adds
   ``ess``, the ESS after each step so far).
 """
@@ -27,7 +27,7 @@ from ..tree import TokenTree
 
 PARTIAL_REASONS = ("stopped", "interrupted")
 
-_current: ContextVar["Run | None"] = ContextVar("inferviz_run", default=None)
+_current: ContextVar["Transaction | None"] = ContextVar("inferviz_run", default=None)
 
 
 def check_run_args(stop: Any, on_step: Any) -> None:
@@ -39,7 +39,7 @@ def check_run_args(stop: Any, on_step: Any) -> None:
                         f"{on_step!r}")
 
 
-class Run:
+class Transaction:
     """What a strategy sees of its run: ``stop_reason()`` between steps, ``step(node_ids)``
     after each step, ``steps`` done so far."""
 
@@ -72,11 +72,11 @@ class Run:
             self._on_step({"step": self.steps, "node_ids": list(node_ids), **info})
 
 
-def current_run(tree: TokenTree) -> Run:
-    """The run in progress on ``tree`` in this context, or a detached one (a strategy module
-    called directly: no stop, plain notifications)."""
-    run = _current.get()
-    return run if run is not None and run.tree is tree else Run(tree)
+def current_transaction(tree: TokenTree) -> Transaction:
+    """The transaction of the run in progress on ``tree`` in this context, or a detached one (a
+    strategy module called directly: no stop, plain notifications)."""
+    txn = _current.get()
+    return txn if txn is not None and txn.tree is tree else Transaction(tree)
 
 
 def execute(tree: TokenTree, call: Callable[[], Any], stop: Any = None,
@@ -84,11 +84,11 @@ def execute(tree: TokenTree, call: Callable[[], Any], stop: Any = None,
     """``call()`` (a strategy run writing into ``tree``) as a transaction; see the module doc.
     Returns its result with ``steps``, ``partial`` and (for a partial run) marked nodes."""
     check_run_args(stop, on_step)
-    run = Run(tree, stop, on_step)
+    txn = Transaction(tree, stop, on_step)
     journal = tree.begin_journal()
-    token = _current.set(run)
+    token = _current.set(txn)
     try:
-        with _sigint_stops(run):
+        with _sigint_stops(txn):
             result = call()
     except KeyboardInterrupt:  # a hard interrupt: keep what was made, marked
         _mark_partial(tree, journal)
@@ -101,7 +101,7 @@ def execute(tree: TokenTree, call: Callable[[], Any], stop: Any = None,
         tree.end_journal()
     partial = getattr(result, "finish_reason", "") in PARTIAL_REASONS
     if hasattr(result, "finish_reason"):  # a GenerationResult (a registered module may differ)
-        result.steps, result.partial = run.steps, partial
+        result.steps, result.partial = txn.steps, partial
     if partial:
         _mark_partial(tree, journal)
     return result
@@ -116,7 +116,7 @@ def _mark_partial(tree: TokenTree, journal: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_stops(run: Run):
+def _sigint_stops(txn: Transaction):
     """In the main thread, the first SIGINT asks the run to stop between steps; a second one
     goes to the previous handler (KeyboardInterrupt)."""
     if threading.current_thread() is not threading.main_thread():
@@ -128,8 +128,8 @@ def _sigint_stops(run: Run):
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if run.stop_reason() is None:
-            run.request_stop("interrupted")
+        if txn.stop_reason() is None:
+            txn.request_stop("interrupted")
         else:
             previous(signum, frame)
 
