@@ -147,3 +147,28 @@ def prompt_of_tokens(session, n_tokens: int) -> str:
     while len(session.encode(prompt)) > n_tokens:
         prompt = prompt[:-1]
     return prompt
+
+
+
+class cpu_load:
+    """``with cpu_load(n):`` keeps ``n`` busy-loop processes (pure Python, no sleep) running:
+    the "under load" column, where the benchmark makes its own contention so that the figure
+    does not depend on what else the machine runs."""
+
+    def __init__(self, processes: int = 2) -> None:
+        self.processes = processes
+        self._procs: list = []
+
+    def __enter__(self) -> "cpu_load":
+        import subprocess
+
+        self._procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                       for _ in range(self.processes)]
+        time.sleep(0.3)  # let them start spinning
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self._procs:
+            proc.kill()
+            proc.wait()
+        self._procs = []

@@ -196,12 +196,13 @@ class Engine:
         packed = self._packed_plan(seqs, matched, cached, new)
         plan = packed.plan if packed else plan_new_tokens(seqs, matched, cached, store.root)
         slots = store.allocate(len(plan))  # may evict; raises with nothing changed
+        span = None if packed else self._contiguous_span(matched, cached, new, slots)
         try:
             if packed:
                 logits, layers = self._packed_forward(packed)
             else:
-                logits, layers = self._model_forward(seqs, matched, cached, new)
-            if plan:
+                logits, layers = self._model_forward(seqs, matched, cached, new, span)
+            if plan and span is None:  # (a span's keys/values went to the store in place)
                 rows = torch.tensor([t.row for t in plan], device=self.device)
                 cols = torch.tensor([t.column for t in plan], device=self.device)
                 keys = torch.stack([layer.new_keys[rows, :, cols] for layer in layers])
@@ -220,6 +221,23 @@ class Engine:
         self.stats.tokens_computed += len(packed.query_tokens) if packed else sum(new)
         self.stats.tokens_reused += sum(cached)
         return logits
+
+    def _contiguous_span(self, matched, cached, new, slots) -> tuple[int, int, int] | None:
+        """``(start, first, end)`` when one sequence's cached slots and the slots allocated for its
+        new tokens (from ``first`` on) are the consecutive range ``start..end-1`` (a path decoded token by token:
+        the store hands out neighbouring slots), else None. Then every layer writes its new
+        keys/values into the store in place and attends to a view of that range: no gather,
+        no concatenation, no copy afterwards (see ``SlotLayer.update``)."""
+        if self.compiled or len(matched) != 1 or len(slots) != new[0] \
+                or len(matched[0]) != cached[0]:
+            return None  # (a fully cached sequence recomputes its last token, not stored)
+        first, past = slots[0], matched[0]
+        start = first - cached[0]
+        if slots[-1] != first + len(slots) - 1 or any(
+                slot != first + j for j, slot in enumerate(slots)) or any(
+                node.slot != start + j for j, node in enumerate(past)):
+            return None
+        return start, first, first + len(slots)
 
     def _packed_plan(self, seqs, matched, cached, new) -> Packed | None:
         """The layout of a tree-attention forward, or None to use padded rows
@@ -246,10 +264,15 @@ class Engine:
                           masks if self.mask_kind.mapping else masks["full_attention"],
                           query_positions[None], slot_rows, [0] * len(packed.last), packed.last)
 
-    def _model_forward(self, seqs, matched, cached, new):
+    def _model_forward(self, seqs, matched, cached, new, span=None):
         """One forward in the layout of the module docstring: logits ``[B, V]`` (float32, CPU)
-        and the cache layers holding the new block's keys/values."""
+        and the cache layers holding the new block's keys/values. ``span``: one sequence
+        whose slots are a consecutive range (:meth:`_contiguous_span`): no pads, no mask."""
         batch, past, width = len(seqs), max(cached), max(new)
+        if span is not None:
+            seq, c = seqs[0], cached[0]
+            return self._call(torch.tensor([seq[c:]]), None,
+                              torch.arange(c, len(seq))[None], None, [0], [new[0] - 1], span)
         if self.compiled:  # recurring shapes: pads are masked (past) or after every real token
             past = -(-past // _PAST_BUCKET) * _PAST_BUCKET
             width = 1 << (width - 1).bit_length()
@@ -270,22 +293,26 @@ class Engine:
                           [n - 1 for n in new])
 
     def _call(self, input_ids, attention_mask, positions, slot_rows, rows: list[int],
-              columns: list[int]):
-        """The model over ``input_ids`` with the cached past read from ``slot_rows``' slots:
-        logits ``[B, V]`` (float32, CPU) of (row, column) pairs of the new block, and the cache
-        layers holding the new block's keys/values. Only those columns are unembedded."""
+              columns: list[int], span: tuple[int, int, int] | None = None):
+        """The model over ``input_ids`` with the cached past read from ``slot_rows``' slots
+        (or, given ``span`` = (start, first, end), the store's consecutive slots
+        ``start..first-1``, the new block going to ``first..end-1``): logits ``[B, V]`` (float32, CPU) of (row, column) pairs of the new block, and
+        the cache layers holding the new block's keys/values. Only those columns are
+        unembedded."""
         from transformers import DynamicCache
 
         slot_layer = _slot_layer_class()
-        slot_rows = slot_rows.to(self.device)
-        layers = [slot_layer(self.store, i, slot_rows) for i in range(self.store.keys.shape[0])]
+        if slot_rows is not None:
+            slot_rows = slot_rows.to(self.device)
+        layers = [slot_layer(self.store, i, slot_rows, span)
+                  for i in range(self.store.keys.shape[0])]
         cache = DynamicCache()
         cache.layers = layers
         keep = sorted(set(columns))
         index = {p: j for j, p in enumerate(keep)}
         if isinstance(attention_mask, dict):  # one mask per attention type (sliding windows)
             attention_mask = {name: m.to(self.device) for name, m in attention_mask.items()}
-        else:
+        elif attention_mask is not None:
             attention_mask = attention_mask.to(self.device)
         with torch.inference_mode():  # a little faster than no_grad; outputs are copied out
             out = self._call_model(
@@ -323,10 +350,11 @@ def _slot_layer_class():
         layer needs it (one layer's worth at a time, not all layers up front), and only the new
         block's keys/values are kept for the store."""
 
-        def __init__(self, store: KVStore, layer: int, slot_rows: torch.Tensor) -> None:
+        def __init__(self, store: KVStore, layer: int, slot_rows: torch.Tensor | None,
+                     span: tuple[int, int, int] | None = None) -> None:
             super().__init__()
-            self.store, self.layer, self.slot_rows = store, layer, slot_rows
-            self.past = slot_rows.shape[1]
+            self.store, self.layer, self.slot_rows, self.span = store, layer, slot_rows, span
+            self.past = slot_rows.shape[1] if span is None else span[1] - span[0]
             self.dtype, self.device = store.dtype, store.device
             self.is_initialized = True
             self.new_keys = self.new_values = None
@@ -338,6 +366,13 @@ def _slot_layer_class():
             return self.past + query_length, 0
 
         def update(self, key_states, value_states, *args, **kwargs):
+            if self.span is not None:  # written in place; attend to a view of the range
+                start, first, end = self.span
+                self.store.write_range(self.layer, first, key_states[0].transpose(0, 1),
+                                       value_states[0].transpose(0, 1))
+                keys = self.store.keys[self.layer, start:end]  # [T, H, D]
+                values = self.store.values[self.layer, start:end]
+                return keys.transpose(0, 1)[None], values.transpose(0, 1)[None]
             self.new_keys, self.new_values = key_states, value_states
             if not self.past:
                 return key_states, value_states

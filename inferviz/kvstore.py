@@ -214,6 +214,13 @@ class KVStore:
         self.keys[:, slots] = keys.to(self.dtype)
         self.values[:, slots] = values.to(self.dtype)
 
+    def write_range(self, layer: int, first: int, keys: torch.Tensor,
+                    values: torch.Tensor) -> None:
+        """Store one layer's ``[M, H, D]`` keys/values into the consecutive slots from
+        ``first`` (a forward writing in place, layer by layer)."""
+        self.keys[layer, first:first + len(keys)].copy_(keys)
+        self.values[layer, first:first + len(values)].copy_(values)
+
     @property
     def bytes_used(self) -> int:
         """Bytes held by the pool (keys and values, allocated capacity)."""

@@ -228,6 +228,7 @@ def test_failure_while_storing_keys_leaves_no_dangling_trie_node(monkeypatch):
         raise RuntimeError("simulated write failure")
 
     monkeypatch.setattr(engine.store, "write", write)
+    monkeypatch.setattr(engine.store, "write_range", write)  # a path's in-place writes
     with pytest.raises(RuntimeError, match="simulated"):
         engine.next_logits([prompt + [3, 4, 5]])
     monkeypatch.undo()
