@@ -25,10 +25,9 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from .distributions import record_children
 from .processors import SamplerSettings
 from .tree import Node, TokenTree
 from .validate import check_int
@@ -96,9 +95,8 @@ class RequestBatcher:
         if not isinstance(tree, TokenTree):
             raise TypeError(f"tree must be a TokenTree; got {type(tree).__name__}")
         tree.node(node_id)  # KeyError naming the id if it is not in the tree
-        check_int("k", k, 1, self.session.vocab_size)
-        settings = SamplerSettings(temperature=temperature, top_k=top_k, top_p=top_p,
-                                   min_p=min_p, **processors)
+        settings = self.session.expand_settings(k, temperature=temperature, top_k=top_k,
+                                                top_p=top_p, min_p=min_p, **processors)
         constraint = check_constraint(constraint)
         if constraint is not None:
             self.session.constrained(constraint)  # a session that cannot says so now
@@ -166,7 +164,7 @@ class RequestBatcher:
         groups: dict[tuple, list[int]] = {}  # rows sharing settings are scored together
         for row, request in enumerate(live):
             key = request.constraint.key if request.constraint is not None else None
-            groups.setdefault((astuple(request.settings), key), []).append(row)
+            groups.setdefault((request.settings, key), []).append(row)
         for rows in groups.values():
             requests = [live[row] for row in rows]
             try:
@@ -175,16 +173,11 @@ class RequestBatcher:
                 for request in requests:
                     request.future.set_exception(err)
                 continue
+            scorer = self.session.constrained(requests[0].constraint)
             for i, request in enumerate(requests):
                 try:
-                    if not dists.has_choice(i):
-                        from .constraint_masks import no_token_error
-
-                        raise no_token_error(request.constraint, [request.node_id])
-                    children = record_children(request.tree, dists, i,
-                                               dists.top_k(i, request.k),
-                                               self.session.token_bytes)
-                    request.tree.notify([c.node_id for c in children])
+                    children = scorer.add_top_children(request.tree, dists, [request.node_id],
+                                                       request.k, rows=[i])
                 except BaseException as err:
                     request.future.set_exception(err)
                 else:
