@@ -190,12 +190,12 @@ class RequestBatcher:
         if constraint is None:
             return self.session.sequence_distributions(seqs, ids, requests[0].settings,
                                                        scores=scores)
-        import torch
+        import numpy as np
 
         from .constraint_masks import tracker_for
 
-        legal = torch.cat([tracker_for(self.session, r.tree, constraint).legal([r.node_id])
-                           for r in requests])
+        legal = np.concatenate([tracker_for(self.session, r.tree, constraint).legal([r.node_id])
+                                for r in requests])
         view = self.session.constrained(constraint)
         dists = view.sequence_distributions(seqs, ids, requests[0].settings, scores=scores,
                                             legal=legal)

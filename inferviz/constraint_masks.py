@@ -12,6 +12,9 @@ are computed at once by llguidance's parallel executor.
     log_legal_mass [B]         log of the raw probability mass of the legal tokens
     constrained  [B, V]        raw log-prob - log_legal_mass on legal tokens, -inf elsewhere
                                (the model restricted to the constraint: p(x | legal))
+
+Masks are numpy arrays (llguidance's numpy bitmasks); the numbers of a step are computed in the
+kind of the model's scores (:mod:`inferviz.arrays`): torch locally, numpy over a server.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import threading
 import weakref
 from typing import Any
 
-import torch
+import numpy as np
 
+from .arrays import Array, namespace
 from .constraints import Constraint, ConstraintError
 
-_BITS = torch.arange(32, dtype=torch.int32)
+_BITS = np.arange(32, dtype=np.int32)
 _TRACKERS: "weakref.WeakKeyDictionary[Any, dict[str, ConstraintTracker]]" = \
     weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
@@ -86,9 +90,9 @@ class ConstraintTracker:
         # node id -> (parent id, token id, matcher) and node id -> (parent, token, mask row):
         # the path is kept to notice a node id reused after a rolled-back run.
         self._matchers: dict[int, tuple[Any, Any, Any]] = {}
-        self._masks: dict[int, tuple[Any, Any, torch.Tensor]] = {}
+        self._masks: dict[int, tuple[Any, Any, np.ndarray]] = {}
         self._executor = llguidance.LLExecutor()
-        self._eos = torch.tensor(eos_ids, dtype=torch.long)
+        self._eos = list(eos_ids)
         self._eos_set = set(eos_ids)
         self.mask_seconds = 0.0  # time spent computing masks (benchmarks)
         self.masks_computed = 0
@@ -120,14 +124,14 @@ class ConstraintTracker:
         self._matchers[node_id] = (*sig, matcher)
         return matcher
 
-    def legal(self, node_ids: list[int]) -> torch.Tensor:
-        """[B, V] bool: the tokens the constraint allows after each node (one parallel mask
-        computation for the rows not cached)."""
+    def legal(self, node_ids: list[int]) -> np.ndarray:
+        """[B, V] bool (numpy): the tokens the constraint allows after each node (one parallel
+        mask computation for the rows not cached)."""
         import time
 
-        import llguidance.torch as llg_torch
+        import llguidance.numpy as llg_numpy
 
-        rows: list[torch.Tensor | None] = []
+        rows: list[np.ndarray | None] = []
         todo: list[int] = []
         for i, node_id in enumerate(node_ids):
             cached = self._masks.get(node_id)
@@ -139,11 +143,11 @@ class ConstraintTracker:
         if todo:
             start = time.perf_counter()
             matchers = [(self.matcher(node_ids[i]), j) for j, i in enumerate(todo)]
-            bitmask = llg_torch.allocate_token_bitmask(len(todo), self.vocab_size)
+            bitmask = llg_numpy.allocate_token_bitmask(len(todo), self.vocab_size)
             if len(todo) == 1:
-                llg_torch.fill_next_token_bitmask(matchers[0][0], bitmask, 0)
+                llg_numpy.fill_next_token_bitmask(matchers[0][0], bitmask, 0)
             else:
-                llg_torch.fill_next_token_bitmask_par(self._executor, matchers, bitmask)
+                llg_numpy.fill_next_token_bitmask_par(self._executor, matchers, bitmask)
             self.mask_seconds += time.perf_counter() - start
             self.masks_computed += len(todo)
             for j, i in enumerate(todo):
@@ -154,19 +158,19 @@ class ConstraintTracker:
                     # llguidance lets a stuck matcher stop (EOS allowed): here the text is
                     # not a match, so the end of sequence is not legal either.
                     self._clear(bitmask[j], self._eos)
-                rows[i] = bitmask[j].clone()
+                rows[i] = bitmask[j].copy()
                 self._masks[node_ids[i]] = (*self._signature(node_ids[i]), rows[i])
-        packed = torch.stack(rows)  # type: ignore[arg-type]
-        bits = (packed.unsqueeze(-1) >> _BITS) & 1
-        return bits.reshape(len(node_ids), -1)[:, : self.vocab_size].bool()
+        packed = np.stack(rows)  # type: ignore[arg-type]
+        bits = (packed[..., None] >> _BITS) & 1
+        return bits.reshape(len(node_ids), -1)[:, : self.vocab_size].astype(bool)
 
     @staticmethod
-    def _clear(packed: torch.Tensor, token_ids: torch.Tensor) -> None:
+    def _clear(packed: np.ndarray, token_ids: list[int]) -> None:
         """Clear the bits of ``token_ids`` in one packed mask row (int32 words)."""
-        for tok in token_ids.tolist():
+        for tok in token_ids:
             word, bit = divmod(tok, 32)
-            if word < packed.numel():
-                packed[word] &= ~(1 << bit) if bit < 31 else 0x7FFFFFFF
+            if word < packed.size:
+                packed[word] &= np.int32(~(1 << bit) if bit < 31 else 0x7FFFFFFF)
 
 
 def no_token_message(constraint: Constraint, where: str) -> str:
@@ -181,20 +185,20 @@ def no_token_error(constraint: Constraint, node_ids: list[int]) -> ConstraintErr
                            f"was added")
 
 
-def constrain_rows(raw_logprobs: torch.Tensor, legal: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def constrain_rows(raw_logprobs: Array, legal: Array) -> tuple[Array, Array, Array]:
     """``(constrained, log_legal_mass, no_legal)`` from raw log-probabilities [B, V] and the
     legal mask [B, V] (see the module doc). ``no_legal`` [B] marks rows where no token is
     legal: their constrained row is all -inf and their log legal mass -inf."""
-    masked = raw_logprobs.masked_fill(~legal, -math.inf)
-    log_mass = torch.logsumexp(masked, dim=-1)
-    no_legal = ~torch.isfinite(log_mass)
-    constrained = masked - log_mass.masked_fill(no_legal, 0.0).unsqueeze(-1)
+    xp = namespace(raw_logprobs)
+    masked = xp.masked_fill(raw_logprobs, ~legal, -math.inf)
+    log_mass = xp.logsumexp(masked)
+    no_legal = ~xp.isfinite(log_mass)
+    constrained = masked - xp.masked_fill(log_mass, no_legal, 0.0)[..., None]
     return constrained, log_mass, no_legal
 
 
-def constraint_row_meta(constraint: Constraint, raw_logprobs: torch.Tensor,
-                        constrained: torch.Tensor, log_mass: float, token_bytes: Any,
+def constraint_row_meta(constraint: Constraint, raw_logprobs: Array,
+                        constrained: Array, log_mass: float, token_bytes: Any,
                         cut_top: int = 3) -> dict[str, Any]:
     """What every child of one constrained row records: the constraint, the log legal mass
     at the parent, the model's best token when it was illegal, the margin (nats) between
@@ -215,16 +219,17 @@ def constraint_row_meta(constraint: Constraint, raw_logprobs: torch.Tensor,
         "best_illegal_token_id": None,
         "best_illegal_token": None,
     }
-    illegal = raw_logprobs.masked_fill(torch.isfinite(constrained), -math.inf)
-    n = min(cut_top, int(torch.isfinite(illegal).sum()))
+    xp = namespace(raw_logprobs)
+    illegal = xp.masked_fill(raw_logprobs, xp.isfinite(constrained), -math.inf)
+    n = min(cut_top, int(xp.isfinite(illegal).sum()))
     cut = []
     if n:
-        values, ids = torch.topk(illegal, n)
+        values, ids = xp.topk(illegal, n)
         best_legal_lp = float(raw_logprobs[best_legal])
         for value, tok in zip(values.tolist(), ids.tolist()):
             if value > best_legal_lp or value >= math.log(CUT_FLOOR):
                 cut.append([int(tok), readable_token(token_bytes(int(tok))), float(value)])
-    if best != best_legal and not bool(torch.isfinite(constrained[best])):
+    if best != best_legal and not bool(xp.isfinite(constrained[best])):
         meta["best_illegal_token_id"] = best
         meta["best_illegal_token"] = readable_token(token_bytes(best))
     meta["cut_alternatives"] = cut
@@ -232,8 +237,8 @@ def constraint_row_meta(constraint: Constraint, raw_logprobs: torch.Tensor,
 
 
 def constrained_distributions(constraint: Constraint, parent_ids: list[int], scores: Any,
-                              settings: Any, input_ids: torch.Tensor | None,
-                              legal: torch.Tensor, token_bytes: Any):
+                              settings: Any, input_ids: Array | None,
+                              legal: Array, token_bytes: Any):
     """The :class:`~inferviz.distributions.Distributions` of a constrained step: the processors
     run on the model's scores with the illegal tokens masked (so top-p is a share of the
     legal mass), ``logits``/``logprobs`` are the constrained log-probabilities and
@@ -242,18 +247,20 @@ def constrained_distributions(constraint: Constraint, parent_ids: list[int], sco
     from .distributions import Distributions
     from .processors import processed_probs
 
-    values = scores.scores.float()
-    raw = torch.log_softmax(values, dim=-1) if scores.kind == "logits" else values
-    if legal.shape != raw.shape:
+    xp = namespace(scores.scores)
+    values = xp.float32(scores.scores)
+    raw = xp.log_softmax(values) if scores.kind == "logits" else values
+    legal = xp.asarray(legal)  # numpy masks; tensors for a local model's scores
+    if tuple(legal.shape) != tuple(raw.shape):
         raise ValueError(f"constraint mask {tuple(legal.shape)} does not match the scores "
                          f"{tuple(raw.shape)}")
     constrained, log_mass, no_legal = constrain_rows(raw, legal)
     # Processors see the model's scores with illegal tokens at -inf (a row with nothing legal
     # keeps its own scores here: its probabilities are zeroed below).
-    keep = legal | no_legal.unsqueeze(-1)
-    probs = processed_probs(values.masked_fill(~keep, -math.inf), settings, input_ids)
+    keep = legal | no_legal[..., None]
+    probs = processed_probs(xp.masked_fill(values, ~keep, -math.inf), settings, input_ids)
     probs[no_legal] = 0.0
-    entropy = -(raw.exp() * raw.nan_to_num(neginf=0.0)).sum(-1)
+    entropy = -(xp.exp(raw) * xp.neginf_to(raw, 0.0)).sum(-1)
     row_meta = []
     for row in range(len(parent_ids)):
         if bool(no_legal[row]):

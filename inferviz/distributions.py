@@ -4,11 +4,10 @@ tokens into the tree with the numbers they were drawn with."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-import torch
-
+from .arrays import Array, is_tensor, namespace, to_torch
 from .tree import Node, TokenTree
 
 _BROADCAST_RANKS = 1 << 20  # up to this many comparisons, compare all at once (k small)
@@ -16,7 +15,8 @@ _BROADCAST_RANKS = 1 << 20  # up to this many comparisons, compare all at once (
 
 @dataclass
 class Distributions:
-    """``B`` next-token distributions (one per parent node), float32 on CPU.
+    """``B`` next-token distributions (one per parent node), float32 on CPU: torch tensors
+    from a local model, numpy arrays from a server (:meth:`to_torch` for tensors either way).
 
     logits    [B, V] raw model logits
     logprobs  [B, V] raw log-probabilities (log_softmax of logits)
@@ -45,20 +45,20 @@ class Distributions:
     """
 
     parent_ids: list[int]
-    logits: torch.Tensor
-    logprobs: torch.Tensor
-    probs: torch.Tensor
-    entropy: torch.Tensor
-    approx: torch.Tensor | None = None
+    logits: Array
+    logprobs: Array
+    probs: Array
+    entropy: Array
+    approx: Array | None = None
     row_meta: list[dict[str, Any]] | None = None
-    plain_logprobs: torch.Tensor | None = None
-    raw_logprobs: torch.Tensor | None = None
-    legal: torch.Tensor | None = None
-    log_legal_mass: torch.Tensor | None = None
-    no_legal: torch.Tensor | None = None
+    plain_logprobs: Array | None = None
+    raw_logprobs: Array | None = None
+    legal: Array | None = None
+    log_legal_mass: Array | None = None
+    no_legal: Array | None = None
 
     @property
-    def raw(self) -> torch.Tensor:
+    def raw(self) -> Array:
         """[B, V] the model's raw log-probabilities (whatever a constraint did)."""
         return self.logprobs if self.raw_logprobs is None else self.raw_logprobs
 
@@ -67,23 +67,34 @@ class Distributions:
         return self.no_legal is None or not bool(self.no_legal[row])
 
     @classmethod
-    def from_logits(cls, parent_ids: list[int], logits: torch.Tensor,
-                    probs: torch.Tensor) -> "Distributions":
-        logits = logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        entropy = -(logprobs.exp() * logprobs.nan_to_num(neginf=0.0)).sum(-1)
+    def from_logits(cls, parent_ids: list[int], logits: Array,
+                    probs: Array) -> "Distributions":
+        xp = namespace(logits)
+        logits = xp.float32(logits)
+        logprobs = xp.log_softmax(logits)
+        entropy = -(xp.exp(logprobs) * xp.neginf_to(logprobs, 0.0)).sum(-1)
         return cls(parent_ids, logits, logprobs, probs, entropy)
 
     @classmethod
-    def from_logprobs(cls, parent_ids: list[int], logprobs: torch.Tensor, probs: torch.Tensor,
-                      approx: torch.Tensor | None) -> "Distributions":
+    def from_logprobs(cls, parent_ids: list[int], logprobs: Array, probs: Array,
+                      approx: Array | None) -> "Distributions":
         """Rows of raw log-probabilities as a backend returned them (-inf where unknown):
         not renormalised, so the known tokens keep their exact log-probabilities."""
-        logprobs = logprobs.float()
-        entropy = -(logprobs.exp() * logprobs.nan_to_num(neginf=0.0)).sum(-1)
+        xp = namespace(logprobs)
+        logprobs = xp.float32(logprobs)
+        entropy = -(xp.exp(logprobs) * xp.neginf_to(logprobs, 0.0)).sum(-1)
         return cls(parent_ids, logprobs, logprobs, probs, entropy, approx)
 
-    def ranks(self, row: int, token_ids: torch.Tensor | list[int]) -> list[int]:
+    def to_torch(self) -> "Distributions":
+        """These distributions with every array a torch tensor (sharing memory with numpy
+        rows; itself when they already are): for strategies that draw with a seeded
+        ``torch.Generator`` or hand tensors to user code. Imports torch."""
+        if is_tensor(self.logits):
+            return self
+        return replace(self, **{f.name: to_torch(getattr(self, f.name)) for f in fields(self)
+                                if f.name not in ("parent_ids", "row_meta")})
+
+    def ranks(self, row: int, token_ids: Array | list[int]) -> list[int]:
         """0-based rank of each token under the raw distribution of ``row`` (ties share a rank):
         how many logits are strictly greater. For many tokens, one sort and a binary search
         each (O(V log V) time, O(V) memory), not a ``[k, V]`` comparison (k = V = 49152 would
@@ -91,7 +102,7 @@ class Distributions:
         raw = self.logits if self.raw_logprobs is None else self.raw_logprobs
         return _ranks(raw[row], token_ids)
 
-    def legal_ranks(self, row: int, token_ids: torch.Tensor | list[int]) -> list[int]:
+    def legal_ranks(self, row: int, token_ids: Array | list[int]) -> list[int]:
         """0-based rank of each token among the legal tokens of a constrained ``row``."""
         return _ranks(self.logits[row], token_ids)
 
@@ -99,19 +110,22 @@ class Distributions:
         """The ``k`` most likely tokens of ``row`` under the raw distribution, best first
         (fewer where a backend returned fewer than ``k`` tokens); under a constraint, the
         ``k`` most likely legal tokens (fewer if fewer are legal)."""
+        xp = namespace(self.logits)
         if self.approx is not None and bool(self.approx[row]) or self.legal is not None:
-            k = min(k, int(torch.isfinite(self.logits[row]).sum()))
-        return torch.topk(self.logits[row], k).indices.tolist()
+            k = min(k, int(xp.isfinite(self.logits[row]).sum()))
+        return xp.topk(self.logits[row], k)[1].tolist()
 
 
-def _ranks(logits: torch.Tensor, token_ids: torch.Tensor | list[int]) -> list[int]:
+def _ranks(logits: Array, token_ids: Array | list[int]) -> list[int]:
     """How many entries of ``logits`` [V] are strictly greater than each token's."""
-    ids = torch.as_tensor(token_ids, dtype=torch.long)
+    xp = namespace(logits)
+    ids = xp.index(token_ids)
     chosen = logits[ids]
-    if len(ids) * logits.numel() <= _BROADCAST_RANKS:
-        return (logits.unsqueeze(0) > chosen.unsqueeze(1)).sum(-1).tolist()
-    ascending = torch.sort(logits).values
-    above = logits.numel() - torch.searchsorted(ascending, chosen, right=True)
+    vocab = logits.shape[-1]
+    if len(ids) * vocab <= _BROADCAST_RANKS:
+        return (logits[None, :] > chosen[:, None]).sum(-1).tolist()
+    ascending = xp.sort(logits)[0]
+    above = vocab - xp.searchsorted_right(ascending, chosen)
     return above.tolist()
 
 
@@ -157,11 +171,13 @@ def concat_rows(parts: list[tuple[list[int], Any]], total: int) -> Any:
         for j, row in enumerate(rows):
             order[row] = offset + j
         offset += len(rows)
-    index = torch.tensor(order)
 
-    def cat(name: str) -> torch.Tensor | None:
+    def cat(name: str) -> Array | None:
         values = [getattr(d, name) for _, d in parts]
-        return None if values[0] is None else torch.cat(values)[index]
+        if values[0] is None:
+            return None
+        xp = namespace(values[0])
+        return xp.concat(values)[xp.index(order)]
 
     parent_ids = [pid for _, d in parts for pid in d.parent_ids]
     row_meta = [m for _, d in parts for m in (d.row_meta or [{}] * len(d.parent_ids))]

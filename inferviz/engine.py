@@ -75,10 +75,11 @@ class EngineStats:
     tokens_reused: int = 0     # tokens whose keys/values came from the store
     splits: int = 0            # batches split in halves because they did not fit
     packed: int = 0            # forwards done as one packed row with a tree attention mask
+    in_place: int = 0          # forwards over one path of consecutive slots, written in place
 
     def reset(self) -> None:
         self.forwards = self.rows = self.tokens_computed = self.tokens_reused = self.splits = 0
-        self.packed = 0
+        self.packed = self.in_place = 0
 
 
 class Engine:
@@ -217,6 +218,7 @@ class Engine:
             nodes.append(store.insert(parent, token.token_id, slot))
         self.stats.forwards += 1
         self.stats.packed += bool(packed)
+        self.stats.in_place += span is not None
         self.stats.rows += len(seqs)
         self.stats.tokens_computed += len(packed.query_tokens) if packed else sum(new)
         self.stats.tokens_reused += sum(cached)
@@ -310,6 +312,8 @@ class Engine:
         cache.layers = layers
         keep = sorted(set(columns))
         index = {p: j for j, p in enumerate(keep)}
+        # Each row's last column (decode, a level of one-token rows): HF's own slice, no gather.
+        last_only = keep == [input_ids.shape[1] - 1] and rows == list(range(len(rows)))
         if isinstance(attention_mask, dict):  # one mask per attention type (sliding windows)
             attention_mask = {name: m.to(self.device) for name, m in attention_mask.items()}
         elif attention_mask is not None:
@@ -320,9 +324,11 @@ class Engine:
                 attention_mask=attention_mask,
                 position_ids=positions.to(self.device),
                 use_cache=True,
-                logits_to_keep=torch.tensor(keep, device=self.device),
+                logits_to_keep=1 if last_only else torch.tensor(keep, device=self.device),
                 **{self._cache_arg: cache},
             )
+        if last_only:  # (copy=True: an inference tensor must not leave as a view)
+            return out.logits[:, 0].to(torch.float32, copy=True).cpu(), layers
         rows_t = torch.tensor(rows, device=self.device)
         cols = torch.tensor([index[c] for c in columns], device=self.device)
         return out.logits[rows_t, cols].float().cpu(), layers

@@ -1,9 +1,12 @@
-"""Logits processors as pure functions: raw logits [..., V] in, a new processed tensor out.
+"""Logits processors as pure functions: raw logits [..., V] in, a new processed array out.
 
 Each function matches the corresponding ``transformers.generation.logits_process`` class
 element-wise (same comparisons, same tie handling); filtered entries become ``-inf``.
 ``process`` applies them in the order ``GenerationMixin.generate`` does, so the processed
 distribution here is the one ``generate(do_sample=True, ...)`` samples from.
+
+Logits are a torch tensor (a local model: the same torch ops as the warpers) or a numpy array
+(a server's top N: no torch imported); one implementation through :mod:`inferviz.arrays`.
 """
 
 from __future__ import annotations
@@ -12,8 +15,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
-
+from .arrays import Array, namespace
 from .logit_check import check_logits
 from .validate import is_finite_number, is_int
 
@@ -64,52 +66,55 @@ def _check_penalty(penalty: Any) -> None:
 
 
 def _check_logits(logits: Any) -> None:
-    if not isinstance(logits, torch.Tensor) or logits.dim() < 1 or not logits.is_floating_point():
-        raise ValueError("logits must be a floating-point torch.Tensor of shape [..., V]")
+    if not (namespace(logits).is_floating(logits) and logits.ndim >= 1):
+        raise ValueError("logits must be a floating-point torch.Tensor or numpy array of "
+                         "shape [..., V]")
 
 
-def _rows(logits: torch.Tensor) -> torch.Tensor:
+def _rows(logits: Any) -> Any:
     """View [..., V] as [N, V] (the HF warpers index dim 1)."""
     return logits.reshape(-1, logits.shape[-1])
 
 
-def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def apply_temperature(logits: Array, temperature: float) -> Array:
     """logits / temperature (TemperatureLogitsWarper)."""
     _check_logits(logits)
     _check_temperature(temperature)
     return logits / temperature
 
 
-def apply_top_k(logits: torch.Tensor, top_k: int, min_tokens_to_keep: int = 1) -> torch.Tensor:
+def apply_top_k(logits: Array, top_k: int, min_tokens_to_keep: int = 1) -> Array:
     """Keep the top_k largest logits; ties with the k-th value are kept (TopKLogitsWarper)."""
     _check_logits(logits)
     _check_top_k(top_k)
     _check_min_tokens_to_keep(min_tokens_to_keep)
+    xp = namespace(logits)
     k = min(max(top_k, min_tokens_to_keep), logits.shape[-1])
-    kth_value = torch.topk(logits, k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth_value, FILTERED)
+    kth_value = xp.topk(logits, k)[0][..., -1:]
+    return xp.masked_fill(logits, logits < kth_value, FILTERED)
 
 
-def apply_top_p(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+def apply_top_p(logits: Array, top_p: float, min_tokens_to_keep: int = 1) -> Array:
     """Keep the smallest most-probable set whose probability reaches top_p (TopPLogitsWarper).
 
     top_p == 1 keeps everything (generate skips the warper then)."""
     _check_logits(logits)
     _check_top_p(top_p)
     _check_min_tokens_to_keep(min_tokens_to_keep)
+    xp = namespace(logits)
     if top_p == 1:
-        return logits.clone()
+        return xp.clone(logits)
     rows = _rows(logits)
-    sorted_logits, sorted_indices = torch.sort(rows, descending=False)
-    cumulative_probs = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    sorted_logits, sorted_indices = xp.sort(rows)
+    cumulative_probs = xp.cumsum(xp.softmax(sorted_logits))
     # Ascending order: drop the low tail whose total stays within 1 - top_p.
     sorted_remove = cumulative_probs <= (1 - top_p)
     sorted_remove[..., -min_tokens_to_keep:] = False
-    remove = sorted_remove.scatter(1, sorted_indices, sorted_remove)
-    return rows.masked_fill(remove, FILTERED).reshape(logits.shape)
+    remove = xp.scatter(sorted_remove, sorted_indices, sorted_remove)
+    return xp.masked_fill(rows, remove, FILTERED).reshape(logits.shape)
 
 
-def apply_min_p(logits: torch.Tensor, min_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+def apply_min_p(logits: Array, min_p: float, min_tokens_to_keep: int = 1) -> Array:
     """Keep tokens with p >= min_p * p_max: RELATIVE to the top probability (MinPLogitsWarper).
 
     (An absolute threshold p >= min_p is a different, wrong filter: with a flat distribution it
@@ -117,56 +122,60 @@ def apply_min_p(logits: torch.Tensor, min_p: float, min_tokens_to_keep: int = 1)
     _check_logits(logits)
     _check_min_p(min_p)
     _check_min_tokens_to_keep(min_tokens_to_keep)
-    probs = torch.softmax(logits, dim=-1)
-    remove = probs < min_p * probs.amax(dim=-1, keepdim=True)
+    xp = namespace(logits)
+    probs = xp.softmax(logits)
+    remove = probs < min_p * xp.max_keep(probs)
     k = min(min_tokens_to_keep, logits.shape[-1])
-    remove.scatter_(-1, torch.topk(probs, k, dim=-1).indices, False)
-    return logits.masked_fill(remove, FILTERED)
+    remove = xp.scatter(remove, xp.topk(probs, k)[1], False)
+    return xp.masked_fill(logits, remove, FILTERED)
 
 
 def apply_typical_p(
-    logits: torch.Tensor, typical_p: float, min_tokens_to_keep: int = 1
-) -> torch.Tensor:
+    logits: Array, typical_p: float, min_tokens_to_keep: int = 1
+) -> Array:
     """Locally typical sampling (Meister et al. 2022), as TypicalLogitsWarper: keep the tokens
     whose surprisal is closest to the entropy until their mass reaches typical_p."""
     _check_logits(logits)
     _check_typical_p(typical_p)
     _check_min_tokens_to_keep(min_tokens_to_keep)
+    xp = namespace(logits)
     rows = _rows(logits)
-    log_probs = torch.log_softmax(rows, dim=-1)
-    entropy = -(log_probs * log_probs.exp()).nansum(-1, keepdim=True)
-    distance = torch.abs(-log_probs - entropy)
-    sorted_distance, sorted_indices = torch.sort(distance, descending=False)
-    cumulative_probs = rows.gather(-1, sorted_indices).softmax(dim=-1).cumsum(dim=-1)
-    last_index = (cumulative_probs < typical_p).sum(dim=1).clamp_(max=rows.shape[-1] - 1)
-    sorted_remove = sorted_distance > sorted_distance.gather(1, last_index.view(-1, 1))
+    log_probs = xp.log_softmax(rows)
+    entropy = -xp.nansum_keep(log_probs * xp.exp(log_probs))
+    distance = abs(-log_probs - entropy)
+    sorted_distance, sorted_indices = xp.sort(distance)
+    cumulative_probs = xp.cumsum(xp.softmax(xp.gather(rows, sorted_indices)))
+    last_index = xp.clamp_max((cumulative_probs < typical_p).sum(1), rows.shape[-1] - 1)
+    sorted_remove = sorted_distance > xp.gather(sorted_distance, last_index.reshape(-1, 1))
     sorted_remove[..., :min_tokens_to_keep] = False
-    remove = sorted_remove.scatter(1, sorted_indices, sorted_remove)
-    return rows.masked_fill(remove, FILTERED).reshape(logits.shape)
+    remove = xp.scatter(sorted_remove, sorted_indices, sorted_remove)
+    return xp.masked_fill(rows, remove, FILTERED).reshape(logits.shape)
 
 
 def apply_repetition_penalty(
-    logits: torch.Tensor, input_ids: torch.Tensor, penalty: float
-) -> torch.Tensor:
+    logits: Array, input_ids: Array, penalty: float
+) -> Array:
     """CTRL repetition penalty (RepetitionPenaltyLogitsProcessor): each token id present in
     input_ids [..., T] gets logit * penalty if negative, logit / penalty otherwise (once, however
     often it occurs). Ids >= V (embedding larger than the head) are ignored, as in HF."""
     _check_logits(logits)
     _check_penalty(penalty)
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
-        raise ValueError("input_ids must be an integer torch.Tensor of shape [..., T]")
-    if input_ids.shape[:-1] != logits.shape[:-1]:
+    xp = namespace(logits)
+    if not xp.is_integer(input_ids):
+        raise ValueError("input_ids must be an integer array of shape [..., T], a torch.Tensor "
+                         "for tensor logits, a numpy array for numpy logits")
+    if tuple(input_ids.shape[:-1]) != tuple(logits.shape[:-1]):
         raise ValueError(f"input_ids shape {tuple(input_ids.shape)} must match logits "
                          f"{tuple(logits.shape)} in all but the last dimension")
-    if input_ids.numel() and int(input_ids.min()) < 0:
+    if math.prod(input_ids.shape) and int(input_ids.min()) < 0:
         raise ValueError("input_ids must be >= 0 (no padding ids)")
     vocab_size = logits.shape[-1]
-    ids = input_ids.reshape(-1, input_ids.shape[-1]).long().clamp(max=vocab_size)
+    ids = xp.clamp_max(xp.index(input_ids.reshape(-1, input_ids.shape[-1])), vocab_size)
     # One padding column absorbs out-of-vocabulary ids, then is dropped.
-    padded = torch.nn.functional.pad(_rows(logits), (0, 1))
-    picked = padded.gather(1, ids)
-    picked = torch.where(picked < 0, picked * penalty, picked / penalty)
-    return padded.scatter(1, ids, picked)[:, :vocab_size].reshape(logits.shape)
+    padded = xp.pad_one(_rows(logits))
+    picked = xp.gather(padded, ids)
+    picked = xp.where(picked < 0, picked * penalty, picked / penalty)
+    return xp.scatter(padded, ids, picked)[:, :vocab_size].reshape(logits.shape)
 
 
 @dataclass(frozen=True)
@@ -211,9 +220,10 @@ class SamplerSettings:
 
 
 def process(
-    logits: torch.Tensor, settings: SamplerSettings, input_ids: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Apply every active processor of ``settings`` to logits [..., V]; returns a new tensor.
+    logits: Array, settings: SamplerSettings, input_ids: Array | None = None
+) -> Array:
+    """Apply every active processor of ``settings`` to logits [..., V]; returns a new array
+    of the same kind (``input_ids`` [..., T] the same kind as ``logits``).
 
     Order and skip rules follow transformers 5.x ``GenerationMixin._get_logits_processor``:
     the repetition penalty is among the processors appended before the sampling warpers
@@ -224,7 +234,7 @@ def process(
         raise TypeError(f"settings must be a SamplerSettings, got {type(settings).__name__}")
     _check_logits(logits)
     keep = settings.min_tokens_to_keep
-    out = logits.clone()
+    out = namespace(logits).clone(logits)
     if settings.repetition_penalty is not None and settings.repetition_penalty != 1:
         if input_ids is None:
             raise ValueError("repetition_penalty needs input_ids (the tokens seen so far)")
@@ -243,22 +253,23 @@ def process(
 
 
 def processed_probs(
-    logits: torch.Tensor, settings: SamplerSettings, input_ids: torch.Tensor | None = None
-) -> torch.Tensor:
+    logits: Array, settings: SamplerSettings, input_ids: Array | None = None
+) -> Array:
     """Softmax of the processed logits [..., V]: filtered tokens are exactly 0.0, never NaN.
 
     Raises ValueError (:func:`inferviz.logit_check.check_logits`) for NaN or +inf logits, or a
     row with no finite logit to normalise."""
     check_logits(logits)
-    probs = torch.softmax(process(logits, settings, input_ids), dim=-1)
-    if torch.isnan(probs).any():  # cannot happen for checked logits; never return NaN
+    xp = namespace(logits)
+    probs = xp.softmax(process(logits, settings, input_ids))
+    if xp.isnan(probs).any():  # cannot happen for checked logits; never return NaN
         raise ValueError("the sampler settings left a row with no finite value (e.g. a "
                          "temperature so small that logits / temperature overflow); use a "
                          "larger temperature, or strategy='greedy' for argmax")
     return probs
 
 
-def log_kept_mass(raw_logits: torch.Tensor, processed_logits: torch.Tensor) -> torch.Tensor:
+def log_kept_mass(raw_logits: Array, processed_logits: Array) -> Array:
     """log of the raw-probability mass of the tokens kept (not -inf) by processing, shape [...].
 
     For a truncated proposal q = p restricted to the kept set and renormalised (temperature 1,
@@ -269,10 +280,11 @@ def log_kept_mass(raw_logits: torch.Tensor, processed_logits: torch.Tensor) -> t
     if raw_logits.shape != processed_logits.shape:
         raise ValueError(f"raw_logits {tuple(raw_logits.shape)} and processed_logits "
                          f"{tuple(processed_logits.shape)} must have the same shape")
-    kept = raw_logits.masked_fill(processed_logits == FILTERED, FILTERED)
-    return torch.logsumexp(kept, dim=-1) - torch.logsumexp(raw_logits, dim=-1)
+    xp = namespace(raw_logits)
+    kept = xp.masked_fill(raw_logits, processed_logits == FILTERED, FILTERED)
+    return xp.logsumexp(kept) - xp.logsumexp(raw_logits)
 
 
-def kept_mass(raw_logits: torch.Tensor, processed_logits: torch.Tensor) -> torch.Tensor:
+def kept_mass(raw_logits: Array, processed_logits: Array) -> Array:
     """Raw-probability mass (in [0, 1]) of the tokens that processing kept, shape [...]."""
-    return log_kept_mass(raw_logits, processed_logits).exp()
+    return namespace(raw_logits).exp(log_kept_mass(raw_logits, processed_logits))

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
+from .arrays import Array, namespace
 from .backends import NextTokenScores, ServerLacks
 from .distributions import Distributions, record_children
 from .logit_check import check_logits
@@ -112,6 +111,8 @@ class Scorer:
                            "no hidden states")
         with capture_residuals(self.adapter) as states:
             dists = self.distributions(tree, [node_id])
+        import torch  # a local model: torch is loaded already
+
         with torch.no_grad():
             # one row, no padding: the last column is the residual after the node's token
             hidden = states[layer][0, -1]
@@ -224,7 +225,7 @@ class Scorer:
     def sequence_distributions(self, seqs: list[list[int]], parent_ids: list[int],
                                settings: SamplerSettings | None = None,
                                scores: NextTokenScores | None = None,
-                               legal: torch.Tensor | None = None) -> Distributions:
+                               legal: Array | None = None) -> Distributions:
         """Next-token distributions after each token-id sequence (rows may come from several
         trees: the request batcher uses this). ``scores``: already computed for ``seqs`` (shared
         with other rows); None asks the backend.
@@ -240,10 +241,11 @@ class Scorer:
             plain = self._plain.backend.next_token(seqs).scores
             check_logits(plain, "node", parent_ids)
         check_logits(scores.scores, "node", parent_ids)
+        xp = namespace(scores.scores)  # torch for a local model, numpy for a server's rows
         input_ids = None
         if settings.repetition_penalty is not None:
             width = max(len(s) for s in seqs)
-            input_ids = torch.tensor([[s[0]] * (width - len(s)) + s for s in seqs])
+            input_ids = xp.int_rows([[s[0]] * (width - len(s)) + s for s in seqs])
         if legal is not None:
             from .constraint_masks import constrained_distributions
 
@@ -258,7 +260,7 @@ class Scorer:
         if plain is not None:
             from .interventions import divergence
 
-            dists.plain_logprobs = torch.log_softmax(plain.float(), dim=-1)
+            dists.plain_logprobs = xp.log_softmax(xp.float32(plain))
             dists.row_meta = divergence(self._intervention, dists.logprobs,
                                         dists.plain_logprobs)
         return dists

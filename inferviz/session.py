@@ -6,19 +6,19 @@ import os
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from . import models
-from .adapter import adapter_for
-from .backends import Backend, LocalBackend
-from .engine import Engine
+from .backends import Backend
 from .scorer import Scorer, _one_branch_kind
 from .tokens import TokenBytes
 from .tree import Node, TokenTree
 from .tree_consistency import check_tree_for_session, vocabulary_identity
 from .validate import check_node_ids, check_prompt
+
+if TYPE_CHECKING:  # a session over a server imports neither torch nor the local engine
+    import torch
+
+    from . import models
 
 
 class Session(Scorer):
@@ -49,6 +49,10 @@ class Session(Scorer):
                 raise TypeError("Session needs a transformers model and its tokenizer; load "
                                 "one with Session.from_pretrained, or use Session.connect for "
                                 "a model on an inference server")
+            from .adapter import adapter_for
+            from .backends.local import LocalBackend
+            from .engine import Engine
+
             self.name = name or getattr(model.config, "_name_or_path", "") or "model"
             self.adapter = adapter_for(model)
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -76,6 +80,8 @@ class Session(Scorer):
         """Load ``"default"`` (embedded SmolLM2-135M-Instruct), a local folder (safetensors or
         GGUF), a ``.gguf`` file or a hub id. GGUF weights are cached as safetensors.
         ``progress(stage, done, total)`` is called as loading advances."""
+        from . import models
+
         start = time.perf_counter()
         loaded = models.load(name_or_path, device=device, dtype=dtype, gguf_file=gguf_file,
                              progress=progress)
@@ -116,8 +122,12 @@ class Session(Scorer):
         return session
 
     @property
-    def device(self) -> torch.device:
-        return self.engine.device if self.engine is not None else torch.device("cpu")
+    def device(self) -> "torch.device":
+        if self.engine is not None:
+            return self.engine.device
+        import torch  # a server's session: asked for, so loaded now
+
+        return torch.device("cpu")
 
     @property
     def eos_token_ids(self) -> set[int]:
@@ -324,7 +334,7 @@ class Session(Scorer):
             batcher, self._batcher = self._batcher, None
         if batcher is not None:
             batcher.close()
-        device = self.device
+        on_cuda = self.engine is not None and self.engine.device.type == "cuda"
         if self.engine is not None:
             self.engine.close()
         self.backend.close()  # a server's connection pool and threads
@@ -333,7 +343,9 @@ class Session(Scorer):
         import gc
 
         gc.collect()
-        if device.type == "cuda":
+        if on_cuda:
+            import torch
+
             torch.cuda.empty_cache()
 
     @property

@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-
+from .arrays import namespace
 from .tree import TokenTree, readable_token
 from .validate import resolve_token_ids
 
 TOP_ALTERNATIVES = 5
 
 
-@torch.no_grad()
 def token_table(session: Any, text_or_tree: str | TokenTree, node_id: int | None = None):
     """One row per predicted token: ``position``, ``token_id``, ``token``, ``prob``,
     ``logprob`` (raw, nats), ``rank`` (0 = the model's top choice), ``entropy`` (nats) and the
@@ -35,15 +33,16 @@ def token_table(session: Any, text_or_tree: str | TokenTree, node_id: int | None
         scored = session.backend.prompt_scores(ids)  # [T-1, V] raw log-probabilities
         logprobs = scored.logprobs[first - 1 : len(ids) - 1]
         approx = scored.approx
-        targets = torch.tensor(ids[first:])
-        chosen = logprobs.gather(1, targets[:, None])[:, 0]
+        xp = namespace(logprobs)  # a tensor locally, a numpy array from a server
+        targets = xp.index(ids[first:])
+        chosen = xp.gather(logprobs, targets[:, None])[:, 0]
         ranks = (logprobs > chosen[:, None]).sum(-1)
         if scored.ranks is not None:  # the server's own ranks: exact beyond its top N
             ranks = scored.ranks[first - 1 : len(ids) - 1]
-        entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(-1)
-        top = torch.topk(logprobs, TOP_ALTERNATIVES, dim=-1)
+        entropy = -(xp.exp(logprobs) * xp.neginf_to(logprobs, 0.0)).sum(-1)
+        top_values, top_indices = xp.topk(logprobs, TOP_ALTERNATIVES)
         for j, tok in enumerate(targets.tolist()):
-            top_ids = top.indices[j].tolist()
+            top_ids = top_indices[j].tolist()
             rows.append({
                 "position": first + j,
                 "token_id": tok,
@@ -54,7 +53,7 @@ def token_table(session: Any, text_or_tree: str | TokenTree, node_id: int | None
                 "entropy": entropy[j].item(),
                 "top_token_ids": top_ids,
                 "top_tokens": [readable_token(session.token_bytes(t)) for t in top_ids],
-                "top_probs": top.values[j].exp().tolist(),
+                "top_probs": xp.exp(top_values[j]).tolist(),
             })
     columns = ["position", "token_id", "token", "prob", "logprob", "rank", "entropy",
                "top_token_ids", "top_tokens", "top_probs"]

@@ -371,3 +371,28 @@ def test_compiled_engine_matches_eager_and_reuses_its_graphs():
                                atol=1e-4, rtol=1e-4)
     assert compiled.stats.packed == 0
     compiled.store.check()
+
+
+def test_a_path_decoded_token_by_token_is_written_in_place_and_matches_full_forward(model):
+    engine = Engine(model)
+    path = random_ids(20, 8)
+    engine.next_logits([path])
+    for token in (5, 6, 7):
+        path = path + [token]
+        engine.stats.reset()
+        logits = engine.next_logits([path])
+        assert engine.stats.in_place == 1 and engine.stats.tokens_computed == 1
+        assert_matches_full_forward(model, [path], logits)
+    engine.store.check()
+
+
+def test_a_path_whose_slots_are_not_consecutive_is_gathered_and_still_right(model):
+    engine = Engine(model)
+    first, second = random_ids(12, 9), random_ids(12, 10)
+    engine.next_logits([first])
+    engine.next_logits([second])  # takes the slots right after first's
+    engine.stats.reset()
+    logits = engine.next_logits([first + [4]])
+    assert engine.stats.in_place == 0
+    assert_matches_full_forward(model, [first + [4]], logits)
+    engine.store.check()

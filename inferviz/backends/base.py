@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import torch
-
+from ..arrays import Array
 from ..capabilities import ServerLacks  # noqa: F401  (re-exported: backends.ServerLacks)
 
 
 @dataclass
 class NextTokenScores:
-    """Next-token scores of ``B`` sequences, float32 on CPU.
+    """Next-token scores of ``B`` sequences, float32 on CPU: a torch tensor from a local model,
+    a numpy array from a server (a remote session never imports torch).
 
     scores  [B, V]  raw logits (``kind="logits"``: the full distribution), or raw
                     log-probabilities (``kind="logprobs"``) with ``-inf`` for tokens the
@@ -29,14 +29,14 @@ class NextTokenScores:
                     None when every row is the full distribution
     """
 
-    scores: torch.Tensor
+    scores: Array
     kind: str = "logits"
-    approx: torch.Tensor | None = None
+    approx: Array | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("logits", "logprobs"):
             raise ValueError(f"kind must be 'logits' or 'logprobs'; got {self.kind!r}")
-        if self.scores.dim() != 2:
+        if self.scores.ndim != 2:
             raise ValueError(f"scores must be [B, V]; got shape {tuple(self.scores.shape)}")
         if self.approx is not None and self.approx.shape != self.scores.shape[:1]:
             raise ValueError("approx must hold one flag per row of scores")
@@ -58,8 +58,8 @@ class PromptScores:
     approx    bool      True when the rows hold only a top N
     """
 
-    logprobs: torch.Tensor
-    ranks: torch.Tensor | None = None
+    logprobs: Array
+    ranks: Array | None = None
     approx: bool = False
 
 

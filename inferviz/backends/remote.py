@@ -4,7 +4,8 @@ One request per sequence (a token-id prompt, one token of look-ahead, its top ``
 batch in flight together on a thread pool so the server's own continuous batching does the
 work: a tree level, every SMC particle, every beam. Replies become dense ``[B, V]`` rows of raw
 log-probabilities with ``-inf`` for the tokens the server did not return; a row is exact when it
-holds the whole vocabulary (``top_logprobs`` >= vocabulary and a server allowing it).
+holds the whole vocabulary (``top_logprobs`` >= vocabulary and a server allowing it). Rows are
+numpy float32 arrays: nothing on this path imports torch.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 
-import torch
+import numpy as np
 
 from .base import NextTokenScores, PromptScores, ServerLacks
 from .dialects import Dialect, Step
@@ -101,19 +102,20 @@ class RemoteBackend:
         for step in steps:
             self.pieces.update(step.pieces)
         if len(keys) != len(seqs):
-            rows = torch.tensor(index)
+            rows = np.asarray(index)
             scores, approx = scores[rows], approx[rows]
         return NextTokenScores(scores, "logprobs", approx)
 
-    def dense(self, tops: list[dict[int, float]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[B, V]`` raw log-probabilities (-inf where unknown) and the approximate rows."""
+    def dense(self, tops: list[dict[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+        """``[B, V]`` float32 raw log-probabilities (-inf where unknown) and ``[B]`` bool, the
+        approximate rows."""
         for top in tops:  # ids in the declared vocabulary, real log-probabilities
             check_top(self.http.base_url, top, self.vocab_size)
-        out = torch.full((len(tops), self.vocab_size), -math.inf)
+        out = np.full((len(tops), self.vocab_size), -math.inf, dtype=np.float32)
         for row, top in enumerate(tops):
             if top:
-                out[row, torch.tensor(list(top))] = torch.tensor(list(top.values()))
-        approx = torch.tensor([len(t) < self.vocab_size for t in tops], dtype=torch.bool)
+                out[row, list(top)] = np.asarray(list(top.values()), dtype=np.float32)
+        approx = np.asarray([len(t) < self.vocab_size for t in tops], dtype=bool)
         return out, approx
 
     def prompt_scores(self, ids: list[int]) -> PromptScores:
@@ -125,7 +127,7 @@ class RemoteBackend:
         for s in steps:
             check_rank(self.http.base_url, s.rank, self.vocab_size)
         if all(s.rank is not None for s in steps):
-            ranks = torch.tensor([int(s.rank) - 1 for s in steps])  # vLLM ranks from 1
+            ranks = np.asarray([int(s.rank) - 1 for s in steps], dtype=np.int64)  # from 1
         return PromptScores(logprobs, ranks, bool(approx.any()))
 
     def generate(self, ids: list[int], max_new_tokens: int, settings: dict[str, Any],

@@ -102,7 +102,7 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
             finish = txn.stop_reason()
             break
         new_len = step + 1
-        dists = session.distributions(tree, running_ids)
+        dists = session.distributions(tree, running_ids).to_torch()  # a server's: numpy
         vocab = dists.logprobs.shape[-1]
         flat = (dists.logprobs + running_scores[:, None]).reshape(-1)
         # Under a constraint few tokens may be legal: rank only those (-inf is illegal).

@@ -1,14 +1,16 @@
-"""Pieces shared by the step-by-step strategies."""
+"""Pieces shared by the step-by-step strategies. torch is imported only by the sampling
+pieces (a seeded ``torch.Generator``): greedy over a server never loads it."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..processors import SamplerSettings
 from ..validate import reject_unknown
 from .transaction import current_transaction
+
+if TYPE_CHECKING:
+    import torch
 
 SAMPLER_ARGS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty",
                 "min_tokens_to_keep")
@@ -32,7 +34,9 @@ def sampler_settings(params: dict[str, Any], where: str) -> SamplerSettings:
     return SamplerSettings(**kwargs)
 
 
-def make_generator(seed: int | None) -> torch.Generator:
+def make_generator(seed: int | None) -> "torch.Generator":
+    import torch
+
     gen = torch.Generator()
     gen.manual_seed(seed if seed is not None else int(torch.seed() % (2**63)))
     return gen
@@ -100,11 +104,13 @@ def follow_one_path(session: Any, tree, start_id: int, max_new_tokens: int, pick
     return node_id, score, finish
 
 
-def draw_tokens(probs: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+def draw_tokens(probs: "torch.Tensor", n: int, generator: "torch.Generator") -> "torch.Tensor":
     """``n`` token ids drawn with replacement from one processed distribution ``probs`` [V].
 
     Draws over the support only (a top-k/top-p distribution has a few dozen nonzero entries of
     a 50k-150k vocabulary): the same tokens as ``torch.multinomial(probs, n, replacement=True)``
     with the same generator state, about 10x faster per call."""
+    import torch
+
     support = probs.nonzero().squeeze(1)
     return support[torch.multinomial(probs[support], n, replacement=True, generator=generator)]

@@ -187,9 +187,9 @@ def _step_logits(session: Any, tree, node_id: int, amateur: Any,
     """Expert distributions of ``node_id`` and the amateur's raw logits ``[V]``: a second
     session's, or the expert's own early layer read through the logit lens during the
     expert's forward (``Session.early_layer_logits``, local only)."""
-    if amateur is not None:
-        dists = session.distributions(tree, [node_id])
-        return dists, amateur.distributions(tree, [node_id]).logits[0]
+    if amateur is not None:  # a server's rows are numpy: this strategy works in torch
+        dists = session.distributions(tree, [node_id]).to_torch()
+        return dists, amateur.distributions(tree, [node_id]).to_torch().logits[0]
     return session.early_layer_logits(
         tree, node_id, amateur_layer,
         source=f"the amateur (layer {amateur_layer} through the logit lens)")

@@ -100,7 +100,8 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
         if txn.stop_reason():
             finish = txn.stop_reason()
             break
-        dists = session.distributions(tree, [node_id], settings)
+        # The user's function is handed torch tensors, whatever the source (a server: numpy).
+        dists = session.distributions(tree, [node_id], settings).to_torch()
         node = tree.node(node_id)
         try:
             picked = choose(StepDistribution(dists, 0), node)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..arrays import to_torch
 from .common import follow_one_path, make_generator, sampler_settings, take_stop_at_eos
 from .result import GenerationResult
 
@@ -23,8 +24,8 @@ def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None
     gen = make_generator(seed)
     node_id, score, stop = follow_one_path(
         session, tree, start_id, max_new_tokens,
-        lambda d: torch.multinomial(d.probs[0], 1, generator=gen), strategy, stop_at_eos,
-        settings)
+        lambda d: torch.multinomial(to_torch(d.probs[0]), 1, generator=gen), strategy,
+        stop_at_eos, settings)
     return GenerationResult(strategy, tree, [node_id],
                             {"max_new_tokens": max_new_tokens, "seed": seed,
                              **settings.to_dict()}, [score], stop)

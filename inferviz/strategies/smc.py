@@ -150,7 +150,8 @@ def run(session: Any, tree: TokenTree, start_id: int, max_new_tokens: int,
             finish = "eos"
             break
         parents = list(dict.fromkeys(nodes[live].tolist()))  # identical particles share a row
-        dists = session.distributions(tree, parents, settings)
+        # Drawn with the seeded torch generator: a server's numpy rows become tensors.
+        dists = session.distributions(tree, parents, settings).to_torch()
         row_of = {p: r for r, p in enumerate(parents)}
         rows = np.array([row_of[p] for p in nodes[live].tolist()], dtype=np.int64)
         if dists.no_legal is not None and bool(dists.no_legal.any()):
