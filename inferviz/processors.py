@@ -12,12 +12,11 @@ Logits are a torch tensor (a local model: the same torch ops as the warpers) or 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from .arrays import Array, namespace
 from .logit_check import check_logits
-from .validate import is_finite_number, is_int
+from .sampler_params import PARAMS, ParamSpec
 
 FILTERED = -math.inf
 
@@ -25,44 +24,31 @@ FILTERED = -math.inf
 
 
 def _check_min_tokens_to_keep(min_tokens_to_keep: Any) -> None:
-    if not is_int(min_tokens_to_keep) or min_tokens_to_keep < 1:
-        raise ValueError(f"min_tokens_to_keep must be an int >= 1, got {min_tokens_to_keep!r}")
+    PARAMS["min_tokens_to_keep"].check(min_tokens_to_keep)
 
 
 def _check_temperature(temperature: Any) -> None:
-    if not is_finite_number(temperature) or temperature <= 0:
-        raise ValueError(
-            f"temperature must be a finite number > 0, got {temperature!r}; "
-            'for argmax decoding use strategy="greedy" instead of temperature 0'
-        )
+    PARAMS["temperature"].check(temperature)
 
 
 def _check_top_k(top_k: Any) -> None:
-    if not is_int(top_k) or top_k < 1:
-        raise ValueError(f"top_k must be an int >= 1 (values above the vocabulary keep all), "
-                         f"got {top_k!r}")
+    PARAMS["top_k"].check(top_k)
 
 
 def _check_top_p(top_p: Any) -> None:
-    if not is_finite_number(top_p) or not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
+    PARAMS["top_p"].check(top_p)
 
 
 def _check_min_p(min_p: Any) -> None:
-    if not is_finite_number(min_p) or not 0 <= min_p <= 1:
-        raise ValueError(f"min_p must be a number in [0, 1] (relative to the top probability), "
-                         f"got {min_p!r}")
+    PARAMS["min_p"].check(min_p)
 
 
 def _check_typical_p(typical_p: Any) -> None:
-    if not is_finite_number(typical_p) or not 0 < typical_p < 1:
-        raise ValueError(f"typical_p must be a number in (0, 1) (exclusive), got {typical_p!r}")
+    PARAMS["typical_p"].check(typical_p)
 
 
 def _check_penalty(penalty: Any) -> None:
-    if not is_finite_number(penalty) or penalty <= 0:
-        raise ValueError(f"repetition_penalty must be a finite number > 0 (1.0 = off, > 1 "
-                         f"discourages repeats), got {penalty!r}")
+    PARAMS["repetition_penalty"].check(penalty)
 
 
 def _check_logits(logits: Any) -> None:
@@ -178,45 +164,60 @@ def apply_repetition_penalty(
     return xp.scatter(padded, ids, picked)[:, :vocab_size].reshape(logits.shape)
 
 
-@dataclass(frozen=True)
 class SamplerSettings:
-    """Processor settings; None switches a processor off. Validated on construction."""
+    """Processor settings, one keyword argument per row of :mod:`inferviz.sampler_params`
+    (``temperature``, ``top_k``, ``top_p``, ``min_p``, ``typical_p``, ``repetition_penalty``,
+    ``min_tokens_to_keep`` and any registered processor's); None switches a processor off.
+    Validated on construction; immutable, compared and hashed by value."""
 
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    min_p: float | None = None
-    typical_p: float | None = None
-    repetition_penalty: float | None = None
-    min_tokens_to_keep: int = 1
+    __slots__ = ("_values",)
 
-    def __post_init__(self) -> None:
-        _check_temperature(self.temperature)
-        _check_min_tokens_to_keep(self.min_tokens_to_keep)
-        for value, check in (
-            (self.top_k, _check_top_k),
-            (self.top_p, _check_top_p),
-            (self.min_p, _check_min_p),
-            (self.typical_p, _check_typical_p),
-            (self.repetition_penalty, _check_penalty),
-        ):
-            if value is not None:
-                check(value)
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(PARAMS))
+        if unknown:
+            raise TypeError(f"SamplerSettings got unexpected keyword argument(s) {unknown}; "
+                            f"allowed: {list(PARAMS)}")
+        checked = {}
+        for spec in PARAMS.values():
+            value = values.get(spec.name, spec.default)
+            if value is not None or not spec.optional:
+                spec.check(value)
+            checked[spec.name] = value
+        object.__setattr__(self, "_values", checked)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return object.__getattribute__(self, "_values")[name]
+        except KeyError:
+            raise AttributeError(f"SamplerSettings has no setting {name!r}; settings: "
+                                 f"{list(PARAMS)}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"SamplerSettings is immutable: make a new one with {name}=...")
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, SamplerSettings) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values.items()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={value!r}" for name, value in self._values.items())
+        return f"SamplerSettings({inner})"
+
+    def active(self) -> list[tuple[ParamSpec, Any]]:
+        """``(row, value)`` of each processor that changes logits here, in the order
+        ``process`` applies them."""
+        return [(PARAMS[name], value) for name, value in self._values.items()
+                if name in PARAMS and PARAMS[name].is_active(value)]
 
     @property
     def is_identity(self) -> bool:
         """True when ``process`` returns the logits unchanged for any vocabulary."""
-        return (
-            self.temperature == 1
-            and self.top_k is None
-            and self.top_p in (None, 1)
-            and self.min_p in (None, 0)
-            and self.typical_p is None
-            and self.repetition_penalty in (None, 1)
-        )
+        return not self.active()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self._values)
 
 
 def process(
@@ -228,27 +229,16 @@ def process(
     Order and skip rules follow transformers 5.x ``GenerationMixin._get_logits_processor``:
     the repetition penalty is among the processors appended before the sampling warpers
     (skipped when == 1.0); then, with do_sample, temperature (skipped when == 1.0), top_k,
-    top_p (skipped when == 1.0), min_p (after temperature, as llama.cpp), typical_p.
+    top_p (skipped when == 1.0), min_p (after temperature, as llama.cpp), typical_p; then
+    any registered processor (:func:`inferviz.sampler_params.register_processor`).
     """
     if not isinstance(settings, SamplerSettings):
         raise TypeError(f"settings must be a SamplerSettings, got {type(settings).__name__}")
     _check_logits(logits)
     keep = settings.min_tokens_to_keep
     out = namespace(logits).clone(logits)
-    if settings.repetition_penalty is not None and settings.repetition_penalty != 1:
-        if input_ids is None:
-            raise ValueError("repetition_penalty needs input_ids (the tokens seen so far)")
-        out = apply_repetition_penalty(out, input_ids, settings.repetition_penalty)
-    if settings.temperature != 1:
-        out = apply_temperature(out, settings.temperature)
-    if settings.top_k is not None:
-        out = apply_top_k(out, settings.top_k, keep)
-    if settings.top_p is not None and settings.top_p < 1:
-        out = apply_top_p(out, settings.top_p, keep)
-    if settings.min_p is not None:
-        out = apply_min_p(out, settings.min_p, keep)
-    if settings.typical_p is not None:
-        out = apply_typical_p(out, settings.typical_p, keep)
+    for spec, value in settings.active():  # sampler_params.PARAMS: its order, its skip rules
+        out = spec.run(out, value, keep, input_ids)
     return out
 
 

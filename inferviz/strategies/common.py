@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..processors import SamplerSettings
+from ..sampler_params import PARAMS
 from ..validate import reject_unknown
 from .transaction import current_transaction
 
 if TYPE_CHECKING:
     import torch
 
-SAMPLER_ARGS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty",
-                "min_tokens_to_keep")
+# The sampler keyword arguments every sampling strategy takes: a live view of the schema, so a
+# registered processor's parameter is taken too.
+SAMPLER_ARGS = PARAMS.keys()
 
 # The presets of ``mode=``: "focused" is near-deterministic, "exploratory" creative.
 MODES = {"focused": 0.3, "exploratory": 1.5}

@@ -8,7 +8,9 @@ Request (browser -> kernel), sent with ``model.send``::
     {"kind": "inferviz:request", "id": "r1", "action": "expand", "node_id": 3,
      "params": {"k": 5, "temperature": 1.0, "top_k": null, "top_p": null, "min_p": null}}
 
-``params`` is optional; missing keys fall back to the widget's traits.
+``params`` is optional; missing keys fall back to the widget's traits. The names it may carry,
+their types and ranges are ``click_params()``: k and the ``inferviz.sampler_params`` rows the
+tree bar offers.
 
 Response (kernel -> browser)::
 
@@ -20,11 +22,12 @@ Response (kernel -> browser)::
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal, TypedDict
+from typing import Any, Callable, Literal, TypedDict
 
 from traitlets import TraitError
 
+from .. import sampler_params
+from ..sampler_params import ParamSpec
 from ..validate import is_int
 
 REQUEST_KIND = "inferviz:request"
@@ -67,71 +70,58 @@ class SettingError(TraitError, ValueError):
 
 
 # ------------------------------------------------------------------ settings
-
-def _is_real(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(
-        value
-    )
-
-
-def check_k(value: Any) -> int:
-    if not is_int(value) or not 1 <= value <= K_MAX:
-        raise ProtocolError(f"k must be an integer in 1..{K_MAX}, got {value!r}")
-    return int(value)
+# A click's settings: k (children a click adds) and each sampler parameter the tree bar offers
+# (``sampler_params`` rows with ``box=True``); their checks, words and boxes come from the rows.
+K_PARAM = ParamSpec("k", int, 5, low=1, high=K_MAX, optional=False, step=1,
+                    help="children a click adds: the k most likely next tokens")
 
 
-def check_temperature(value: Any) -> float:
-    if not _is_real(value) or value <= 0:
-        raise ProtocolError(f"temperature must be a finite number > 0, got {value!r}")
-    return float(value)
+def click_params() -> list[ParamSpec]:
+    """The settings an expand request takes, in the tree bar's order (the browser gets them as
+    the ``param_schema`` trait)."""
+    return [K_PARAM, *sampler_params.offered()]
 
 
-def check_top_k(value: Any) -> int | None:
-    if value is None:
-        return None
-    if not is_int(value) or value < 1:
-        raise ProtocolError(f"top_k must be None or an integer >= 1, got {value!r}")
-    return int(value)
+def checker(spec: ParamSpec) -> Callable[[Any], int | float | None]:
+    """A check for ``spec``'s value from the browser: the value (an int or a float, None when
+    off), or :class:`ProtocolError` naming the parameter and its range."""
+
+    def check(value: Any) -> int | float | None:
+        if value is None and spec.optional:
+            return None
+        if not spec.accepts(value):
+            raise ProtocolError(spec.browser_error(value))
+        return spec.kind(value)
+
+    check.__name__ = f"check_{spec.name}"
+    return check
 
 
-def check_top_p(value: Any) -> float | None:
-    if value is None:
-        return None
-    if not _is_real(value) or not 0 < value <= 1:
-        raise ProtocolError(f"top_p must be None or a number in (0, 1], got {value!r}")
-    return float(value)
+def param_checks() -> dict[str, Callable[[Any], Any]]:
+    """name -> check of every setting an expand request may carry (registered ones too)."""
+    return {spec.name: checker(spec) for spec in click_params()}
 
 
-def check_min_p(value: Any) -> float | None:
-    if value is None:
-        return None
-    if not _is_real(value) or not 0 <= value <= 1:
-        raise ProtocolError(f"min_p must be None or a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-PARAM_CHECKS = {
-    "k": check_k,
-    "temperature": check_temperature,
-    "top_k": check_top_k,
-    "top_p": check_top_p,
-    "min_p": check_min_p,
-}
+# The settings the tree widget holds as traits (a processor registered later is checked by
+# ``param_checks`` and lives in the browser's box only).
+PARAM_CHECKS = param_checks()
 
 
 def validate_params(params: Any, defaults: ExpandParams) -> ExpandParams:
-    """Full, checked expand settings: ``params`` (may be partial) over ``defaults``."""
+    """Full, checked expand settings: ``params`` (may be partial) over ``defaults`` (and a
+    registered processor's own default when ``defaults`` lacks it)."""
     if params is None:
         params = {}
     if not isinstance(params, dict):
         raise ProtocolError(f"params must be an object, got {type(params).__name__}")
-    unknown = sorted(str(k) for k in params if k not in PARAM_CHECKS)
+    checks = param_checks()
+    unknown = sorted(str(k) for k in params if k not in checks)
     if unknown:
         raise ProtocolError(
-            f"unknown expand parameter(s) {unknown}; allowed: {sorted(PARAM_CHECKS)}"
+            f"unknown expand parameter(s) {unknown}; allowed: {sorted(checks)}"
         )
-    merged = {**defaults, **params}
-    return ExpandParams(**{name: check(merged[name]) for name, check in PARAM_CHECKS.items()})
+    merged = {**{spec.name: spec.default for spec in click_params()}, **defaults, **params}
+    return ExpandParams(**{name: check(merged[name]) for name, check in checks.items()})
 
 
 # ------------------------------------------------------------------ requests

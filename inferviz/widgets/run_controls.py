@@ -11,50 +11,52 @@ from __future__ import annotations
 import ast
 import importlib.util
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections import ChainMap
+from typing import Any, Mapping
 
 import ipywidgets as widgets
 
+from .. import sampler_params
+from ..sampler_params import ParamSpec
 from .potential_controls import PotentialControls
 
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    kind: type  # int or float
-    default: int | float | None  # None: optional, empty box = off
-    low: float | None = None
-    high: float | None = None
-    help: str = ""
-
-
-PARAMS: dict[str, ParamSpec] = {p.name: p for p in (
-    ParamSpec("max_new_tokens", int, 12, 1, 4096, "tokens to generate"),
-    ParamSpec("temperature", float, 1.0, 0.0, None, "softmax temperature (> 0)"),
-    ParamSpec("top_k", int, None, 1, None, "keep the k most likely tokens"),
-    ParamSpec("top_p", float, None, 0.0, 1.0, "nucleus: smallest set with mass >= top_p"),
-    ParamSpec("min_p", float, None, 0.0, 1.0, "keep p >= min_p * p_max"),
-    ParamSpec("num_beams", int, 4, 1, 64, "beam width"),
-    ParamSpec("particles", int, 8, 1, 1024, "SMC particles"),
-    ParamSpec("alpha", float, 0.1, 0.0, 1.0, "plausibility: p_exp >= alpha * max p_exp"),
-    ParamSpec("amateur_layer", int, 6, 0, None, "expert layer read as the amateur"),
-    ParamSpec("k", int, 3, 1, 50, "children per node"),
-    ParamSpec("depth", int, 3, 1, 64, "levels to expand breadth-first"),
-    ParamSpec("threshold", float, 0.05, 0.0, 1.0, "expand children with prob above this"),
-    ParamSpec("seed", int, 0, 0, None, "random seed (empty: fresh each run)"),
+# The strategies' own parameters; the sampler parameters (temperature, top_k, top_p, min_p and
+# any registered processor's) are the ``sampler_params`` rows with ``box=True``.
+STRATEGY_OWN: dict[str, ParamSpec] = {p.name: p for p in (
+    ParamSpec("max_new_tokens", int, 12, 1, 4096, optional=False, help="tokens to generate"),
+    ParamSpec("num_beams", int, 4, 1, 64, optional=False, help="beam width"),
+    ParamSpec("particles", int, 8, 1, 1024, optional=False, help="SMC particles"),
+    ParamSpec("alpha", float, 0.1, 0.0, 1.0, optional=False,
+              help="plausibility: p_exp >= alpha * max p_exp"),
+    ParamSpec("amateur_layer", int, 6, 0, None, optional=False,
+              help="expert layer read as the amateur"),
+    ParamSpec("k", int, 3, 1, 50, optional=False, help="children per node"),
+    ParamSpec("depth", int, 3, 1, 64, optional=False, help="levels to expand breadth-first"),
+    ParamSpec("threshold", float, 0.05, 0.0, 1.0, optional=False,
+              help="expand children with prob above this"),
+    ParamSpec("seed", int, 0, 0, None, help="random seed (empty: fresh each run)"),
 )}
+# Every box by name (a live view: a processor registered later is found too).
+PARAMS: Mapping[str, ParamSpec] = ChainMap(STRATEGY_OWN, sampler_params.PARAMS)
 
-_SAMPLING = ("max_new_tokens", "temperature", "top_k", "top_p", "min_p", "seed")
+
+def box_names() -> list[str]:
+    """The explorer's boxes in their order: max_new_tokens, the sampler's, the strategies'."""
+    return ["max_new_tokens", *(spec.name for spec in sampler_params.offered()),
+            *(name for name in STRATEGY_OWN if name != "max_new_tokens")]
+
+
+SAMPLING = "sampling"  # stands for the sampler's boxes (``sampler_params.offered()``)
 STRATEGY_PARAMS: dict[str, tuple[str, ...]] = {
     "greedy": ("max_new_tokens",),
-    "sample": _SAMPLING,
-    "top_k": _SAMPLING,
-    "top_p": _SAMPLING,
-    "min_p": _SAMPLING,
+    "sample": ("max_new_tokens", SAMPLING, "seed"),
+    "top_k": ("max_new_tokens", SAMPLING, "seed"),
+    "top_p": ("max_new_tokens", SAMPLING, "seed"),
+    "min_p": ("max_new_tokens", SAMPLING, "seed"),
     "beam": ("max_new_tokens", "num_beams"),
     "beam_search": ("max_new_tokens", "num_beams"),
     "contrastive": ("max_new_tokens", "alpha", "amateur_layer"),
+    # SMC's weights assume a truncation of the raw distribution: no min_p box (extra takes it).
     "smc": ("max_new_tokens", "particles", "temperature", "top_k", "top_p", "seed"),
     "bfs": ("max_new_tokens", "k", "depth"),
     "threshold": ("max_new_tokens", "threshold", "k"),
@@ -64,9 +66,11 @@ STRATEGY_PARAMS: dict[str, tuple[str, ...]] = {
 
 # The strategies named after a processor need it set: prefill an empty box when picked.
 PRESETS = {"top_k": ("top_k", "40"), "top_p": ("top_p", "0.9"), "min_p": ("min_p", "0.05")}
-# Processor boxes reset when the strategy changes: a top_p set for "top_p" is not sent with
-# "min_p" (or any other strategy) unless typed again.
-RESET_ON_SWITCH = ("top_k", "top_p", "min_p")
+# Processor boxes (the optional sampler ones) reset when the strategy changes: a top_p set for
+# "top_p" is not sent with "min_p" (or any other strategy) unless typed again.
+def reset_on_switch() -> list[str]:
+    return [spec.name for spec in sampler_params.offered() if spec.optional]
+
 # Not offered in the picker: aliases of another entry, and strategies that need a Python
 # argument no box can hold (custom needs choose=fn: offered when extra_params gives one).
 ALIASES = ("beam_search",)
@@ -75,7 +79,9 @@ NEEDS_CODE = {"custom": "choose"}
 
 def params_for(strategy: str) -> tuple[str, ...]:
     """Parameter boxes shown for ``strategy`` (a strategy registered later gets the basics)."""
-    return STRATEGY_PARAMS.get(strategy, ("max_new_tokens", "seed"))
+    names = STRATEGY_PARAMS.get(strategy, ("max_new_tokens", "seed"))
+    sampler = tuple(spec.name for spec in sampler_params.offered())
+    return tuple(n for name in names for n in (sampler if name == SAMPLING else (name,)))
 
 
 def available_strategies() -> tuple[list[str], list[str]]:
@@ -94,7 +100,7 @@ def parse_value(spec: ParamSpec, text: str) -> int | float | None:
     """The value typed in ``spec``'s box; ``ValueError`` naming the parameter if it is bad."""
     text = text.strip()
     if text == "" or text.lower() in ("off", "none"):
-        if spec.name in ("seed", "top_k", "top_p", "min_p"):
+        if spec.optional:
             return None
         raise ValueError(f"{spec.name} needs a value ({spec.help})")
     try:
@@ -104,14 +110,11 @@ def parse_value(spec: ParamSpec, text: str) -> int | float | None:
         raise ValueError(f"{spec.name} must be {kind}, got {text!r}") from None
     if spec.kind is float and not math.isfinite(value):
         raise ValueError(f"{spec.name} must be finite, got {text!r}")
-    low_ok = spec.low is None or value >= spec.low
-    high_ok = spec.high is None or value <= spec.high
-    if spec.name == "temperature" and value <= 0:
-        low_ok = False
-    if not (low_ok and high_ok):
+    if not spec.accepts(value):
         lo = "" if spec.low is None else spec.low
         hi = "" if spec.high is None else spec.high
-        raise ValueError(f"{spec.name} must be in [{lo}, {hi}] ({spec.help}), got {value}")
+        raise ValueError(f"{spec.name} must be in {'(' if spec.low_open else '['}{lo}, {hi}"
+                         f"{')' if spec.high_open else ']'} ({spec.help}), got {value}")
     return value
 
 
@@ -141,10 +144,11 @@ class RunControls:
 
     def __init__(self, strategy: str = "greedy", extra_params: dict[str, Any] | None = None,
                  **initial: Any) -> None:
-        unknown = sorted(set(initial) - set(PARAMS))
+        allowed = box_names()
+        unknown = sorted(set(initial) - set(allowed))
         if unknown:
             raise TypeError(f"unknown explorer parameter(s) {unknown}; allowed: "
-                            f"{sorted(PARAMS)} (others go in extra_params=)")
+                            f"{sorted(allowed)} (others go in extra_params=)")
         available, self.missing = available_strategies()
         if strategy not in available:
             raise ValueError(f"strategy {strategy!r} is not available; choose one of "
@@ -155,7 +159,8 @@ class RunControls:
                                          description="strategy",
                                          layout=widgets.Layout(width="210px"))
         self.boxes: dict[str, widgets.Text] = {}
-        for name, spec in PARAMS.items():
+        for name in allowed:
+            spec = PARAMS[name]
             value = initial.get(name, spec.default)
             self.boxes[name] = widgets.Text(
                 value="" if value is None else str(value), description=name,
@@ -203,8 +208,9 @@ class RunControls:
             self.strategy.value = current
 
     def _switched(self) -> None:
-        for name in RESET_ON_SWITCH:
-            self.boxes[name].value = ""
+        for name in reset_on_switch():
+            if name in self.boxes:
+                self.boxes[name].value = ""
         self.show_params()
 
     def show_params(self) -> None:
@@ -225,6 +231,8 @@ class RunControls:
         strategy = self.strategy.value
         kwargs: dict[str, Any] = {}
         for name in params_for(strategy):
+            if name not in self.boxes:  # a processor registered after these controls were made
+                continue
             value = parse_value(PARAMS[name], self.boxes[name].value)
             if value is not None:
                 kwargs[name] = value

@@ -8,6 +8,7 @@ Synced state (``nodes`` is the source of truth, so a view rendered late shows th
                      to ``version`` (``inferviz:delta``), and a view that missed one asks for the
                      snapshot again (action ``snapshot``)
 - ``k``, ``temperature``, ``top_k``, ``top_p``, ``min_p``  settings for the next expansion
+- ``param_schema``   the bar's boxes: each setting's name, type, range, default and help
 - ``selected``       node id or None; ``selected_text`` is the prompt + completion up to it
 - ``pending``        node ids being expanded right now
 - ``error``          the last error message ("" once a later action or setting worked)
@@ -64,6 +65,9 @@ class TreeWidget(anywidget.AnyWidget):
     error = traitlets.Unicode("").tag(sync=True)
     read_only = traitlets.Bool(True).tag(sync=True)
     height = traitlets.Int(560).tag(sync=True)
+    # The boxes of the bar (k and the sampler parameters a click takes): name, type, range,
+    # default and help of each, from ``protocol.click_params()``; the browser only reads it.
+    param_schema = traitlets.List(traitlets.Dict()).tag(sync=True)
     # What clicks keep to (set from Python through ``constraint``; the browser only shows it).
     constraint_label = traitlets.Unicode("").tag(sync=True)
 
@@ -111,6 +115,7 @@ class TreeWidget(anywidget.AnyWidget):
         super().__init__(
             nodes=self._snapshot(self._sent),
             read_only=session is None,
+            param_schema=[spec.to_json() for spec in protocol.click_params()],
             **settings,
             **kwargs,
         )

@@ -1,13 +1,39 @@
-// Sampler controls (k, temperature, top_k, top_p, min_p) bound to the widget's traits.
+// Sampler controls bound to the widget's traits, one box for each row of the widget's
+// `param_schema` (k and the sampler parameters a click takes; Python's protocol.click_params).
 
-/** @type {{name: string, label: string, help: string, step: string, min?: string, max?: string, optional: boolean, integer: boolean}[]} */
-export const CONTROLS = [
-  { name: "k", label: "k", help: "children a click adds: the k most likely next tokens", step: "1", min: "1", max: "50", optional: false, integer: true },
-  { name: "temperature", label: "temperature", help: "softmax temperature of the children's probabilities", step: "0.1", min: "0.01", optional: false, integer: false },
-  { name: "top_k", label: "top_k", help: "keep only the top_k most likely tokens (empty: off)", step: "1", min: "1", optional: true, integer: true },
-  { name: "top_p", label: "top_p", help: "keep the smallest set with mass >= top_p (empty: off)", step: "0.05", min: "0", max: "1", optional: true, integer: false },
-  { name: "min_p", label: "min_p", help: "keep tokens with p >= min_p x the top p (empty: off)", step: "0.01", min: "0", max: "1", optional: true, integer: false },
-];
+/**
+ * A row of `param_schema` as the kernel sends it (inferviz/sampler_params.py ParamSpec.to_json).
+ * @typedef {{name: string, integer: boolean, default: number | null, low: number | null,
+ *   high: number | null, low_open: boolean, high_open: boolean, optional: boolean, help: string,
+ *   step: number}} ParamRow
+ */
+
+/**
+ * One box's settings from a schema row: the input's step / min / max (an open lower end: a tenth
+ * of a step above it), its tooltip (saying when empty means off).
+ * @param {ParamRow} row
+ * @returns {{name: string, label: string, help: string, step: string, min?: string, max?: string, optional: boolean, integer: boolean}}
+ */
+export function controlSpec(row) {
+  const low = row.low === null ? undefined
+    : row.low_open ? (row.integer ? row.low + 1 : row.low + row.step / 10) : row.low;
+  const high = row.high === null ? undefined : row.high_open && row.integer ? row.high - 1 : row.high;
+  return {
+    name: row.name, label: row.name, step: String(row.step),
+    help: row.optional ? `${row.help} (empty: off)` : row.help,
+    ...(low === undefined ? {} : { min: String(low) }),
+    ...(high === undefined ? {} : { max: String(high) }),
+    optional: row.optional, integer: row.integer,
+  };
+}
+
+/**
+ * The boxes of the bar, in the schema's order.
+ * @param {any} model anywidget model
+ */
+export function controlSpecs(model) {
+  return /** @type {ParamRow[]} */ (model.get("param_schema") ?? []).map(controlSpec);
+}
 // Said before the boxes: they shape what a click on a node adds, not what Run does.
 export const CONTROLS_LEAD = "clicks on a node add:";
 
@@ -42,7 +68,7 @@ export function createControls(model, showError) {
   bar.appendChild(lead);
   /** @type {Map<string, HTMLInputElement>} */
   const inputs = new Map();
-  for (const spec of CONTROLS) {
+  for (const spec of controlSpecs(model)) {
     const label = document.createElement("label");
     label.textContent = spec.label;
     label.title = spec.help;

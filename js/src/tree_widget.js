@@ -1,6 +1,6 @@
 // anywidget entry for inferviz.widgets.TreeWidget: the interactive token tree.
 import { cell } from "./columns.js";
-import { createControls } from "./controls.js";
+import { controlSpecs, createControls } from "./controls.js";
 import { displayToken } from "./format.js";
 import { ghostId, layoutTree, navigate, pathTo, probLabel } from "./layout.js";
 import { createLegend } from "./legend.js";
@@ -42,6 +42,8 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   const showError = (/** @type {string} */ message) => { errorEl.textContent = message || ""; };
 
   const controls = isStatic ? null : createControls(model, showError);
+  // The settings a click sends: the bar's boxes (the kernel's param_schema).
+  const settings = controlSpecs(model).map((spec) => spec.name);
   const bar = controls ? controls.bar : div("div", "inferviz-controls");
   const fit = div("button", "inferviz-fit", "Fit");
   /** @type {HTMLButtonElement} */ (fit).type = "button";
@@ -167,10 +169,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     }
     requested.add(id);
     draw();
-    const params = {
-      k: model.get("k"), temperature: model.get("temperature"),
-      top_k: model.get("top_k"), top_p: model.get("top_p"), min_p: model.get("min_p"),
-    };
+    const params = Object.fromEntries(settings.map((name) => [name, model.get(name) ?? null]));
     const response = await client.request("expand", { node_id: id, params });
     requested.delete(id);
     showError(response.ok ? "" : response.error);
@@ -276,7 +275,6 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   });
   const onError = () => showError(model.get("error"));
   const onControls = () => controls?.sync();
-  const settings = ["k", "temperature", "top_k", "top_p", "min_p"];
   model.on("change:selected", draw);
   model.on("change:selected_text", draw);
   model.on("change:pending", draw);

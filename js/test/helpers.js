@@ -1,5 +1,10 @@
 // Test helpers: a fake anywidget model and encoders that mirror inferviz/widgets/columns.py.
 
+// What TreeWidget sends as `param_schema` (tests/test_sampler_params.py checks it is current).
+import PARAM_SCHEMA from "./fixtures/param_schema.json";
+
+export { PARAM_SCHEMA };
+
 /**
  * A stand-in for the anywidget model: get/set/on/off/send/save_changes, plus `sent` (messages
  * sent to the kernel), `saves` and `reply(msg)` to deliver a custom message from the kernel.
@@ -95,6 +100,7 @@ export function sampleColumns(extra = {}) {
 export function treeState(overrides = {}) {
   return {
     nodes: encodeTable(sampleColumns()),
+    param_schema: PARAM_SCHEMA,
     k: 5, temperature: 1.0, top_k: null, top_p: null, min_p: null,
     selected: null, selected_text: "", pending: [], error: "", read_only: false,
     ...overrides,
