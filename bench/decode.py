@@ -4,6 +4,11 @@ and the time of a second load of the default model in a fresh process.
     .venv/bin/python bench/decode.py [--tokens 128] [--runs 3]
     python bench/decode.py --device cuda --model qwen2.5-1.5b --compile reduce-overhead
 
+Under load: the same sides again, alternating, while ``--load`` busy-loop processes (2 by
+default, one per core of the 2-core machine the CPU figures come from) compete for the CPU, so
+that the column does not depend on what else the machine runs. ``--profile``: the top entries of
+a cProfile of one ``Session.generate`` run, idle and under load (what docs/benchmarks.md shows).
+
 On CUDA (batch 1) it adds ``Session(compile=...)`` (torch.compile; "reduce-overhead" replays
 CUDA graphs), optionally HF ``generate`` with a static cache compiled the same way
 (``--hf-compiled``), and the fraction of the memory-bandwidth limit: weight bytes x tokens/s /
@@ -18,7 +23,17 @@ import subprocess
 import sys
 import time
 
-from common import ROOT, add_device_args, emit, load_session, median, model_label, timed
+from common import (
+    ROOT,
+    add_device_args,
+    cpu_load,
+    emit,
+    load_session,
+    median,
+    model_label,
+    profile_top,
+    timed,
+)
 
 PROMPT = "Write a short story about a lighthouse keeper who finds a message in a bottle."
 
@@ -111,6 +126,11 @@ def main() -> None:
     parser.add_argument("--hf-compiled", action="store_true",
                         help="also time HF generate with a static compiled cache")
     parser.add_argument("--peak-bandwidth", type=float, default=3.35e12)
+    parser.add_argument("--load", type=int, default=2,
+                        help="busy-loop processes for the under-load column (0: none)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="top N cProfile entries of one Session.generate run (0: none)")
+    parser.add_argument("--no-second-load", action="store_true")
     add_device_args(parser)
     args = parser.parse_args()
     session = load_session(args.model, args.device, args.dtype)
@@ -129,13 +149,25 @@ def main() -> None:
     for name, fn, sess in sides:  # warm up every path (compiled ones: every shape they meet)
         seconds, _ = timed(lambda fn=fn, sess=sess: [fn(sess, n) for _ in range(2)])
         warmup_s[name] = seconds
-    times = {name: [] for name, _, _ in sides}
     tokens = {}
-    for _ in range(args.runs):  # alternate the sides so load drifts hit both alike
-        for name, fn, sess in sides:
-            seconds, tokens[name] = timed(lambda fn=fn, sess=sess: fn(sess, n))
-            times[name].append(seconds)
-    tps = {name: n / median(values) for name, values in times.items()}
+
+    def alternate() -> dict[str, float]:
+        """Tokens/s of each side, median of ``runs`` rounds in which the sides alternate (so
+        load drifts hit both alike)."""
+        times = {name: [] for name, _, _ in sides}
+        for _ in range(args.runs):
+            for name, fn, sess in sides:
+                seconds, out = timed(lambda fn=fn, sess=sess: fn(sess, n))
+                times[name].append(seconds)
+                if tokens.setdefault(name, out) != out:
+                    tokens[name] = None  # not the same tokens every run
+        return {name: n / median(values) for name, values in times.items()}
+
+    tps = alternate()
+    tps_load = None
+    if args.load:
+        with cpu_load(args.load):
+            tps_load = alternate()
     result = {
         "benchmark": "decode",
         "model": model_label(session, args.model),
@@ -146,7 +178,13 @@ def main() -> None:
         "ratio_expand_vs_hf": tps["inferviz_expand"] / tps["hf_generate"],
         "ratio_generate_vs_hf": tps["inferviz_generate"] / tps["hf_generate"],
         "target_ratio": 1.0,
-        "same_tokens_as_hf": {name: tokens[name] == tokens["hf_generate"]
+        "under_load": None if tps_load is None else {
+            "busy_processes": args.load, "tokens_per_s": tps_load,
+            "ratio_expand_vs_hf": tps_load["inferviz_expand"] / tps_load["hf_generate"],
+            "ratio_generate_vs_hf": tps_load["inferviz_generate"] / tps_load["hf_generate"],
+            "target_ratio": 0.95},
+        "same_tokens_as_hf": {name: tokens[name] is not None
+                              and tokens[name] == tokens["hf_generate"]
                               for name in tokens if name != "hf_generate"},
         "warmup_s": warmup_s,
     }
@@ -161,7 +199,14 @@ def main() -> None:
         result["bandwidth_fraction"] = {
             name: result["weight_bytes"] * value / args.peak_bandwidth
             for name, value in tps.items()}
-    if args.model == "default":
+    if args.profile:
+        result["profile"] = {"tokens": n, "idle": profile_top(
+            lambda: inferviz_generate(session, n), args.profile)}
+        if args.load:
+            with cpu_load(args.load):
+                result["profile"]["under_load"] = profile_top(
+                    lambda: inferviz_generate(session, n), args.profile)
+    if args.model == "default" and not args.no_second_load:
         result["second_load"] = second_load(args.runs)
     emit(result, args.device)
 
