@@ -13,6 +13,13 @@ the RSS before it. The KV store's own size is exact (slots in use x bytes per to
     .venv/bin/python bench/tree_expansion.py [--runs 3] [--sample 6]
     python bench/tree_expansion.py --device cuda --model qwen2.5-1.5b --configs 2048,8,4
 
+Model share: forward hooks on the model time each forward (what is inside them is the model;
+the rest of the expansion, planning, masks, the KV store, the tree, is not). The speedup's bound:
+inferviz must run the prompt's own forward once, and the naive side's root node is that same
+forward, so naive_s / (the root's naive time) bounds the speedup from above (about the number
+of nodes expanded). Under load: the headline configuration again, both sides, while ``--load``
+busy-loop processes compete for the CPU.
+
 On CUDA, peak memory is ``torch.cuda.max_memory_allocated`` growth over the allocation before
 each side (exact tensor bytes), and both sides synchronise before their clocks stop.
 """
@@ -24,6 +31,7 @@ import random
 
 from common import (
     add_device_args,
+    cpu_load,
     emit,
     load_session,
     maxrss_mib,
@@ -57,20 +65,46 @@ def naive_topk(session, token_ids: list[int], k: int) -> list[int]:
     return torch.topk(logits[0, -1].float(), k).indices.tolist()
 
 
+class ForwardClock:
+    """Seconds spent inside the model's forwards (pre- and post-forward hooks)."""
+
+    def __init__(self, model) -> None:
+        import time
+
+        self.seconds, self._start, self._now = 0.0, None, time.perf_counter
+        self._handles = [model.register_forward_pre_hook(self._before),
+                         model.register_forward_hook(self._after)]
+
+    def _before(self, module, args) -> None:
+        self._start = self._now()
+
+    def _after(self, module, args, output) -> None:
+        self.seconds += self._now() - self._start
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
 def run_config(session, p: int, k: int, d: int, runs: int, sample: int, rng) -> dict:
     prompt = prompt_of_tokens(session, p)
-    times, stats = [], None
+    times, model_times, stats = [], [], None
     for _ in range(runs):
         session.engine.clear_cache()
         session.engine.stats.reset()
         tree = session.tree(prompt)
-        seconds, levels = timed(lambda tree=tree: expand_levels(session, tree, k, d))
-        synchronize(session.device)
+        clock = ForwardClock(session.model)
+        try:
+            seconds, levels = timed(lambda tree=tree: expand_levels(session, tree, k, d))
+            synchronize(session.device)
+        finally:
+            clock.close()
         times.append(seconds)
+        model_times.append(clock.seconds)
         stats = dict(vars(session.engine.stats))
     kv_bytes_per_token = session.engine.store.bytes_used // (session.engine.store.capacity + 1)
     cached_tokens = session.engine.store.num_cached
-    naive_total, sampled, topk_equal = 0.0, 0, True
+    naive_total, sampled, topk_equal, root_s = 0.0, 0, True, None
     for nodes in levels:
         chosen = rng.sample(nodes, min(len(nodes), max(1, sample // d)))
         per_node = []
@@ -81,15 +115,21 @@ def run_config(session, p: int, k: int, d: int, runs: int, sample: int, rng) -> 
                 tree.children(node), key=lambda c: c.rank)][:k]
         sampled += len(chosen)
         naive_total += sum(per_node) / len(per_node) * len(nodes)
+        if root_s is None:
+            root_s = per_node[0]  # the root: the prompt's own forward
     expanded = sum(len(nodes) for nodes in levels)
     naive_tokens = sum(len(nodes) * (len(tree.prompt_ids) + depth)
                        for depth, nodes in enumerate(levels))
     inferviz_s = median(times)
+    share = [1 - m / t for m, t in zip(model_times, times)]
     return {
         "prompt_tokens": len(tree.prompt_ids), "k": k, "depth": d, "nodes_expanded": expanded,
         "inferviz_s": inferviz_s, "naive_s_extrapolated": naive_total,
         "naive_nodes_timed": sampled, "naive_extrapolated": sampled < expanded,
         "speedup": naive_total / inferviz_s,
+        "speedup_bound": naive_total / root_s,
+        "inferviz_model_s": median(model_times),
+        "inferviz_not_model_share": median(share),
         "forwards": {"inferviz": stats["forwards"], "naive": expanded},
         "tokens_processed": {"inferviz": stats["tokens_computed"], "naive": naive_tokens},
         "kv_store_mib": cached_tokens * kv_bytes_per_token / 2**20,
@@ -138,6 +178,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="only the headline configuration")
     parser.add_argument("--configs", default=None,
                         help="P,k,d[;P,k,d...]: these configurations, the first the headline")
+    parser.add_argument("--load", type=int, default=2,
+                        help="busy-loop processes for the headline's under-load run (0: none)")
     add_device_args(parser)
     args = parser.parse_args()
     session = load_session(args.model, args.device, args.dtype)
@@ -151,6 +193,11 @@ def main() -> None:
         headline = configs[0]
     rows = [run_config(session, p, k, d, args.runs, args.sample, rng) for p, k, d in configs]
     head = next(r for r in rows if (r["prompt_tokens"], r["k"], r["depth"]) == headline)
+    under_load = None
+    if args.load:
+        with cpu_load(args.load):
+            under_load = run_config(session, *headline, args.runs, args.sample, rng)
+        under_load["busy_processes"] = args.load
     emit({
         "benchmark": "tree_expansion",
         "model": model_label(session, args.model),
@@ -160,7 +207,9 @@ def main() -> None:
                         "sample per depth timed and extrapolated to all nodes of that depth",
         "configs": rows,
         "headline": {"config": dict(zip(("prompt_tokens", "k", "depth"), headline)),
-                     "speedup": head["speedup"], "target_speedup": 50},
+                     "speedup": head["speedup"], "speedup_bound": head["speedup_bound"],
+                     "target_speedup": 90},
+        "under_load": under_load,
         "peak_memory": peak_memory(session, *headline),
         "this_process_maxrss_mib": maxrss_mib(),
     }, args.device)
