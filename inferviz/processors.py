@@ -127,7 +127,7 @@ def apply_typical_p(
     xp = namespace(logits)
     rows = _rows(logits)
     log_probs = xp.log_softmax(rows)
-    entropy = -xp.nansum_keep(log_probs * xp.exp(log_probs))
+    entropy = -xp.nansum_product_keep(log_probs, xp.exp(log_probs))
     distance = abs(-log_probs - entropy)
     sorted_distance, sorted_indices = xp.sort(distance)
     cumulative_probs = xp.cumsum(xp.softmax(xp.gather(rows, sorted_indices)))

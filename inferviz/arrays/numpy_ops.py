@@ -82,8 +82,9 @@ def cumsum(x: Array) -> Array:
     return np.cumsum(x, axis=-1, dtype=x.dtype)
 
 
-def nansum_keep(x: Array) -> Array:
-    return np.nansum(x, axis=-1, keepdims=True)
+def nansum_product_keep(a: Array, b: Array) -> Array:
+    with np.errstate(**_QUIET):
+        return np.nansum(a * b, axis=-1, keepdims=True)
 
 
 def max_keep(x: Array) -> Array:

@@ -74,9 +74,9 @@ def cumsum(x: Array) -> Array:
     return x.cumsum(dim=-1)
 
 
-def nansum_keep(x: Array) -> Array:
-    """Sum over the last axis ignoring NaN, kept as a size-1 axis."""
-    return x.nansum(-1, keepdim=True)
+def nansum_product_keep(a: Array, b: Array) -> Array:
+    """Sum of ``a * b`` over the last axis ignoring NaN (``-inf * 0``), kept as a size-1 axis."""
+    return (a * b).nansum(-1, keepdim=True)
 
 
 def max_keep(x: Array) -> Array:
