@@ -162,7 +162,10 @@ class cpu_load:
     def __enter__(self) -> "cpu_load":
         import subprocess
 
-        self._procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        # Each spins until it is killed or its parent is gone (a benchmark killed mid-run
+        # leaves no spinner behind).
+        spin = "import os\nparent = os.getppid()\nwhile os.getppid() == parent: pass"
+        self._procs = [subprocess.Popen([sys.executable, "-c", spin])
                        for _ in range(self.processes)]
         time.sleep(0.3)  # let them start spinning
         return self
