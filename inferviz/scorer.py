@@ -21,6 +21,7 @@ from .distributions import Distributions, record_children
 from .logit_check import check_logits
 from .processors import SamplerSettings, processed_probs
 from .step_memory import check_step_memory
+from .threads import forward_threads_only
 from .tree import Node, TokenTree
 from .tree_consistency import check_tree_for_session
 from .validate import check_int, check_node_ids
@@ -303,8 +304,9 @@ class Scorer:
                           what=f"expand of {len(ids)} node(s) with k={k}",
                           advice="expand fewer nodes at once or lower k")
         tree.check_id_room(len(ids) * k)
-        dists = self.distributions(tree, ids, settings, intervention=intervention)
-        children = self.add_top_children(tree, dists, ids, k)
+        with forward_threads_only(self):  # the small ops after the forward on one thread
+            dists = self.distributions(tree, ids, settings, intervention=intervention)
+            children = self.add_top_children(tree, dists, ids, k)
         if intervention is not None:
             self._record_intervention(tree, intervention)
         return children

@@ -81,27 +81,29 @@ def follow_one_path(session: Any, tree, start_id: int, max_new_tokens: int, pick
     ``start_id``) and why it stopped ("eos", "max_new_tokens", "context", "stopped",
     "interrupted", or "constraint": a constraint allows no token after the last node)."""
     from ..distributions import record_children
+    from ..threads import forward_threads_only
 
     eos = session.eos_token_ids
     txn = current_transaction(tree)
     budget, finish = step_budget(session, tree, start_id, max_new_tokens)
     node_id = start_id
-    for _ in range(budget):
-        if txn.stop_reason():
-            finish = txn.stop_reason()
-            break
-        dists = session.distributions(tree, [node_id], settings)
-        if not dists.has_choice(0):
-            finish = "constraint"
-            break
-        token = int(pick(dists))
-        (child,) = record_children(tree, dists, 0, [token], session.token_bytes,
-                                   [{"strategy": strategy}])
-        txn.step([child.node_id])
-        node_id = child.node_id
-        if stop_at_eos and token in eos:
-            finish = "eos"
-            break
+    with forward_threads_only(session):  # a step's small ops on one thread (inferviz.threads)
+        for _ in range(budget):
+            if txn.stop_reason():
+                finish = txn.stop_reason()
+                break
+            dists = session.distributions(tree, [node_id], settings)
+            if not dists.has_choice(0):
+                finish = "constraint"
+                break
+            token = int(pick(dists))
+            (child,) = record_children(tree, dists, 0, [token], session.token_bytes,
+                                       [{"strategy": strategy}])
+            txn.step([child.node_id])
+            node_id = child.node_id
+            if stop_at_eos and token in eos:
+                finish = "eos"
+                break
     score = tree.node(node_id).cum_logprob - tree.node(start_id).cum_logprob
     return node_id, score, finish
 

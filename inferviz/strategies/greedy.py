@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..threads import forward_threads_only
 from .common import follow_one_path, take_stop_at_eos
 from .result import GenerationResult
 
@@ -13,9 +12,8 @@ from .result import GenerationResult
 def run(session: Any, tree, start_id: int, max_new_tokens: int, seed: int | None = None,
         strategy: str = "greedy", **params: Any) -> GenerationResult:
     stop_at_eos = take_stop_at_eos(params, "strategy='greedy'")
-    with forward_threads_only(session):  # a step's small ops on one thread (inferviz.threads)
-        node_id, score, stop = follow_one_path(
-            session, tree, start_id, max_new_tokens, lambda d: d.logits[0].argmax(), "greedy",
-            stop_at_eos)
+    node_id, score, stop = follow_one_path(
+        session, tree, start_id, max_new_tokens, lambda d: d.logits[0].argmax(), "greedy",
+        stop_at_eos)
     return GenerationResult(strategy, tree, [node_id], {"max_new_tokens": max_new_tokens},
                             [score], stop)
