@@ -27,7 +27,7 @@ def large_trees(browser, sizes: list[int], runs: int, folder: Path) -> list[dict
     from test_static_export import open_offline, synthetic_tree
     from test_tree_view import MEASURE_PAN_ZOOM_JS
 
-    from inferviz.widgets.export import write_tree_html
+    from inferviz.widgets.export.tree_page import write_tree_html
 
     out = []
     for n in sizes:
@@ -60,7 +60,7 @@ def voila_clicks(browser, clicks: int, folder: Path) -> dict:
     from e2e_helpers import NODES, click_leaf_and_time, node_count
     from servers import free_port, server_env, stop_process_group, wait_for_port
 
-    from inferviz.widgets.dashboard import voila_command
+    from inferviz.widgets.dashboard.launcher import voila_command
 
     notebook = Path(shutil.copy(ROOT / "notebooks" / "dashboard.ipynb", folder / "dash.ipynb"))
     port = free_port()

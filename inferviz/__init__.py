@@ -31,7 +31,7 @@ _LAZY = {
     "TreeWidget": "inferviz.widgets",
     "TextView": "inferviz.widgets",
     "LensWidget": "inferviz.widgets",
-    "AttributionView": "inferviz.widgets.attribution_view",
+    "AttributionView": "inferviz.widgets.views.attribution_view",
 }
 
 __all__ = ["__version__", *_LAZY]

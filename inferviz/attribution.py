@@ -152,7 +152,7 @@ class AttributionResult:
 
     def to_html(self, path: Any = None) -> Any:
         """The shaded context as standalone HTML; written to ``path`` when given."""
-        from .widgets.attribution_view import attribution_html
+        from .widgets.views.attribution_view import attribution_html
 
         if path is None:
             return attribution_html(self)
@@ -165,12 +165,12 @@ class AttributionResult:
 
     def widget(self):
         """The shaded context as a notebook widget (JupyterLab, Voila)."""
-        from .widgets.attribution_view import AttributionView
+        from .widgets.views.attribution_view import AttributionView
 
         return AttributionView(self)
 
     def _repr_html_(self) -> str:
-        from .widgets.attribution_view import attribution_html
+        from .widgets.views.attribution_view import attribution_html
 
         return attribution_html(self)
 

@@ -263,7 +263,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .widgets.dashboard import serve
+    from .widgets.dashboard.launcher import serve
 
     server = None
     if args.server and args.notebook:

@@ -228,8 +228,8 @@ class Comparison:
 
     def text_view(self, label: str | None = None, k: int = 5):
         """``label``'s text (default: the reference) as a shaded
-        :class:`~inferviz.widgets.text_view.TextView`."""
-        from .widgets.text_view import TextView
+        :class:`~inferviz.widgets.views.text_view.TextView`."""
+        from .widgets.views.text_view import TextView
 
         label = self.reference if label is None else label
         if label not in self.results:
@@ -238,12 +238,12 @@ class Comparison:
 
     def widget(self):
         """Table, shaded texts and the shared tree (with divergence marks) as one widget."""
-        from .widgets.compare_view import comparison_widget
+        from .widgets.export.compare_view import comparison_widget
 
         return comparison_widget(self)
 
     def _repr_html_(self) -> str:
-        from .widgets.compare_view import comparison_html
+        from .widgets.export.compare_view import comparison_html
 
         return comparison_html(self)
 

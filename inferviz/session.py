@@ -311,14 +311,14 @@ class Session(Scorer):
 
     def text_view(self, tree: TokenTree, node_id: int | None = None, k: int = 5):
         """The generated text on the path to ``node_id``, each token shaded by its probability
-        (a :class:`~inferviz.widgets.text_view.TextView`); see docs/text-view.md."""
-        from .widgets.text_view import TextView
+        (a :class:`~inferviz.widgets.TextView`); see docs/text-view.md."""
+        from .widgets.views.text_view import TextView
 
         return TextView(tree, node_id, k=k)
 
     def explore(self, prompt: str | None = None, **kwargs: Any):
         """The interactive explorer widget (tree, controls, path table, logit lens)."""
-        from .widgets.explorer import Explorer
+        from .widgets.app.explorer import Explorer
 
         return Explorer(self, prompt=prompt, **kwargs)
 

@@ -66,7 +66,7 @@ def server_env() -> dict[str, str]:
 def serve_voila(notebook: Path):
     """Voila on ``notebook`` (run in its folder, logging to ``voila.log`` there) on a free port;
     yields the page's URL and stops the server with its kernels afterwards."""
-    from inferviz.widgets.dashboard import voila_command
+    from inferviz.widgets.dashboard.launcher import voila_command
 
     workdir = notebook.parent
     port = free_port()

@@ -42,7 +42,7 @@ def test_an_overwrite_keeps_the_file_mode(tmp_path):
 
 def test_a_tree_page_with_a_lone_surrogate_in_the_prompt_is_written_whole(tmp_path):
     pytest.importorskip("anywidget")
-    from inferviz.widgets.export import write_tree_html
+    from inferviz.widgets.export.tree_page import write_tree_html
 
     target = tmp_path / "tree.html"
     target.write_text("old page")
@@ -62,7 +62,7 @@ def test_a_tree_page_with_a_lone_surrogate_in_the_prompt_is_written_whole(tmp_pa
 def test_the_text_view_and_dashboard_writers_go_through_the_atomic_writer(tmp_path,
                                                                         monkeypatch):
     pytest.importorskip("nbformat")
-    from inferviz.widgets import dashboard
+    from inferviz.widgets.dashboard import launcher as dashboard
 
     calls = []
     real = files.write_text

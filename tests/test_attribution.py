@@ -257,7 +257,7 @@ def _hand_made(scores, tokens=("<b>bold</b>", " a", "\n")):
 
 
 def test_view_shades_tokens_on_a_diverging_scale_with_a_legend():
-    from inferviz.widgets.attribution_view import diverging_color
+    from inferviz.widgets.views.attribution_view import diverging_color
 
     html = _hand_made([2.0, 0.0, -2.0])._repr_html_()
     assert "inferviz-attribution-legend" in html and "against" in html

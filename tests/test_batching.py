@@ -153,7 +153,7 @@ def _click_widget(session, prompt: str):
     """A TreeWidget on a new tree whose replies are captured; each reply records whether the
     children it names were already in the widget's ``nodes`` when it was sent."""
     from inferviz.widgets import TreeWidget
-    from inferviz.widgets.columns import decode_column
+    from inferviz.widgets.views.columns import decode_column
 
     tree = session.tree(prompt)
     widget = TreeWidget(tree, session=session, k=3)

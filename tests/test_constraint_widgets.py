@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 import inferviz as iv
-from inferviz.widgets.constraint_controls import parse_constraint
-from inferviz.widgets.text_view import TextView
-from inferviz.widgets.tree_widget import TreeWidget
+from inferviz.widgets.app.constraint_controls import parse_constraint
+from inferviz.widgets.views.text_view import TextView
+from inferviz.widgets.views.tree_widget import TreeWidget
 
 
 def _click(widget, node_id):

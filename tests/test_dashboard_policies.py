@@ -2,7 +2,7 @@
 names (DNS rebinding), holds at most ``max_sessions`` kernels and culls those of closed pages,
 stops its kernels on SIGTERM, and the Export buttons write only into the session's own folder.
 
-The server tests run the real dashboard server (``inferviz.widgets.voila_app``) on a one-cell
+The server tests run the real dashboard server (``inferviz.widgets.dashboard.voila_app``) on a one-cell
 notebook, so a kernel starts in a second and no model is loaded."""
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ psutil = pytest.importorskip("psutil")
 from servers import free_port, server_env, stop_process_group, wait_for_port  # noqa: E402
 from servers import one_cell_notebook as _notebook  # noqa: E402
 
-from inferviz.widgets import dashboard, export_policy  # noqa: E402
-from inferviz.widgets.voila_app import full_page, host_allowed  # noqa: E402
+from inferviz.widgets.dashboard import launcher as dashboard  # noqa: E402
+from inferviz.widgets.dashboard.voila_app import full_page, host_allowed  # noqa: E402
+from inferviz.widgets.export import policy as export_policy  # noqa: E402
 
 
 # ------------------------------------------------------------------ host names

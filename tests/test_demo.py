@@ -26,7 +26,8 @@ from servers import one_cell_notebook as _notebook  # noqa: E402
 from servers import server_env  # noqa: E402
 
 from inferviz.cli import main  # noqa: E402
-from inferviz.widgets import dashboard, model_warmup, owned_processes  # noqa: E402
+from inferviz.widgets.dashboard import launcher as dashboard  # noqa: E402
+from inferviz.widgets.dashboard import model_warmup, owned_processes  # noqa: E402
 
 URL_LINE = re.compile(r"inferviz dashboard: (http://127\.0\.0\.1:(\d+)/)")
 START_TIMEOUT_S = 120
@@ -244,10 +245,10 @@ def test_conversion_progress_is_a_line_per_quarter_in_a_log():
 @pytest.mark.model
 def test_a_cold_start_converts_the_default_model_once_with_progress(tmp_path):
     env = {**server_env(), "INFERVIZ_CACHE": str(tmp_path / "cache")}
-    pending = [sys.executable, "-c", "from inferviz.widgets.model_warmup import pending; "
+    pending = [sys.executable, "-c", "from inferviz.widgets.dashboard.model_warmup import pending; "
                "print(pending('default'))"]
     assert subprocess.run(pending, env=env, capture_output=True, text=True).stdout != "None\n"
-    done = subprocess.run([sys.executable, "-c", "from inferviz.widgets.model_warmup import "
+    done = subprocess.run([sys.executable, "-c", "from inferviz.widgets.dashboard.model_warmup import "
                            "prepare; prepare('default')"], env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr

@@ -13,8 +13,8 @@ pytest.importorskip("plotly")
 
 from inferviz.tree import TokenTree
 from inferviz.widgets import figures
-from inferviz.widgets.explorer import BUSY_MESSAGE, Explorer
-from inferviz.widgets.run_controls import PARAMS, parse_extra, parse_value
+from inferviz.widgets.app.explorer import BUSY_MESSAGE, Explorer
+from inferviz.widgets.app.run_controls import PARAMS, parse_extra, parse_value
 
 
 @pytest.fixture()
@@ -262,12 +262,12 @@ def test_path_series_follows_the_path():
 
 
 def test_dashboard_serves_the_repo_notebook():
-    from inferviz.widgets import dashboard
+    from inferviz.widgets.dashboard import launcher as dashboard
 
     path = dashboard.notebook_path()
     assert path.name == "dashboard.ipynb" and path.is_file()
     command = dashboard.voila_command(path, "127.0.0.1", 8866)
-    assert "inferviz.widgets.voila_app" in command and "--port=8866" in command and "--no-browser" in command
+    assert "inferviz.widgets.dashboard.voila_app" in command and "--port=8866" in command and "--no-browser" in command
     with pytest.raises(ValueError, match="port"):
         dashboard.start(port=-1)
 
@@ -331,7 +331,7 @@ def test_a_run_waits_for_clicks_already_queued(tiny_session):
 
 
 def test_the_compare_tab_runs_the_checked_strategies_into_the_tree(tiny_session):
-    from inferviz.widgets.explorer import COMPARE_TAB, TABS
+    from inferviz.widgets.app.explorer import COMPARE_TAB, TABS
 
     ex = tiny_session.explore("Hello world", max_new_tokens=3)
     assert TABS[COMPARE_TAB] == "Compare"

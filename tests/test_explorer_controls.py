@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from tiny_models import tiny_session
 
-from inferviz.widgets.run_controls import RunControls
+from inferviz.widgets.app.run_controls import RunControls
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_the_progress_bar_shows_only_during_a_run(session):
 
 
 def test_the_heading_names_the_model_behind_default():
-    from inferviz.widgets.explorer import _model_label
+    from inferviz.widgets.app.explorer import _model_label
 
     class Named:
         name = "default"

@@ -1,5 +1,5 @@
 """Fuzz: random messages and state updates from the (untrusted) browser never change the tree
-unless they are valid. The oracle below is the protocol of inferviz/widgets/protocol.py written
+unless they are valid. The oracle below is the protocol of inferviz/widgets/views/protocol.py written
 out as a predicate; a valid request expands the node it names with a tiny real model."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from inferviz.tree import TokenTree
 from inferviz.widgets import TreeWidget
-from inferviz.widgets.protocol import K_MAX, REQUEST_KIND
+from inferviz.widgets.views.protocol import K_MAX, REQUEST_KIND
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

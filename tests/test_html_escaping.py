@@ -21,14 +21,14 @@ import inferviz as iv
 from inferviz.backends import ServerLacks
 from inferviz.html_text import esc
 from inferviz.widgets import figures
-from inferviz.widgets.compare_view import comparison_html
-from inferviz.widgets.dashboard import remote_cells
-from inferviz.widgets.explorer import LENS_TAB
-from inferviz.widgets.export import tree_html
-from inferviz.widgets.run_controls import RunControls
-from inferviz.widgets.text_view import text_view_html
-from inferviz.widgets.token_table_html import token_table_html
-from inferviz.widgets.visible_text import display_token
+from inferviz.widgets.app.explorer import LENS_TAB
+from inferviz.widgets.app.run_controls import RunControls
+from inferviz.widgets.dashboard.launcher import remote_cells
+from inferviz.widgets.export.compare_view import comparison_html
+from inferviz.widgets.export.token_table_html import token_table_html
+from inferviz.widgets.export.tree_page import tree_html
+from inferviz.widgets.views.text_view import text_view_html
+from inferviz.widgets.views.visible_text import display_token
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "<script>alert(1)</script>"

@@ -33,7 +33,7 @@ def test_every_notebook_is_listed():
 
 def test_dashboard_notebook_matches_the_cells_dashboard_serves():
     nbformat = pytest.importorskip("nbformat")
-    from inferviz.widgets.dashboard import DASHBOARD_CELLS
+    from inferviz.widgets.dashboard.launcher import DASHBOARD_CELLS
 
     nb = nbformat.read(str(NOTEBOOKS / "dashboard.ipynb"), as_version=4)
     assert [(c.cell_type, c.source) for c in nb.cells] == DASHBOARD_CELLS

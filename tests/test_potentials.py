@@ -7,7 +7,7 @@ import pytest
 from tiny_models import tiny_session
 
 from inferviz.potentials import AvoidWord, IncludeWord, ShorterText, built_in
-from inferviz.widgets.run_controls import RunControls
+from inferviz.widgets.app.run_controls import RunControls
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_chat_run_text_has_no_im_end(default_session):
 
 def test_dashboard_progress_bar_follows_a_cold_load_and_hides_after():
     from inferviz.models import GGUF_STAGE, LOAD_STAGE
-    from inferviz.widgets.dashboard import WidgetProgress
+    from inferviz.widgets.dashboard.launcher import WidgetProgress
 
     progress = WidgetProgress()
     progress(LOAD_STAGE, 0, 1)
@@ -82,7 +82,7 @@ def test_dashboard_progress_bar_follows_a_cold_load_and_hides_after():
 
 def test_load_session_passes_its_progress_bar_to_the_loader(monkeypatch):
     from inferviz import Session
-    from inferviz.widgets import dashboard
+    from inferviz.widgets.dashboard import launcher as dashboard
 
     seen = {}
 

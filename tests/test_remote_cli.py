@@ -8,7 +8,7 @@ from tiny_models import VOCAB, tiny_model, tiny_tokenizer
 
 import inferviz as iv
 from inferviz.cli import main
-from inferviz.widgets.dashboard import dashboard_notebook
+from inferviz.widgets.dashboard.launcher import dashboard_notebook
 
 PROMPT = "t5 t17 t20"
 
@@ -62,7 +62,7 @@ def test_explorer_runs_against_a_server_and_explains_the_missing_lens(pair):
         explorer = session.explore(PROMPT, expand_root=True, max_new_tokens=3)
         result = explorer.run(wait=True)
         assert len(result.token_ids) >= 1
-        from inferviz.widgets.explorer import LENS_TAB
+        from inferviz.widgets.app.explorer import LENS_TAB
 
         explorer.tabs.selected_index = LENS_TAB
         explorer._refresh_lens()
@@ -76,7 +76,7 @@ def test_dashboard_notebook_for_a_server_runs_top_to_bottom(pair, tmp_path, monk
     from pathlib import Path
 
     nbclient = pytest.importorskip("nbclient")
-    from inferviz.widgets.dashboard import write_dashboard
+    from inferviz.widgets.dashboard.launcher import write_dashboard
 
     model, tok = pair
     root = Path(__file__).resolve().parents[1]  # the kernel imports this checkout's inferviz

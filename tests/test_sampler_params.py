@@ -16,8 +16,8 @@ from inferviz.processors import SamplerSettings, apply_temperature, process
 from inferviz.sampler_params import ParamSpec, register_processor
 from inferviz.tree import TokenTree
 from inferviz.widgets import TreeWidget
-from inferviz.widgets.protocol import click_params
-from inferviz.widgets.run_controls import RunControls
+from inferviz.widgets.app.run_controls import RunControls
+from inferviz.widgets.views.protocol import click_params
 
 FIXTURE = Path(__file__).resolve().parent.parent / "js" / "test" / "fixtures" / "param_schema.json"
 

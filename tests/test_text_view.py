@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("anywidget")
 
 from inferviz.tree import TokenTree
-from inferviz.widgets.text_view import TextView, path_tokens, prob_color, text_view_html
+from inferviz.widgets.views.text_view import TextView, path_tokens, prob_color, text_view_html
 
 
 def small_tree() -> TokenTree:
@@ -91,9 +91,9 @@ def test_probability_colours_match_the_js_ramp():
     import re
     from pathlib import Path
 
-    from inferviz.widgets.text_view import PROB_STOPS
+    from inferviz.widgets.views.text_view import PROB_STOPS
 
-    js = (Path(__file__).resolve().parents[1] / "js" / "src" / "color.js").read_text()
+    js = (Path(__file__).resolve().parents[1] / "js" / "src" / "shared" / "color.js").read_text()
     table = js.split("VIRIDIS_STOPS = [", 1)[1].split("];", 1)[0]
     stops = tuple(tuple(int(v) for v in m) for m in re.findall(r"\[(\d+), (\d+), (\d+)\]", table))
     assert stops == PROB_STOPS and len(stops) == 9

@@ -8,8 +8,8 @@ import re
 
 import pandas as pd
 
-from inferviz.widgets.token_table_html import percent, token_table_html
-from inferviz.widgets.visible_text import display_token
+from inferviz.widgets.export.token_table_html import percent, token_table_html
+from inferviz.widgets.views.visible_text import display_token
 
 
 def table(**overrides):

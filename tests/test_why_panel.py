@@ -1,4 +1,4 @@
-"""The explorer's Why tab (inferviz/widgets/why_panel.py): attribution of the selected node,
+"""The explorer's Why tab (inferviz/widgets/app/why_panel.py): attribution of the selected node,
 contrast with a sibling, and growing an intervened branch, through the panel's actions as the
 buttons call them; refusals show in the panel, escaped."""
 
@@ -8,8 +8,8 @@ import pytest
 from tiny_models import tiny_session
 
 from inferviz.attribution import AttributionResult
-from inferviz.widgets.attribution_view import AttributionView
-from inferviz.widgets.explorer import TABS, WHY_TAB
+from inferviz.widgets.app.explorer import TABS, WHY_TAB
+from inferviz.widgets.views.attribution_view import AttributionView
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import pytest
 
 from inferviz.tree import TokenTree
 from inferviz.widgets import LensWidget, TreeWidget
-from inferviz.widgets.protocol import READ_ONLY_MESSAGE, RESPONSE_KIND
+from inferviz.widgets.views.protocol import READ_ONLY_MESSAGE, RESPONSE_KIND
 
 
 class FakeSession:

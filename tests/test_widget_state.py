@@ -14,7 +14,7 @@ import pytest
 
 from inferviz.tree import CORE_COLUMNS, TokenTree
 from inferviz.widgets import LensWidget, TreeWidget
-from inferviz.widgets.columns import decode_column, encode_columns
+from inferviz.widgets.views.columns import decode_column, encode_columns
 
 STATIC = Path(__file__).resolve().parent.parent / "inferviz" / "static"
 
@@ -269,7 +269,7 @@ def test_a_change_sends_only_the_new_rows_as_a_delta():
 
 def apply_delta(columns: dict[str, list], content: dict[str, Any],
                 buffers: list[bytes]) -> dict[str, list]:
-    """Python twin of ``applyDelta`` in ``js/src/store.js``: the new columns dict."""
+    """Python twin of ``applyDelta`` in ``js/src/tree/store.js``: the new columns dict."""
     rows = [int(r) for r in np.frombuffer(bytes(buffers[content["rows"]["buffer"]]), "<f8")]
     n = max(content["n"], len(columns.get("node_id", [])))
     out = {name: list(values) + [None] * (n - len(values)) for name, values in columns.items()}
@@ -334,7 +334,7 @@ def test_no_message_when_nothing_changed():
 
 
 def test_changed_rows_sees_new_rows_updates_and_new_columns():
-    from inferviz.widgets.columns import changed_rows
+    from inferviz.widgets.views.columns import changed_rows
 
     before = {"node_id": [0, 1, 2], "prob": [1.0, 0.5, 0.25]}
     after = {"node_id": [0, 1, 2, 3], "prob": [1.0, 0.5, 0.3, 0.1], "beam_kept": [None, True, None, None]}
@@ -400,7 +400,7 @@ def test_error_is_cleared_by_a_later_valid_change():
 
 
 def test_select_and_mark_hooks_for_other_views():
-    from inferviz.widgets.columns import decode_column
+    from inferviz.widgets.views.columns import decode_column
 
     widget = TreeWidget(make_tree())
     widget.select(2)
@@ -424,7 +424,7 @@ def test_height_is_checked():
 
 
 def test_static_export_state_has_no_sampler_settings_and_is_read_only():
-    from inferviz.widgets.export import tree_html, tree_state
+    from inferviz.widgets.export.tree_page import tree_html, tree_state
 
     state = tree_state(make_tree(), selected=1)
     assert state["static"] is True and state["read_only"] is True

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 
 from ..html_text import esc
 from ..tree import TokenTree
-from .visible_text import display_token
+from .views.visible_text import display_token
 
 HEIGHT = 260
 MARGIN = {"l": 50, "r": 50, "t": 40, "b": 40}

@@ -9,7 +9,7 @@ import pytest
 from e2e_helpers import NODES
 
 from inferviz.tree import TokenTree
-from inferviz.widgets.export import write_tree_html
+from inferviz.widgets.export.tree_page import write_tree_html
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from e2e_helpers import SCREENSHOTS
 
-from inferviz.widgets.compare_view import comparison_html
+from inferviz.widgets.export.compare_view import comparison_html
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 

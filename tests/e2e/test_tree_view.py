@@ -10,7 +10,7 @@ from e2e_helpers import NODES, SCREENSHOTS
 from test_static_export import open_offline, synthetic_tree
 from tree_checks import check_tree
 
-from inferviz.widgets.export import write_tree_html
+from inferviz.widgets.export.tree_page import write_tree_html
 
 pytestmark = pytest.mark.browser
 

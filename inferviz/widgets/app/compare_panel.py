@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from .compare_view import table_html
+from ..export.compare_view import table_html
 from .panel_actions import PanelActions
 
 

@@ -18,7 +18,7 @@ KINDS = {
 
 def parse_constraint(kind: str, text: str) -> Any:
     """The constraint the row describes, or None; ValueError naming the box otherwise."""
-    from ..constraints import Choice, Grammar, JSONSchema, Regex
+    from ...constraints import Choice, Grammar, JSONSchema, Regex
 
     if kind not in KINDS:
         raise ValueError(f"constraint kind {kind!r} is unknown; choose one of {list(KINDS)}")

@@ -2,7 +2,7 @@
 
 Prompt box and strategy controls on top; the live TreeWidget; under it tabs for the selected
 path (text + per-token table), its logit lens, why (attribution of the selected token and
-interventions that grow a sibling branch: :mod:`inferviz.widgets.why_panel`), plotly charts (probability and entropy along the
+interventions that grow a sibling branch: :mod:`inferviz.widgets.app.why_panel`), plotly charts (probability and entropy along the
 path, SMC ESS, beam scores) and exports (CSV, JSON, standalone HTML).
 
 Runs go in a worker thread so the kernel stays free to hear Stop (a busy kernel would process
@@ -25,20 +25,21 @@ from typing import Any
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from .. import files
-from ..backends import ServerLacks
-from ..html_text import esc
-from ..tree import TokenTree
-from . import export_policy, figures
+from ... import files
+from ...backends import ServerLacks
+from ...html_text import esc
+from ...tree import TokenTree
+from .. import figures
+from ..export import policy as export_policy
+from ..export.token_table_html import token_table_html
+from ..export.tree_page import tree_html
+from ..views.text_view import TextView
+from ..views.tree_widget import TreeWidget
 from .compare_panel import ComparePanel
 from .constraint_controls import ConstraintControls
-from .export import tree_html
 from .guarded_session import BUSY_MESSAGE, GuardedSession
 from .run_controls import RunControls
 from .status import status_html
-from .text_view import TextView
-from .token_table_html import token_table_html
-from .tree_widget import TreeWidget
 from .why_panel import WhyPanel
 
 TABS = ("Path", "Logit lens", "Why", "Compare", "Charts", "Export")
@@ -465,7 +466,7 @@ class Explorer(widgets.VBox):
         tree = self._require_tree()
         done = []
         if getattr(self.session, "adapter", None) is not None:
-            from ..attribution import cached
+            from ...attribution import cached
 
             done = cached(self.session, tree)
         return files.write_text(path, tree_html(tree, selected=self.selected,
@@ -519,7 +520,7 @@ class Explorer(widgets.VBox):
 def _model_label(session: Any) -> str:
     """The model's name as the heading shows it: the session's name, and for ``default`` the
     model it stands for (SmolLM2-135M-Instruct.Q4_1)."""
-    from ..models import DEFAULT_GGUF, DEFAULT_MODEL
+    from ...models import DEFAULT_GGUF, DEFAULT_MODEL
 
     name = str(getattr(session, "name", "") or "model")
     shown = f"<code>{esc(name)}</code>"

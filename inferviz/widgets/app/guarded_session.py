@@ -8,7 +8,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-from ..tree import TokenTree
+from ...tree import TokenTree
 
 BUSY_MESSAGE = "a strategy run is going on: press Stop or wait for it to finish"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable
 
-from ..html_text import esc
+from ...html_text import esc
 from .guarded_session import BUSY_MESSAGE
 from .status import status_html
 

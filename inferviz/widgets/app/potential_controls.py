@@ -9,7 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..potentials import BUILT_IN, built_in
+from ...potentials import BUILT_IN, built_in
 
 HELP = {
     "none": "no potential: particles weigh only what the sampler changed",

@@ -16,8 +16,8 @@ from typing import Any, Mapping
 
 import ipywidgets as widgets
 
-from .. import sampler_params
-from ..sampler_params import ParamSpec
+from ... import sampler_params
+from ...sampler_params import ParamSpec
 from .potential_controls import PotentialControls
 
 # The strategies' own parameters; the sampler parameters (temperature, top_k, top_p, min_p and
@@ -87,7 +87,7 @@ def params_for(strategy: str) -> tuple[str, ...]:
 def available_strategies() -> tuple[list[str], list[str]]:
     """``(available, missing)`` strategy names: a name is missing when its module is not
     installed (yet), so the picker never offers something that cannot run."""
-    from .. import strategies
+    from ... import strategies
 
     available, missing = [], []
     for name, (module, _preset) in strategies.STRATEGIES.items():

@@ -23,8 +23,8 @@ from typing import Any, Callable
 
 import ipywidgets as widgets
 
-from ..html_text import esc
-from ..tree import TokenTree
+from ...html_text import esc
+from ...tree import TokenTree
 from .panel_actions import PanelActions
 
 METHODS = (("input × gradient", "input_x_gradient"),
@@ -143,7 +143,7 @@ class WhyPanel(PanelActions, widgets.VBox):
         self._show_cached()
 
     def _show_cached(self) -> None:
-        from ..attribution import cached
+        from ...attribution import cached
 
         if self.tree is None or self.node_id is None or self.session.adapter is None:
             self._hint()
@@ -190,7 +190,7 @@ class WhyPanel(PanelActions, widgets.VBox):
 
     def intervention(self) -> Any:
         """The intervention the controls describe."""
-        from ..interventions import Ablate, Patch, Steer
+        from ...interventions import Ablate, Patch, Steer
 
         kind, layer, f = self.kind.value, self.layer.value, self.fields
         if kind == "steer":

@@ -21,12 +21,12 @@ import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import files
-from ..html_text import esc
+from ... import files
+from ...html_text import esc
+from ..export.policy import EXPORT_DIR_ENV, PER_SESSION_ENV, export_root
 from . import model_warmup, owned_processes
-from .export_policy import EXPORT_DIR_ENV, PER_SESSION_ENV, export_root
 
-REPO_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard.ipynb"
+REPO_NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "dashboard.ipynb"
 EXAMPLE_PROMPT = "The capital of France is"
 
 DASHBOARD_CELLS: list[tuple[str, str]] = [
@@ -94,7 +94,7 @@ class WidgetProgress:
 
 def load_session(name_or_path: str = "default", **kwargs):
     """``Session.from_pretrained`` with a widget progress bar (for notebooks and Voila)."""
-    from ..session import Session
+    from ...session import Session
 
     progress = WidgetProgress()
     try:
@@ -155,9 +155,9 @@ def voila_command(notebook: Path, host: str, port: int, allowed_hosts: Sequence[
                   max_sessions: int = MAX_SESSIONS,
                   idle_timeout: int = IDLE_TIMEOUT) -> list[str]:
     """The command line of the dashboard server: Voila with inferviz's host check, session
-    cap and idle-kernel culling (``inferviz/widgets/voila_app.py``)."""
+    cap and idle-kernel culling (``inferviz/widgets/dashboard/voila_app.py``)."""
     _check_limits(allowed_hosts, max_sessions, idle_timeout)
-    return [sys.executable, "-m", "inferviz.widgets.voila_app", str(notebook), f"--port={port}",
+    return [sys.executable, "-m", "inferviz.widgets.dashboard.voila_app", str(notebook), f"--port={port}",
             "--no-browser", f"--Voila.ip={host}", "--Voila.port_retries=0", "--theme=light",
             "--template=inferviz",  # lab, without stylesheets from a CDN (voila_app.py)
             "--VoilaConfiguration.show_tracebacks=True",

@@ -2,7 +2,7 @@
 the terminal, so the URL is printed when a page can open in seconds (a cold conversion of the
 default model takes about a minute, and the first page would otherwise wait for it).
 
-The conversion runs in a child process (``python -m inferviz.widgets.model_warmup NAME``): the
+The conversion runs in a child process (``python -m inferviz.widgets.dashboard.model_warmup NAME``): the
 server itself never holds a copy of the model, and stopping the server stops the conversion.
 """
 
@@ -34,7 +34,7 @@ class LineProgress:
 
 def pending(name: str):
     """The GGUF file that serving ``name`` would convert first, or ``None``."""
-    from ..models import pending_gguf_conversion
+    from ...models import pending_gguf_conversion
 
     return pending_gguf_conversion(name)
 
@@ -47,7 +47,7 @@ def prepare(name: str = "default", out: TextIO | None = None) -> bool:
     gguf = pending(name)
     if gguf is None:
         return False
-    from ..models import cache_dir
+    from ...models import cache_dir
 
     print(f"{PREFIX} converting the model once ({gguf.name}, about a minute; cached in "
           f"{cache_dir()})", file=out, flush=True)
@@ -66,8 +66,8 @@ def prepare(name: str = "default", out: TextIO | None = None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import TerminalProgress
-    from ..models import load
+    from ...cli import TerminalProgress
+    from ...models import load
 
     args = argv if argv is not None else sys.argv[1:]
     name = args[0] if args else "default"

@@ -1,6 +1,6 @@
 """The dashboard's web server: Voila with three policies of inferviz's own.
 
-``python -m inferviz.widgets.voila_app NOTEBOOK [voila options]`` (what ``inferviz demo`` and
+``python -m inferviz.widgets.dashboard.voila_app NOTEBOOK [voila options]`` (what ``inferviz demo`` and
 ``make demo`` run) is Voila with:
 
 - **Host check** (DNS rebinding). Every request, static files and kernel websockets included, is
@@ -33,7 +33,7 @@ from traitlets import Int, List, Unicode
 from voila.app import Voila
 from voila.tornado.handler import TornadoVoilaHandler
 
-from ..html_text import esc
+from ...html_text import esc
 
 LOCAL_NAMES = ("localhost",)
 # inferviz's Voila template ("inferviz": lab without CDN stylesheets) lives in this data

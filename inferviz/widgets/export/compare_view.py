@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..html_text import esc
-from .text_view import legend_html, text_view_html
+from ...html_text import esc
+from ..views.text_view import legend_html, text_view_html
 
 DIVERGE_MARK = "◆"
 
@@ -97,7 +97,7 @@ def comparison_html(cmp: Any, tree: bool = True) -> str:
     badged, as one HTML fragment."""
     parts = [f"<div class='inferviz-compare'>{table_html(cmp)}", texts_html(cmp)]
     if tree:
-        from .export import tree_html
+        from .tree_page import tree_html
 
         page = tree_html(cmp.tree, selected=cmp.results[cmp.reference].node_id,
                          title=f"comparison: {', '.join(cmp.labels)}")
@@ -113,8 +113,8 @@ def comparison_widget(cmp: Any) -> Any:
     token selects its node in the tree."""
     import ipywidgets as widgets
 
-    from .text_view import TextView
-    from .tree_widget import TreeWidget
+    from ..views.text_view import TextView
+    from ..views.tree_widget import TreeWidget
 
     tree_widget = TreeWidget(cmp.tree)
     mark = getattr(tree_widget, "mark", None)

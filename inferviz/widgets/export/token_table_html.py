@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..html_text import esc
-from .text_view import prob_color
-from .visible_text import display_token
+from ...html_text import esc
+from ..views.text_view import prob_color
+from ..views.visible_text import display_token
 
 BAR_PX = 80
 STYLE = """<style>

@@ -16,12 +16,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import files
-from ..html_text import esc
-from ..tree import TokenTree
-from .columns import encode_columns
+from ... import files
+from ...html_text import esc
+from ...tree import TokenTree
+from ..views.base import STATIC
+from ..views.columns import encode_columns
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 STATIC_READ_ONLY = "this is a static export: expanding a node needs a running kernel"
 
 
@@ -153,10 +153,10 @@ const READ_ONLY = {read_only};
 
 def attributions_html(results: list) -> str:
     """The section of an export listing attributions already computed (plain HTML, escaped
-    by :func:`inferviz.widgets.attribution_view.attribution_html`); empty without any."""
+    by :func:`inferviz.widgets.views.attribution_view.attribution_html`); empty without any."""
     if not results:
         return ""
-    from .attribution_view import attribution_html
+    from ..views.attribution_view import attribution_html
 
     items = "".join(f"<div class='inferviz-export-attribution' data-node-id='{int(r.node_id)}'"
                     f" style='margin:.5rem 0 1rem'>{attribution_html(r)}</div>"

@@ -12,7 +12,7 @@ from typing import Any
 
 import ipywidgets
 
-from ..html_text import esc
+from ...html_text import esc
 from .text_view import visible
 
 # ColorBrewer RdBu (11 classes), reversed: -1 -> dark blue, 0 -> near white, +1 -> dark red.

@@ -4,7 +4,7 @@
 
     {"n": N, "names": [...], "columns": {name: {"dtype": D, "data": ...}}}
 
-with one of four dtypes per column (decoded by ``js/src/columns.js``):
+with one of four dtypes per column (decoded by ``js/src/shared/columns.js``):
 
 - ``"f64"``  little-endian float64 bytes, length 8*N; None is NaN (ids, ranks, log-probs: token
              ids up to 2**53 are exact; -inf/NaN survive, which JSON cannot carry)
@@ -136,7 +136,7 @@ def encode_delta(current: dict[str, list], rows: list[int], base: int,
 
     ``{"kind": "inferviz:delta", "base": b, "version": v, "n": N, "rows": {"dtype": "f64",
     "buffer": 0}, "names": [...], "columns": {name: {"dtype": D, "buffer": i} | {"dtype": D,
-    "data": [...]}}}``: a view at version ``base`` applies it (``js/src/store.js``) and is then
+    "data": [...]}}}``: a view at version ``base`` applies it (``js/src/tree/store.js``) and is then
     at ``version``; binary column data travels in the message's buffers, referenced by index."""
     lengths = {len(v) for v in current.values()}
     if len(lengths) > 1:

@@ -12,20 +12,17 @@ The browser may write only ``color_by`` and ``pinned``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import anywidget
 import numpy as np
 import traitlets
 
-from ..validate import is_int
+from ...validate import is_int
 from . import protocol
+from .base import STATIC, ViewWidget
 from .columns import array_payload
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 COLOR_BY = ("prob", "entropy")
-BROWSER_WRITABLE = ("color_by", "pinned")
 
 
 def lens_payload(result: Any) -> dict[str, Any]:
@@ -69,12 +66,13 @@ def lens_payload(result: Any) -> dict[str, Any]:
     }
 
 
-class LensWidget(anywidget.AnyWidget):
+class LensWidget(ViewWidget):
     """Heatmap of a :class:`~inferviz.lens.LensResult`: hover a cell for its top-k, click to pin
     it. ``LensWidget(result, color_by="entropy")``."""
 
     _esm = STATIC / "lens.js"
     _css = STATIC / "lens.css"
+    browser_writable = ("color_by", "pinned")
 
     lens = traitlets.Dict().tag(sync=True)
     color_by = traitlets.Unicode("prob").tag(sync=True)
@@ -111,23 +109,12 @@ class LensWidget(anywidget.AnyWidget):
         except protocol.ProtocolError as exc:
             raise protocol.SettingError(str(exc)) from None
 
-    def set_state(self, sync_data: dict) -> None:
-        """Accept only ``color_by`` and ``pinned`` from the browser, and only valid values."""
-        accepted = {k: v for k, v in sync_data.items() if k in BROWSER_WRITABLE}
-        refused = [k for k in sync_data if k not in BROWSER_WRITABLE and k in self.keys]
-        try:
-            if "color_by" in accepted:
-                check_color_by(accepted["color_by"])
-            if "pinned" in accepted:
-                check_pinned(accepted["pinned"], self._shape)
-        except protocol.ProtocolError as exc:
-            self.error = str(exc)
-            self.send_state(list(accepted) + refused)
-            return
-        if accepted:
-            super().set_state(accepted)
-        if refused:
-            self.send_state(refused)
+    def check_browser_value(self, name: str, value: Any) -> None:
+        """From the browser only ``color_by`` and ``pinned``, and only valid values."""
+        if name == "color_by":
+            check_color_by(value)
+        else:
+            check_pinned(value, self._shape)
 
 
 def check_color_by(value: Any) -> str:

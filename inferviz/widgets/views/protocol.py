@@ -26,9 +26,9 @@ from typing import Any, Callable, Literal, TypedDict
 
 from traitlets import TraitError
 
-from .. import sampler_params
-from ..sampler_params import ParamSpec
-from ..validate import is_int
+from ... import sampler_params
+from ...sampler_params import ParamSpec
+from ...validate import is_int
 
 REQUEST_KIND = "inferviz:request"
 RESPONSE_KIND = "inferviz:response"

@@ -18,24 +18,22 @@ The browser may write only ``selected``. ``text_view_html`` renders the same vie
 from __future__ import annotations
 
 import math
-import weakref
 from pathlib import Path
 from typing import Any
 
-import anywidget
 import traitlets
 
-from .. import files
-from ..html_text import esc
-from ..tree import TokenTree
-from ..validate import check_int
+from ... import files
+from ...html_text import esc
+from ...tree import TokenTree
+from ...validate import check_int
+from . import protocol
+from .base import STATIC, ViewWidget
 from .columns import json_safe
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
-BROWSER_WRITABLE = ("selected", "shade_by")
 SHADES = ("raw", "constrained")
 
-# The probability ramp of js/src/color.js, viridis (the same quantity has the same colour
+# The probability ramp of js/src/shared/color.js, viridis (the same quantity has the same colour
 # everywhere; tests/test_text_view.py checks the two tables agree).
 PROB_STOPS = ((68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
               (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37))
@@ -90,13 +88,17 @@ def path_tokens(tree: TokenTree, node_id: int, k: int = 5) -> list[dict[str, Any
     return json_safe(rows)
 
 
-class TextView(anywidget.AnyWidget):
+class TextView(ViewWidget):
     """``TextView(tree, node_id=None, k=5)``: the path to ``node_id`` (default: the deepest,
     most probable leaf) as shaded text. Follows the tree as it grows; ``show(node_id)`` moves
     to another path; ``selected`` is the clicked token's node id."""
 
     _esm = STATIC / "text_view.js"
     _css = STATIC / "text_view.css"
+    # From the browser only ``selected`` (a node of this tree) and ``shade_by`` (one of
+    # SHADES), each valid value taken on its own.
+    browser_writable = ("selected", "shade_by")
+    browser_rejects_whole = False
 
     prompt = traitlets.Unicode("").tag(sync=True)
     tokens = traitlets.List().tag(sync=True)
@@ -121,14 +123,7 @@ class TextView(anywidget.AnyWidget):
         self._tree = tree
         super().__init__(prompt=tree.prompt, node_id=node_id, k=k,
                          tokens=path_tokens(tree, node_id, k), **kwargs)
-        self_ref = weakref.ref(self)
-
-        def on_tree_change(_node_ids: list[int]) -> None:
-            view = self_ref()
-            if view is not None:
-                view.refresh()
-
-        self._unsubscribe = tree.on_change(on_tree_change)
+        self.follow_tree(tree)
 
     @property
     def tree(self) -> TokenTree:
@@ -180,22 +175,13 @@ class TextView(anywidget.AnyWidget):
                                        f"{proposal['value']!r}")
         return proposal["value"]
 
-    def set_state(self, sync_data: dict) -> None:
-        """From the browser only ``selected`` (a node of this tree) and ``shade_by`` (one of
-        :data:`SHADES`) are taken."""
-        value = sync_data.get("selected", "missing")
-        ok = value is None or (isinstance(value, int) and not isinstance(value, bool)
-                               and value in self._tree)
-        if value != "missing" and ok:
-            super().set_state({"selected": value})
-        shade = sync_data.get("shade_by", "missing")
-        shade_ok = shade in SHADES
-        if shade_ok:
-            super().set_state({"shade_by": shade})
-        refused = [k for k in sync_data if k in self.keys
-                   and not (k == "selected" and ok or k == "shade_by" and shade_ok)]
-        if refused:
-            self.send_state(refused)
+    def check_browser_value(self, name: str, value: Any) -> None:
+        if name == "selected":
+            if not (value is None or (isinstance(value, int) and not isinstance(value, bool)
+                                      and value in self._tree)):
+                raise protocol.ProtocolError(f"selected node {value!r} is not in this tree")
+        elif value not in SHADES:
+            raise protocol.ProtocolError(f"shade_by must be one of {SHADES}; got {value!r}")
 
     def to_html(self, path: str | Path | None = None) -> str | Path:
         """The view as standalone offline HTML; written to ``path`` when given."""
@@ -205,13 +191,6 @@ class TextView(anywidget.AnyWidget):
         path = Path(path)
         files.write_text(path, page)  # atomic: a failed write keeps the old file
         return path
-
-    def close(self) -> None:
-        unsubscribe = getattr(self, "_unsubscribe", None)
-        if unsubscribe is not None:
-            unsubscribe()
-            self._unsubscribe = None
-        super().close()
 
 
 def _default_leaf(tree: TokenTree) -> int:

@@ -2,7 +2,7 @@
 
 Synced state (``nodes`` is the source of truth, so a view rendered late shows the current tree):
 
-- ``nodes``          columnar snapshot of the tree (see :mod:`inferviz.widgets.columns`) with a
+- ``nodes``          columnar snapshot of the tree (see :mod:`inferviz.widgets.views.columns`) with a
                      ``version``; it is kept current in the kernel but not re-sent on each change:
                      live views get only the changed rows, as a delta message from ``version - 1``
                      to ``version`` (``inferviz:delta``), and a view that missed one asks for the
@@ -16,33 +16,27 @@ Synced state (``nodes`` is the source of truth, so a view rendered late shows th
 - ``height``         the view's maximum height in pixels (it grows to fit the tree up to this)
 
 The browser may write only the settings and ``selected``; expansion requests arrive as custom
-messages (see :mod:`inferviz.widgets.protocol`) and are answered with a response message.
+messages (see :mod:`inferviz.widgets.views.protocol`) and are answered with a response message.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import weakref
-from pathlib import Path
 from typing import Any
 
 import anywidget
 import traitlets
 
-from ..tree import TokenTree
-from ..validate import is_int
+from ...tree import TokenTree
+from ...validate import is_int
 from . import protocol
+from .base import STATIC, ViewWidget
 from .columns import changed_rows, encode_columns, encode_delta
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 log = logging.getLogger(__name__)
 
-# Traits the browser is allowed to change; anything else it sends is ignored.
-BROWSER_WRITABLE = ("k", "temperature", "top_k", "top_p", "min_p", "selected")
-
-
-class TreeWidget(anywidget.AnyWidget):
+class TreeWidget(ViewWidget):
     """Interactive view of a :class:`~inferviz.tree.TokenTree`.
 
     ``TreeWidget(tree, session=s)`` lets a click on a node call
@@ -52,6 +46,8 @@ class TreeWidget(anywidget.AnyWidget):
 
     _esm = STATIC / "tree.js"
     _css = STATIC / "tree.css"
+    # Traits the browser is allowed to change; anything else it sends is ignored.
+    browser_writable = ("k", "temperature", "top_k", "top_p", "min_p", "selected")
 
     nodes = traitlets.Dict().tag(sync=True)
     k = traitlets.Int(5).tag(sync=True)
@@ -119,14 +115,7 @@ class TreeWidget(anywidget.AnyWidget):
             **settings,
             **kwargs,
         )
-        self_ref = weakref.ref(self)
-
-        def on_tree_change(node_ids: list[int]) -> None:
-            widget = self_ref()
-            if widget is not None:
-                widget._tree_changed(node_ids)
-
-        self._unsubscribe = tree.on_change(on_tree_change)
+        self.follow_tree(tree)
         self.on_msg(TreeWidget._handle_message)
 
     # ------------------------------------------------------------- properties
@@ -146,7 +135,7 @@ class TreeWidget(anywidget.AnyWidget):
 
     @constraint.setter
     def constraint(self, value: Any) -> None:
-        from ..constraints import check_constraint
+        from ...constraints import check_constraint
 
         value = check_constraint(value)
         if value is not None and self._session is not None:
@@ -214,32 +203,20 @@ class TreeWidget(anywidget.AnyWidget):
                 self._marks[node_id] = label
         self.refresh()
 
-    def set_state(self, sync_data: dict) -> None:
-        """State from the browser: keep only writable traits, and reject bad values whole
-        (the view is sent the kernel's state back) instead of raising in the kernel."""
-        accepted = {k: v for k, v in sync_data.items() if k in BROWSER_WRITABLE}
-        refused = [k for k in sync_data if k not in BROWSER_WRITABLE and k in self.keys]
-        try:
-            for name, value in accepted.items():
-                if name == "selected":
-                    if value is not None and (
-                        not is_int(value) or value not in self._tree
-                    ):
-                        raise protocol.ProtocolError(f"selected node {value!r} is not in this tree")
-                else:
-                    protocol.PARAM_CHECKS[name](value)
-        except protocol.ProtocolError as exc:
-            self.error = str(exc)
-            self.send_state(list(accepted) + refused)
-            return
-        if accepted:
-            super().set_state(accepted)
-            self.error = ""
-        if refused:
-            self.send_state(refused)
+    def check_browser_value(self, name: str, value: Any) -> None:
+        """A bad value from the browser refuses its whole message (the view is sent the
+        kernel's state back) instead of raising in the kernel."""
+        if name == "selected":
+            if value is not None and (not is_int(value) or value not in self._tree):
+                raise protocol.ProtocolError(f"selected node {value!r} is not in this tree")
+        else:
+            protocol.PARAM_CHECKS[name](value)
+
+    def browser_state_taken(self) -> None:
+        self.error = ""
 
     # ------------------------------------------------------------- tree sync
-    def _tree_changed(self, node_ids: list[int]) -> None:
+    def tree_changed(self, node_ids: list[int]) -> None:
         if self._batch_depth:
             self._dirty = True
         else:
@@ -396,16 +373,9 @@ class TreeWidget(anywidget.AnyWidget):
 
     def to_html(self, path: Any) -> Any:
         """Write a standalone offline HTML page of this tree (read-only); returns the path."""
-        from .export import write_tree_html
+        from ..export.tree_page import write_tree_html
 
         return write_tree_html(path, self._tree, selected=self.selected)
-
-    def close(self) -> None:
-        unsubscribe = getattr(self, "_unsubscribe", None)
-        if unsubscribe is not None:
-            unsubscribe()
-            self._unsubscribe = None
-        super().close()
 
 
 def _error_text(exc: BaseException) -> str:

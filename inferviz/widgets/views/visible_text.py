@@ -1,5 +1,5 @@
 """Tokens as every view shows them: whitespace made visible, control characters as bytes (the
-Python twin of js/src/format.js ``displayToken``)."""
+Python twin of js/src/shared/format.js ``displayToken``)."""
 
 from __future__ import annotations
 
