@@ -2,7 +2,7 @@
 import * as esbuild from "esbuild";
 
 const options = {
-  entryPoints: { tree: "src/tree_widget.js", lens: "src/lens_widget.js", text_view: "src/text_view.js" },
+  entryPoints: { tree: "src/tree/tree_widget.js", lens: "src/lens/lens_widget.js", text_view: "src/text/text_view.js" },
   outdir: "../inferviz/static",
   bundle: true,
   format: "esm",

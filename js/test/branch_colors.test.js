@@ -4,10 +4,10 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { probColor } from "../src/color.js";
-import { KIND_LABELS } from "../src/overlays.js";
+import { probColor } from "../src/shared/color.js";
+import { KIND_LABELS } from "../src/tree/overlays.js";
 
-const css = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "src", "tree.css"), "utf8");
+const css = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "src", "tree", "tree.css"), "utf8");
 const NEUTRAL = ["custom", "other", "click"]; // greys on purpose: no strategy hue
 
 /** @param {string} selector */

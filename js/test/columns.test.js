@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cell, decodeArray, decodeTable } from "../src/columns.js";
+import { cell, decodeArray, decodeTable } from "../src/shared/columns.js";
 import { asDataView, encodeTable, sampleColumns } from "./helpers.js";
 
 describe("decodeTable", () => {

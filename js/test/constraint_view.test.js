@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeTable } from "../src/columns.js";
-import { ghostId, layoutTree } from "../src/layout.js";
-import { cutAlternatives, nodeOverlay, tooltipRows } from "../src/overlays.js";
-import { renderTextView, shadeProb } from "../src/text_view.js";
-import widget from "../src/tree_widget.js";
+import { decodeTable } from "../src/shared/columns.js";
+import { ghostId, layoutTree } from "../src/tree/layout.js";
+import { cutAlternatives, nodeOverlay, tooltipRows } from "../src/tree/overlays.js";
+import { renderTextView, shadeProb } from "../src/text/text_view.js";
+import widget from "../src/tree/tree_widget.js";
 import { encodeTable, fakeModel, sampleColumns, treeState } from "./helpers.js";
 
 // Nodes 1 and 2 grown under a regex; the model's likelier "oken" (raw 30%) and "<0x9B>" were cut.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CONTROLS_LEAD, controlSpec, createControls, parseControl } from "../src/controls.js";
+import { CONTROLS_LEAD, controlSpec, createControls, parseControl } from "../src/tree/controls.js";
 import { fakeModel, PARAM_SCHEMA } from "./helpers.js";
 
 const spec = (name) => controlSpec(PARAM_SCHEMA.find((row) => row.name === name));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createFloatingTip, placeInViewport } from "../src/float_tip.js";
+import { createFloatingTip, placeInViewport } from "../src/shared/float_tip.js";
 
 describe("placeInViewport", () => {
   it("puts the card right of and below the point when it fits", () => {

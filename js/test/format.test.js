@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { displayToken, formatNumber, formatProb, truncate } from "../src/format.js";
+import { displayToken, formatNumber, formatProb, truncate } from "../src/shared/format.js";
 
 describe("displayToken", () => {
   it("shows spaces as middle dots", () => expect(displayToken(" the")).toBe("·the"));

@@ -1,10 +1,10 @@
 // Markup in text that reaches a view (token, prompt, mark, layer name, error) is shown as text
 // and never becomes an element: the escape helper itself, and each widget that draws text.
 import { afterEach, describe, expect, it } from "vitest";
-import { esc } from "../src/html_text.js";
-import treeWidget from "../src/tree_widget.js";
-import textView from "../src/text_view.js";
-import lensWidget from "../src/lens_widget.js";
+import { esc } from "../src/shared/html_text.js";
+import treeWidget from "../src/tree/tree_widget.js";
+import textView from "../src/text/text_view.js";
+import lensWidget from "../src/lens/lens_widget.js";
 import { asDataView, encodeTable, fakeModel, sampleColumns, treeState } from "./helpers.js";
 
 const IMG = "<img src=x onerror=\"window.__xss=1\">";

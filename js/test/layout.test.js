@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decodeTable } from "../src/columns.js";
-import { buildStructure, layoutTree, navigate, pathTo } from "../src/layout.js";
+import { decodeTable } from "../src/shared/columns.js";
+import { buildStructure, layoutTree, navigate, pathTo } from "../src/tree/layout.js";
 import { encodeTable, sampleColumns } from "./helpers.js";
 
 const table = () => decodeTable(encodeTable(sampleColumns()));

@@ -1,7 +1,7 @@
 // No two labels overlap, whatever the tree's shape and whatever strategy made it.
 import { describe, expect, it } from "vitest";
-import { decodeTable } from "../src/columns.js";
-import { foldId, labelBox, layoutTree } from "../src/layout.js";
+import { decodeTable } from "../src/shared/columns.js";
+import { foldId, labelBox, layoutTree } from "../src/tree/layout.js";
 import { encodeTable } from "./helpers.js";
 
 /** Deterministic PRNG (mulberry32). @param {number} seed */
@@ -68,7 +68,7 @@ const STRATEGY_META = {
 
 /**
  * Pairs of overlapping label boxes, found with a sweep over x.
- * @param {import("../src/layout.js").Layout} layout
+ * @param {import("../src/tree/layout.js").Layout} layout
  */
 function overlaps(layout) {
   const boxes = [...layout.byId.values()].map((n) => ({ id: n.data.id, ...labelBox(n) }));

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { placeAvoiding } from "../src/float_tip.js";
-import widget, { cellColor, cellTitle, whitespaceName } from "../src/lens_widget.js";
-import { decodeLens, topK } from "../src/lens_data.js";
+import { placeAvoiding } from "../src/shared/float_tip.js";
+import widget, { cellColor, cellTitle, whitespaceName } from "../src/lens/lens_widget.js";
+import { decodeLens, topK } from "../src/lens/lens_data.js";
 import { asDataView, fakeModel } from "./helpers.js";
 
 // 3 layers (embed, 1, final) x 2 positions x k=2

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decodeTable } from "../src/columns.js";
-import { nodeOverlay, tooltipRows } from "../src/overlays.js";
+import { decodeTable } from "../src/shared/columns.js";
+import { nodeOverlay, tooltipRows } from "../src/tree/overlays.js";
 import { encodeTable, sampleColumns } from "./helpers.js";
 
 const withMeta = (extra) => decodeTable(encodeTable(sampleColumns(extra)));

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createClient, REQUEST_KIND } from "../src/rpc.js";
+import { createClient, REQUEST_KIND } from "../src/tree/rpc.js";
 import { fakeModel } from "./helpers.js";
 
 afterEach(() => vi.useRealTimers());

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { cell, decodeTable } from "../src/columns.js";
-import { acquireStore, applyDelta } from "../src/store.js";
-import widget from "../src/tree_widget.js";
+import { cell, decodeTable } from "../src/shared/columns.js";
+import { acquireStore, applyDelta } from "../src/tree/store.js";
+import widget from "../src/tree/tree_widget.js";
 import { asDataView, encodeTable, fakeModel, sampleColumns, treeState } from "./helpers.js";
 
 /**

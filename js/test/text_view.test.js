@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import widget, { alternativesCard, shade, tokenText } from "../src/text_view.js";
-import { probColor } from "../src/color.js";
+import widget, { alternativesCard, shade, tokenText } from "../src/text/text_view.js";
+import { probColor } from "../src/shared/color.js";
 import { fakeModel } from "./helpers.js";
 
 function tokens() {

@@ -1,8 +1,8 @@
 // The tree view as a reader sees it: legend, fold nodes, fit, static export mode.
 import { afterEach, describe, expect, it } from "vitest";
-import { boxInView, fitTransform } from "../src/fit.js";
-import { refitAfterGrowth } from "../src/view_control.js";
-import widget from "../src/tree_widget.js";
+import { boxInView, fitTransform } from "../src/tree/fit.js";
+import { refitAfterGrowth } from "../src/tree/view_control.js";
+import widget from "../src/tree/tree_widget.js";
 import { encodeTable, fakeModel, sampleColumns, treeState } from "./helpers.js";
 
 /** @type {(() => void)[]} */

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import widget, { renderTreeWidget } from "../src/tree_widget.js";
+import widget, { renderTreeWidget } from "../src/tree/tree_widget.js";
 import { encodeTable, fakeModel, sampleColumns, treeState } from "./helpers.js";
 
 /** @type {(() => void)[]} */

@@ -1,5 +1,5 @@
 // Decoded logit-lens payload (inferviz/widgets/lens_widget.py:lens_payload) with cell accessors.
-import { decodeArray } from "./columns.js";
+import { decodeArray } from "../shared/columns.js";
 
 /**
  * @typedef {{nLayers: number, nPositions: number, k: number, layerNames: string[],

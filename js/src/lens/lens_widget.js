@@ -1,7 +1,7 @@
 // anywidget entry for inferviz.widgets.LensWidget: logit-lens heatmap, layers x positions.
-import { entropyColor, probColor, textColorOn } from "./color.js";
-import { displayToken, formatNumber, formatProb, truncate } from "./format.js";
-import { createFloatingTip } from "./float_tip.js";
+import { entropyColor, probColor, textColorOn } from "../shared/color.js";
+import { displayToken, formatNumber, formatProb, truncate } from "../shared/format.js";
+import { createFloatingTip } from "../shared/float_tip.js";
 import { cellStats, decodeLens, topK } from "./lens_data.js";
 import "./lens.css";
 

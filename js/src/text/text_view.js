@@ -1,8 +1,8 @@
 // anywidget entry for inferviz.widgets.TextView: the generated text on one path, each token
 // shaded by its raw model probability, a legend, alternatives on hover, click selects the node.
-import { createFloatingTip } from "./float_tip.js";
-import { probColor, textColorOn } from "./color.js";
-import { displayToken, formatProb } from "./format.js";
+import { createFloatingTip } from "../shared/float_tip.js";
+import { probColor, textColorOn } from "../shared/color.js";
+import { displayToken, formatProb } from "../shared/format.js";
 import "./text_view.css";
 
 /**

@@ -2,8 +2,8 @@
 // measured label widths so that no two labels overlap; low-probability leaves fold into one
 // "+N more" node.
 import { hierarchy, tree as d3tree } from "d3-hierarchy";
-import { cell } from "./columns.js";
-import { displayToken, truncate, truncateStart } from "./format.js";
+import { cell } from "../shared/columns.js";
+import { displayToken, truncate, truncateStart } from "../shared/format.js";
 import { estimateWidth, FONT_SIZE } from "./measure.js";
 import { cutAlternatives, nodeOverlay } from "./overlays.js";
 
@@ -45,7 +45,7 @@ export const ghostId = (/** @type {number} */ parentId, /** @type {number} */ in
 /**
  * The tokens a constraint cut at `parent` as ghost children (drawn struck, never expanded),
  * placed before its first constrained child: they outranked every legal token.
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {TreeDatum} parent
  * @param {TreeDatum[]} shown
  * @returns {TreeDatum[]}
@@ -62,7 +62,7 @@ export function withGhosts(table, parent, shown) {
 
 /**
  * Parent/child structure of the table. Siblings are ordered by raw rank, then node id.
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @returns {{rootId: number | null, data: Map<number, TreeDatum>}}
  */
 export function buildStructure(table) {
@@ -107,7 +107,7 @@ export function promptText(text) {
 
 /**
  * The text drawn next to a node, in parts, and its measured width.
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {TreeDatum} datum
  * @param {boolean} isRoot
  * @param {number | undefined} hiddenCount descendants hidden by a collapse
@@ -138,7 +138,7 @@ export function nodeLabel(table, datum, isRoot, hiddenCount, measure, overlay = 
 }
 
 /**
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {TreeDatum} parent
  * @param {Set<number>} keep ids that never fold (the selected path, pending nodes)
  * @param {(row: number) => import("./overlays.js").Overlay} overlay
@@ -163,7 +163,7 @@ function foldChildren(table, parent, keep, overlay) {
  * Lay the tree out left to right: `y` is horizontal (depth), `x` vertical (siblings). Each
  * depth's column starts after the widest label of the depth before it; the root's label sits
  * to the left of the root. Children of ids in `collapsed` are hidden (`hidden` counts them).
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {{collapsed?: Set<number>, unfolded?: Set<number>, keep?: Set<number>,
  *          measure?: (text: string) => number, showCut?: boolean}} [options] `showCut`: draw
  *          the tokens a constraint cut (ghost children, see withGhosts)

@@ -1,6 +1,6 @@
 // The tree's legend, always shown: the probability colour scale (viridis, the same scale the
 // lens uses), what edge width means, and a key for each kind of branch present in the tree.
-import { probGradient } from "./color.js";
+import { probGradient } from "../shared/color.js";
 import { KIND_LABELS } from "./overlays.js";
 
 const SVG = "http://www.w3.org/2000/svg";

@@ -1,7 +1,7 @@
 // What the strategy columns say about a node: which strategy made its branch (the edge colour),
 // beam kept / pruned, SMC particles and weights, contrastive scores; and the hover rows.
-import { cell } from "./columns.js";
-import { formatNumber } from "./format.js";
+import { cell } from "../shared/columns.js";
+import { formatNumber } from "../shared/format.js";
 
 export const CORE_COLUMNS = [
   "node_id", "parent_id", "depth", "token_id", "token",
@@ -45,7 +45,7 @@ export const signed = (x) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(2)}`;
 /**
  * Branch kind, CSS classes and short badges for the node at `row`, from whichever strategy
  * columns exist. `chosen` says a strategy picked this token (it is never folded away).
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {number} row
  * @returns {Overlay}
  */
@@ -108,7 +108,7 @@ export function nodeOverlay(table, row) {
 /**
  * The illegal tokens a constraint cut at a parent, best first, from the `cut_alternatives` of
  * its constrained children: `[{tokenId, token, prob}]` (prob: the model's raw probability).
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {number[]} childRows
  * @returns {{tokenId: number, token: string, prob: number}[]}
  */
@@ -125,7 +125,7 @@ export function cutAlternatives(table, childRows) {
 
 /**
  * Rows of [label, text] for the hover tooltip: the core numbers, then every meta column.
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {number} row
  * @returns {[string, string][]}
  */
@@ -167,7 +167,7 @@ const EXPLAINED = ["cut_alternatives", "cd_score", "cd_expert_logprob", "cd_amat
 
 /**
  * The hover rows of a contrastive node: its cd score and what it is made of.
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {number} row
  * @returns {[string, string][]}
  */

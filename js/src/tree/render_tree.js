@@ -1,8 +1,8 @@
 // Draw a laid-out token tree as SVG: nodes coloured by processed probability (viridis), edges as
 // wide as it and coloured by the strategy that made them; labels `token prob badges`.
-import { cell } from "./columns.js";
-import { probColor } from "./color.js";
-import { esc } from "./html_text.js";
+import { cell } from "../shared/columns.js";
+import { probColor } from "../shared/color.js";
+import { esc } from "../shared/html_text.js";
 import { LABEL_DX, NODE_RADIUS } from "./layout.js";
 
 /** @param {number | null} p */
@@ -25,7 +25,7 @@ function edgePath(s, t) {
  * parsed once: for thousands of nodes that is several times faster than creating each element.
  * @param {SVGGElement} group
  * @param {import("./layout.js").Layout} layout
- * @param {import("./columns.js").Table} table
+ * @param {import("../shared/columns.js").Table} table
  * @param {{selected: number | null, path: Set<number>, pending: Set<number>}} state
  */
 export function renderTree(group, layout, table, { selected, path, pending }) {

@@ -1,12 +1,12 @@
 // The node table a TreeWidget model holds, kept current from a full snapshot (the `nodes` trait,
 // the source of truth for views rendered late) plus delta messages (only the rows that changed
 // travel on each change). One store per model, shared by all of its views.
-import { cell, decodeColumn, decodeTable } from "./columns.js";
+import { cell, decodeColumn, decodeTable } from "../shared/columns.js";
 
 export const DELTA_KIND = "inferviz:delta";
 
 /**
- * @typedef {import("./columns.js").Table} Table
+ * @typedef {import("../shared/columns.js").Table} Table
  * @typedef {{kind: "inferviz:delta", base: number, version: number, n: number,
  *            rows: any, names: string[], columns: Record<string, any>}} Delta
  * @typedef {{reset: boolean, newIds: number[]}} Change

@@ -1,11 +1,11 @@
 // anywidget entry for inferviz.widgets.TreeWidget: the interactive token tree.
-import { cell } from "./columns.js";
+import { cell } from "../shared/columns.js";
 import { controlSpecs, createControls } from "./controls.js";
-import { displayToken } from "./format.js";
+import { displayToken } from "../shared/format.js";
 import { ghostId, layoutTree, navigate, pathTo, probLabel } from "./layout.js";
 import { createLegend } from "./legend.js";
 import { createMeasurer, fontOf } from "./measure.js";
-import { createFloatingTip } from "./float_tip.js";
+import { createFloatingTip } from "../shared/float_tip.js";
 import { tooltipRows } from "./overlays.js";
 import { renderTree } from "./render_tree.js";
 import { createClient } from "./rpc.js";
