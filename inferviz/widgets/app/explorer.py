@@ -2,8 +2,8 @@
 
 Prompt box and strategy controls on top; the live TreeWidget; under it tabs for the selected
 path (text + per-token table), its logit lens, why (attribution of the selected token and
-interventions that grow a sibling branch: :mod:`inferviz.widgets.app.why_panel`), plotly charts (probability and entropy along the
-path, SMC ESS, beam scores) and exports (CSV, JSON, standalone HTML).
+interventions that grow a sibling branch: :mod:`.why_panel`), compare (:mod:`.compare_panel`),
+plotly charts (:mod:`.charts_tab`) and exports (:mod:`.export_tab`).
 
 Runs go in a worker thread so the kernel stays free to hear Stop (a busy kernel would process
 the click only after the run). Stop sets the ``stop`` event the run was given
@@ -17,27 +17,23 @@ model and its cache serve one caller at a time.
 
 from __future__ import annotations
 
-import base64
 import threading
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
 
 from ... import files
-from ...backends import ServerLacks
 from ...html_text import esc
 from ...tree import TokenTree
-from .. import figures
-from ..export import policy as export_policy
-from ..export.token_table_html import token_table_html
 from ..export.tree_page import tree_html
-from ..views.text_view import TextView
 from ..views.tree_widget import TreeWidget
+from .charts_tab import ChartsTab
 from .compare_panel import ComparePanel
 from .constraint_controls import ConstraintControls
+from .export_tab import ExportTab
 from .guarded_session import BUSY_MESSAGE, GuardedSession
+from .path_tab import LensTab, PathTab
 from .run_controls import RunControls
 from .status import status_html
 from .why_panel import WhyPanel
@@ -73,8 +69,6 @@ class Explorer(widgets.VBox):
             raise TypeError(f"export_dir must be a path or None, got {type(export_dir).__name__}")
         self.session = session
         self._extra_params = dict(extra_params or {})
-        self._export_dir = None if export_dir is None else Path(export_dir)
-        self._export_private = False
         self.controls = RunControls(strategy, extra_params=self._extra_params, **params)
         # Clicks and runs keep to the constraint of this row (docs/constraints.md).
         self.constraint_controls = ConstraintControls()
@@ -87,7 +81,6 @@ class Explorer(widgets.VBox):
         self._worker: threading.Thread | None = None
         self._running = threading.Event()
         self._live_ess: tuple[list[float], int | None] | None = None
-        self._lens_for: tuple[int, int] | None = None
 
         self.prompt = widgets.Textarea(value=prompt or "", placeholder="Type a prompt",
                                        layout=widgets.Layout(width="100%", height="60px"))
@@ -96,32 +89,23 @@ class Explorer(widgets.VBox):
         self.tree_box = widgets.VBox([widgets.HTML(
             "<i>Type a prompt, then press <b>New tree</b> (click nodes to expand) or "
             "<b>Run</b> (a strategy).</i>")])
-        # The shaded text of the selected path (docs/text-view.md); a token click selects its
-        # node in the tree.
-        self.text_view: TextView | None = None
-        self.text_box = widgets.VBox([])
-        self.table_html = widgets.HTML("")
-        self.lens_box = widgets.VBox([])
-        # Plotly's front end is a large bundle: made on first use of the Charts tab, so the
-        # page does not load it (anywidget gives a model 2 s to initialise) with everything else.
-        self.path_fig = self.ess_fig = self.beam_fig = None
-        self._charts = widgets.VBox([widgets.HTML("<i>loading charts…</i>")])
-        self._chart_boxes: dict[int, widgets.Box] = {}  # id(figure) -> the box showing it
-        self.export_stem = widgets.Text(value="inferviz_tree", description="file stem")
-        self.export_buttons = {fmt: widgets.Button(description=f"Export {fmt.upper()}")
-                               for fmt in ("csv", "json", "html")}
-        self.export_links = widgets.HTML("")
-        export_tab = widgets.VBox([
-            widgets.HBox([self.export_stem, *self.export_buttons.values()]),
-            self.export_links])
+        self._path = PathTab()
+        self.table_html = self._path.table_html
+        self.lens_box = LensTab()
+        self._charts = ChartsTab()
+        self._export = ExportTab({fmt: (lambda path, fmt=fmt: getattr(self, f"to_{fmt}")(path))
+                                  for fmt in ("csv", "json", "html")},
+                                 None if export_dir is None else Path(export_dir))
+        self.export_stem, self.export_buttons = self._export.stem, self._export.buttons
+        self.export_links = self._export.links
         self.why = WhyPanel(session, self._lock, on_grown=self._branch_grown,
                             wait_idle=self._guarded.wait_idle)
         self.compare_panel = ComparePanel(session, self._lock, self._compare_context,
                                           on_done=self._compared,
                                           wait_idle=self._guarded.wait_idle)
-        self.tabs = widgets.Tab(children=[widgets.VBox([self.text_box, self.table_html]),
+        self.tabs = widgets.Tab(children=[self._path,
                                           self.lens_box, self.why, self.compare_panel,
-                                          self._charts, export_tab])
+                                          self._charts, self._export])
         for i, title in enumerate(TABS):
             self.tabs.set_title(i, title)
 
@@ -129,7 +113,7 @@ class Explorer(widgets.VBox):
         self.controls.run_button.on_click(lambda _b: self._guard(self.run))
         self.controls.stop_button.on_click(lambda _b: self.stop())
         for fmt, button in self.export_buttons.items():
-            button.on_click(lambda _b, fmt=fmt: self._guard(self._export_click, fmt))
+            button.on_click(lambda _b, fmt=fmt: self._guard(self._export.export, fmt))
         self.tabs.observe(lambda _c: self._guard(self._tab_changed), names="selected_index")
 
         for box in (*self.controls.boxes.values(), self.controls.extra,
@@ -174,12 +158,13 @@ class Explorer(widgets.VBox):
         self.status.value = ""  # the last run's line belongs to the last tree
         if self.tree_widget is not None:
             self.tree_widget.close()
-        self.tree, self.result, self._lens_for = tree, None, None
+        self.tree, self.result = tree, None
+        self.lens_box.forget()
         self.tree_widget = TreeWidget(tree, session=self._guarded)
         self.tree_widget.observe(lambda _c: self._guard(self._refresh_views), names="selected")
         self._apply_constraint()
         self.tree_box.children = [self.tree_widget]
-        self._new_text_view(tree)
+        self._path.new_tree(tree, lambda node_id: self._guard(self._token_clicked, node_id))
         self._show_optional_charts()
         self.select(tree.root_id)
         return tree
@@ -221,40 +206,22 @@ class Explorer(widgets.VBox):
         if self.tree is None or node_id is None:
             return
         tree = self.tree
-        self._follow_in_text_view(node_id)  # the path's text, shaded (the Path tab's top)
+        self._path.follow(node_id)  # the path's text, shaded (the Path tab's top)
         self.why.show(tree, node_id)
-        if self.path_fig is not None:
-            figures.update_figure(self.path_fig, figures.path_figure(tree, node_id))
+        self._charts.show_path(tree, node_id)
         if not self._lock.acquire(blocking=False):
             self.table_html.value = "<i>the token table updates when the run ends</i>"
             return
         try:
-            try:
-                self.table_html.value = token_table_html(self.session.token_table(tree, node_id))
-            except ServerLacks as err:  # a server without prompt log-probabilities
-                self.table_html.value = f"<i>{esc(err)}</i>"
+            self._path.show_table(self.session, tree, node_id)
             self._refresh_lens()
         finally:
             self._lock.release()
 
-    def _new_text_view(self, tree: TokenTree) -> None:
-        if self.text_view is not None:
-            self.text_view.close()
-        self.text_view = TextView(tree, tree.root_id)
-        self.text_view.observe(lambda c: self._guard(self._token_clicked, c["new"]),
-                               names="selected")
-        self.text_box.children = [self.text_view]
-
-    def _follow_in_text_view(self, node_id: int) -> None:
-        """Show the selected node's path, or keep the shown path when the node is on it (a
-        token clicked in the text view selects an earlier node of the same path)."""
-        view = self.text_view
-        if view is None:
-            return
-        if node_id in view.path_ids():
-            view.selected = node_id
-        else:
-            view.show(node_id, selected=node_id)
+    @property
+    def text_view(self) -> Any:
+        """The shaded text of the selected path (docs/text-view.md)."""
+        return self._path.text_view
 
     def _token_clicked(self, node_id: int | None) -> None:
         if node_id is not None and self.tree_widget is not None and self.selected != node_id:
@@ -267,41 +234,37 @@ class Explorer(widgets.VBox):
 
     def show_charts(self) -> None:
         """Create the plotly figures (once) and draw the current path, ESS and beam data."""
-        if self.path_fig is None:
-            self.path_fig = go.FigureWidget(figures.path_figure())
-            self.ess_fig = go.FigureWidget(figures.ess_figure())
-            self.beam_fig = go.FigureWidget(figures.beam_figure())
-        if self.tree is not None and self.selected is not None:
-            figures.update_figure(self.path_fig, figures.path_figure(self.tree, self.selected))
-        self._show_optional_charts()
+        self._charts.show(self.tree, self.selected, self.result, self._live_ess)
 
     @property
     def charts_shown(self) -> list[Any]:
         """The chart figures the Charts tab shows now (path, then ESS and beam when a run
         has them)."""
-        return [box.children[0] for box in self._charts.children
-                if box in self._chart_boxes.values() and box.layout.display != "none"]
+        return self._charts.shown
+
+    @property
+    def path_fig(self) -> Any:
+        return self._charts.path_fig
+
+    @property
+    def ess_fig(self) -> Any:
+        return self._charts.ess_fig
+
+    @property
+    def beam_fig(self) -> Any:
+        return self._charts.beam_fig
 
     def _refresh_lens(self) -> None:
         node_id = self.selected
         if self.tabs.selected_index != LENS_TAB or self.tree is None or node_id is None:
             return
-        key = (id(self.tree), node_id)
-        if key == self._lens_for:
+        if self.lens_box.shows(self.tree, node_id):
             return
         if not self._lock.acquire(blocking=False):
-            self.lens_box.children = [widgets.HTML("<i>the lens updates when the run ends</i>")]
+            self.lens_box.say("the lens updates when the run ends")
             return
         try:
-            self.lens_box.children = [widgets.HTML("<i>computing the logit lens…</i>")]
-            try:
-                lens = self.session.logit_lens((self.tree, node_id))
-            except ServerLacks as err:  # a server returns no hidden states
-                self.lens_box.children = [widgets.HTML(f"<i>{esc(err)}</i>")]
-                self._lens_for = key
-                return
-            self.lens_box.children = [lens.widget()]
-            self._lens_for = key
+            self.lens_box.show(self.session, self.tree, node_id)
         finally:
             self._lock.release()
 
@@ -424,31 +387,7 @@ class Explorer(widgets.VBox):
             self._status(f"<b>{strategy}</b> done ({reason}): <b>{text}</b>")
 
     def _show_optional_charts(self) -> None:
-        if self.path_fig is None:
-            return
-        if self._live_ess is not None:  # an SMC run going on
-            ess, particles = self._live_ess
-        else:
-            ess = getattr(self.result, "ess", None)
-            particles = getattr(self.result, "params", {}).get("particles")
-        if ess is not None and len(ess):
-            figures.update_figure(self.ess_fig, figures.ess_figure(list(ess), particles))
-        has_beam = self.tree is not None and bool(figures.beam_points(self.tree)["step"])
-        if has_beam:
-            figures.update_figure(self.beam_fig, figures.beam_figure(self.tree))
-        show = [(self.path_fig, True), (self.ess_fig, ess is not None and len(ess) > 0),
-                (self.beam_fig, has_beam)]
-        # A chart, once on the page, stays there and is hidden when it has nothing to show:
-        # taking a FigureWidget off the page purges its plot while its view keeps listening
-        # to the figure, and the next update throws 'gd.data must be an array' in the page.
-        children = [box for box in self._charts.children if box in self._chart_boxes.values()]
-        for fig, visible in show:
-            box = self._chart_boxes.setdefault(id(fig), widgets.Box([fig]))
-            if visible and box not in children:
-                children.append(box)
-            box.layout.display = None if visible else "none"
-        if children != list(self._charts.children):
-            self._charts.children = children
+        self._charts.show_run(self.tree, self.result, self._live_ess)
 
     # ------------------------------------------------------------ exports
     def to_csv(self, path: str | Path) -> Path:
@@ -474,25 +413,9 @@ class Explorer(widgets.VBox):
 
     @property
     def export_dir(self) -> Path:
-        """The folder the Export buttons write to (``export_policy``): per session in a
+        """The folder the Export buttons write to (``export.policy``): per session in a
         dashboard, ``./inferviz-exports`` in a notebook, or the ``export_dir`` given."""
-        if self._export_dir is None:
-            self._export_dir, self._export_private = export_policy.default_export_dir()
-        return self._export_dir
-
-    def _export_click(self, fmt: str) -> None:
-        """An Export button: the stem box names a file in ``export_dir`` (never a path), and
-        the page gets the bytes as a download link."""
-        path = export_policy.export_path(self.export_dir, self.export_stem.value or "inferviz_tree",
-                                         fmt)
-        getattr(self, f"to_{fmt}")(path)
-        mime = {"csv": "text/csv", "json": "application/json", "html": "text/html"}[fmt]
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        where = ("this session's export folder" if self._export_private
-                 else f"<code>{esc(self.export_dir)}</code>")
-        self.export_links.value = (
-            f"wrote <code>{esc(path.name)}</code> in {where} · <a download="
-            f"'{esc(path.name)}' href='data:{mime};base64,{data}'>download</a>")
+        return self._export.export_dir
 
     # ------------------------------------------------------------ helpers
     def _require_tree(self) -> TokenTree:
