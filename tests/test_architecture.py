@@ -48,3 +48,13 @@ def test_importing_the_core_and_running_greedy_loads_no_view_code():
                          cwd=PACKAGE.parent, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_widget_views_and_exports_import_neither_the_explorer_nor_the_dashboard():
+    widgets = PACKAGE / "widgets"
+    for room in ("views", "export"):
+        for path in sorted((widgets / room).glob("*.py")):
+            bad = [name for name in _imports(path)
+                   if name.startswith(("..app", "..dashboard", "inferviz.widgets.app",
+                                       "inferviz.widgets.dashboard"))]
+            assert not bad, f"{room}/{path.name} imports {bad}"

@@ -1,4 +1,4 @@
-// Test helpers: a fake anywidget model and encoders that mirror inferviz/widgets/columns.py.
+// Test helpers: a fake anywidget model and encoders that mirror inferviz/widgets/views/columns.py.
 
 // What TreeWidget sends as `param_schema` (tests/test_sampler_params.py checks it is current).
 import PARAM_SCHEMA from "./fixtures/param_schema.json";

@@ -5,7 +5,7 @@ import widget from "../src/tree/tree_widget.js";
 import { asDataView, encodeTable, fakeModel, sampleColumns, treeState } from "./helpers.js";
 
 /**
- * A delta message as inferviz/widgets/columns.py:encode_delta writes it: binary columns in buffers.
+ * A delta message as inferviz/widgets/views/columns.py:encode_delta writes it: binary columns in buffers.
  * @param {Record<string, any[]>} rowsColumns values of the changed rows only
  * @param {number[]} rows
  * @param {{base: number, version: number, n: number}} header

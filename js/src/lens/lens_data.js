@@ -1,4 +1,4 @@
-// Decoded logit-lens payload (inferviz/widgets/lens_widget.py:lens_payload) with cell accessors.
+// Decoded logit-lens payload (inferviz/widgets/views/lens_widget.py:lens_payload) with cell accessors.
 import { decodeArray } from "../shared/columns.js";
 
 /**

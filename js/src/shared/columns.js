@@ -1,4 +1,4 @@
-// Decode the compact column payloads written by inferviz/widgets/columns.py.
+// Decode the compact column payloads written by inferviz/widgets/views/columns.py.
 
 /**
  * @typedef {{dtype: "f64"|"bool"|"str"|"json", data: any}} EncodedColumn
@@ -81,7 +81,7 @@ export function cell(table, name, i) {
 }
 
 /**
- * A dense array payload {dtype, shape, data} from inferviz/widgets/columns.py:array_payload.
+ * A dense array payload {dtype, shape, data} from inferviz/widgets/views/columns.py:array_payload.
  * @param {{dtype: string, shape: number[], data: any}} payload
  */
 export function decodeArray(payload) {

@@ -1,4 +1,4 @@
-// Request/response over anywidget custom messages (see inferviz/widgets/protocol.py).
+// Request/response over anywidget custom messages (see inferviz/widgets/views/protocol.py).
 
 export const REQUEST_KIND = "inferviz:request";
 export const RESPONSE_KIND = "inferviz:response";
