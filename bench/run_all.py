@@ -252,8 +252,9 @@ def render_profiles(after: dict | None, before_path: Path) -> list[str]:
         return []
     before = json.loads(before_path.read_text()).get("profile") if before_path.is_file() \
         else None
-    out = [f"Profile of one `Session.generate` run ({after['tokens']} tokens; cProfile, the "
-           "functions with the most own time; share = own time / wall time of the run):", ""]
+    out = ["Profile of one `Session.generate` run (cProfile, the functions with the most own "
+           "time; share = own time / wall time of the run, comparable across runs of different "
+           "lengths):", ""]
     for label, prof in (("before (engine of 8f9514a)", before), ("now", after)):
         if not prof:
             continue
@@ -261,8 +262,8 @@ def render_profiles(after: dict | None, before_path: Path) -> list[str]:
             rows = prof.get(cond)
             if not rows:
                 continue
-            out += [f"*{label}, {cond.replace('_', ' ')}:*", "", "| function | calls | own s | "
-                    "share |", "|---|---|---|---|"]
+            out += [f"*{label}, {cond.replace('_', ' ')}, {prof['tokens']} tokens:*", "",
+                    "| function | calls | own s | share |", "|---|---|---|---|"]
             out += [f"| `{r['function']}` | {r['calls']} | {fmt(r['own_s'], 3)} | "
                     f"{fmt(100 * r['share_of_wall'], 1)} % |" for r in rows[:8]]
             out.append("")
@@ -305,9 +306,29 @@ def render_tree_expansion(t: dict | None) -> list[str]:
             f"Headline (P=512, k=4, d=4): {fmt(head['speedup'], 1)}x, target >= "
             f"{head['target_speedup']}x"
             + (f"; under load {fmt(load['speedup'], 1)}x" if load else "") + ".", "",
-            f"Peak memory ({mem['method']}): inferviz +{fmt(mem['inferviz_mib'], 0)} MiB, "
-            f"naive +{fmt(mem['naive_mib'], 0)} MiB.", ""]
+            *_tree_target_note(t), f"Peak memory ({mem['method']}): inferviz +{fmt(mem['inferviz_mib'], 0)} MiB, "
+            f"naive +{fmt(max(mem['naive_mib'], 0.0), 0)} MiB.", ""]
     return out
+
+
+def _tree_target_note(t: dict) -> list[str]:
+    """Why the headline speedup stops where it does: the bound (the prompt's own forward) and
+    what the model's forwards alone allow (naive time / inferviz's time inside the model)."""
+    conf = t["headline"]["config"]
+    head = next((r for r in t["configs"] if r["prompt_tokens"] == conf["prompt_tokens"]
+                 and r["k"] == conf["k"] and r["depth"] == conf["depth"]), None)
+    if not head or "speedup_bound" not in head or not head.get("inferviz_model_s"):
+        return []
+    model_only = head["naive_s_extrapolated"] / head["inferviz_model_s"]
+    return [f"What limits it: the naive side runs {head['forwards']['naive']} forwards over "
+            f"the {head['prompt_tokens']}-token prompt and its path; inferviz runs the prompt "
+            f"once and then one forward per level ({head['forwards']['inferviz']} in all), and "
+            f"each level's forward, however few its tokens, reads every weight of the model. "
+            f"In this run the prompt's forward alone bounds the speedup at "
+            f"{fmt(head['speedup_bound'], 1)}x, and inferviz's time inside the model's "
+            f"forwards ({fmt(head['inferviz_model_s'])} s) at {fmt(model_only, 1)}x even with "
+            f"nothing outside the model ({fmt(100 * head['inferviz_not_model_share'], 1)} % "
+            f"now). A target above those figures is not reachable by removing overhead.", ""]
 
 
 def render_tree_view(r: dict | None) -> list[str]:
