@@ -149,7 +149,6 @@ def prompt_of_tokens(session, n_tokens: int) -> str:
     return prompt
 
 
-
 class cpu_load:
     """``with cpu_load(n):`` keeps ``n`` busy-loop processes (pure Python, no sleep) running:
     the "under load" column, where the benchmark makes its own contention so that the figure

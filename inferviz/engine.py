@@ -225,18 +225,17 @@ class Engine:
         return logits
 
     def _contiguous_span(self, matched, cached, new, slots) -> tuple[int, int, int] | None:
-        """``(start, first, end)`` when one sequence's cached slots and the slots allocated for its
-        new tokens (from ``first`` on) are the consecutive range ``start..end-1`` (a path decoded token by token:
-        the store hands out neighbouring slots), else None. Then every layer writes its new
-        keys/values into the store in place and attends to a view of that range: no gather,
-        no concatenation, no copy afterwards (see ``SlotLayer.update``)."""
+        """``(start, first, end)`` when one sequence's cached slots and the slots allocated for
+        its new tokens (from ``first`` on) are the consecutive range ``start..end-1`` (a path
+        decoded token by token: the store hands out neighbouring slots), else None. Then every
+        layer writes its new keys/values into the store in place and attends to a view of that
+        range: no gather, no concatenation, no copy afterwards (see ``SlotLayer.update``)."""
         if self.compiled or len(matched) != 1 or len(slots) != new[0] \
                 or len(matched[0]) != cached[0]:
             return None  # (a fully cached sequence recomputes its last token, not stored)
         first, past = slots[0], matched[0]
         start = first - cached[0]
-        if slots[-1] != first + len(slots) - 1 or any(
-                slot != first + j for j, slot in enumerate(slots)) or any(
+        if any(slot != first + j for j, slot in enumerate(slots)) or any(
                 node.slot != start + j for j, node in enumerate(past)):
             return None
         return start, first, first + len(slots)
@@ -298,9 +297,9 @@ class Engine:
               columns: list[int], span: tuple[int, int, int] | None = None):
         """The model over ``input_ids`` with the cached past read from ``slot_rows``' slots
         (or, given ``span`` = (start, first, end), the store's consecutive slots
-        ``start..first-1``, the new block going to ``first..end-1``): logits ``[B, V]`` (float32, CPU) of (row, column) pairs of the new block, and
-        the cache layers holding the new block's keys/values. Only those columns are
-        unembedded."""
+        ``start..first-1``, the new block going to ``first..end-1``): logits ``[B, V]``
+        (float32, CPU) of (row, column) pairs of the new block, and the cache layers holding
+        the new block's keys/values. Only those columns are unembedded."""
         from transformers import DynamicCache
 
         slot_layer = _slot_layer_class()

@@ -21,36 +21,6 @@ from .sampler_params import PARAMS, ParamSpec
 FILTERED = -math.inf
 
 
-
-
-def _check_min_tokens_to_keep(min_tokens_to_keep: Any) -> None:
-    PARAMS["min_tokens_to_keep"].check(min_tokens_to_keep)
-
-
-def _check_temperature(temperature: Any) -> None:
-    PARAMS["temperature"].check(temperature)
-
-
-def _check_top_k(top_k: Any) -> None:
-    PARAMS["top_k"].check(top_k)
-
-
-def _check_top_p(top_p: Any) -> None:
-    PARAMS["top_p"].check(top_p)
-
-
-def _check_min_p(min_p: Any) -> None:
-    PARAMS["min_p"].check(min_p)
-
-
-def _check_typical_p(typical_p: Any) -> None:
-    PARAMS["typical_p"].check(typical_p)
-
-
-def _check_penalty(penalty: Any) -> None:
-    PARAMS["repetition_penalty"].check(penalty)
-
-
 def _check_logits(logits: Any) -> None:
     if not (namespace(logits).is_floating(logits) and logits.ndim >= 1):
         raise ValueError("logits must be a floating-point torch.Tensor or numpy array of "
@@ -65,15 +35,15 @@ def _rows(logits: Any) -> Any:
 def apply_temperature(logits: Array, temperature: float) -> Array:
     """logits / temperature (TemperatureLogitsWarper)."""
     _check_logits(logits)
-    _check_temperature(temperature)
+    PARAMS["temperature"].check(temperature)
     return logits / temperature
 
 
 def apply_top_k(logits: Array, top_k: int, min_tokens_to_keep: int = 1) -> Array:
     """Keep the top_k largest logits; ties with the k-th value are kept (TopKLogitsWarper)."""
     _check_logits(logits)
-    _check_top_k(top_k)
-    _check_min_tokens_to_keep(min_tokens_to_keep)
+    PARAMS["top_k"].check(top_k)
+    PARAMS["min_tokens_to_keep"].check(min_tokens_to_keep)
     xp = namespace(logits)
     k = min(max(top_k, min_tokens_to_keep), logits.shape[-1])
     kth_value = xp.topk(logits, k)[0][..., -1:]
@@ -85,8 +55,8 @@ def apply_top_p(logits: Array, top_p: float, min_tokens_to_keep: int = 1) -> Arr
 
     top_p == 1 keeps everything (generate skips the warper then)."""
     _check_logits(logits)
-    _check_top_p(top_p)
-    _check_min_tokens_to_keep(min_tokens_to_keep)
+    PARAMS["top_p"].check(top_p)
+    PARAMS["min_tokens_to_keep"].check(min_tokens_to_keep)
     xp = namespace(logits)
     if top_p == 1:
         return xp.clone(logits)
@@ -106,8 +76,8 @@ def apply_min_p(logits: Array, min_p: float, min_tokens_to_keep: int = 1) -> Arr
     (An absolute threshold p >= min_p is a different, wrong filter: with a flat distribution it
     removes everything but min_tokens_to_keep.)"""
     _check_logits(logits)
-    _check_min_p(min_p)
-    _check_min_tokens_to_keep(min_tokens_to_keep)
+    PARAMS["min_p"].check(min_p)
+    PARAMS["min_tokens_to_keep"].check(min_tokens_to_keep)
     xp = namespace(logits)
     probs = xp.softmax(logits)
     remove = probs < min_p * xp.max_keep(probs)
@@ -122,8 +92,8 @@ def apply_typical_p(
     """Locally typical sampling (Meister et al. 2022), as TypicalLogitsWarper: keep the tokens
     whose surprisal is closest to the entropy until their mass reaches typical_p."""
     _check_logits(logits)
-    _check_typical_p(typical_p)
-    _check_min_tokens_to_keep(min_tokens_to_keep)
+    PARAMS["typical_p"].check(typical_p)
+    PARAMS["min_tokens_to_keep"].check(min_tokens_to_keep)
     xp = namespace(logits)
     rows = _rows(logits)
     log_probs = xp.log_softmax(rows)
@@ -145,7 +115,7 @@ def apply_repetition_penalty(
     input_ids [..., T] gets logit * penalty if negative, logit / penalty otherwise (once, however
     often it occurs). Ids >= V (embedding larger than the head) are ignored, as in HF."""
     _check_logits(logits)
-    _check_penalty(penalty)
+    PARAMS["repetition_penalty"].check(penalty)
     xp = namespace(logits)
     if not xp.is_integer(input_ids):
         raise ValueError("input_ids must be an integer array of shape [..., T], a torch.Tensor "

@@ -36,7 +36,7 @@ class Scorer:
     backend: Any
     adapter: Any
     token_bytes: Any
-    step_memory_budget: int | None = None
+    step_memory_budget: int | None
     # Under an intervention (see under()): the plain scorer and the intervention.
     _plain: "Scorer | None" = None
     _intervention: Any = None

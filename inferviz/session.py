@@ -65,9 +65,6 @@ class Session(Scorer):
         # Bytes one step's distributions may take (None: a share of the free memory; see
         # inferviz.step_memory): a larger step is refused before anything is allocated.
         self.step_memory_budget: int | None = None
-        self._plain = None  # a view under an intervention: see Scorer.under
-        self._intervention = None
-        self._constraint = None  # a view under a constraint: see Scorer.constrained
 
     # ------------------------------------------------------------------ loading
     @classmethod

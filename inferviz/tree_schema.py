@@ -61,7 +61,6 @@ def _fail(where: str, message: str) -> TreeFileError:
     return TreeFileError(f"{where}: {message}")
 
 
-
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -33,7 +33,6 @@ URL_LINE = re.compile(r"inferviz dashboard: (http://127\.0\.0\.1:(\d+)/)")
 START_TIMEOUT_S = 120
 
 
-
 def _start_demo(tmp_path: Path, code: str = "print('kernel up')", *args: str):
     """``inferviz demo --port 0 --notebook ...`` in a session of its own (as a terminal would
     run it); returns ``(process, url, port)`` once it printed its URL."""

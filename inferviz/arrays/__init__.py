@@ -35,11 +35,6 @@ def namespace(x: Any) -> ModuleType:
     return numpy_ops
 
 
-def is_array(x: Any) -> bool:
-    """True for a torch tensor or a numpy array."""
-    return is_tensor(x) or isinstance(x, numpy_ops.np.ndarray)
-
-
 def to_torch(x: Any) -> Any:
     """``x`` as a torch tensor, sharing memory with a numpy array (None stays None). For the
     strategies that draw with a seeded ``torch.Generator`` or hand tensors to user code."""
@@ -50,4 +45,4 @@ def to_torch(x: Any) -> Any:
     return torch.from_numpy(numpy_ops.np.ascontiguousarray(x))
 
 
-__all__ = ["Array", "is_array", "is_tensor", "namespace", "to_torch"]
+__all__ = ["Array", "is_tensor", "namespace", "to_torch"]

@@ -63,13 +63,15 @@ STRATEGY_PARAMS: dict[str, tuple[str, ...]] = {
     "custom": ("max_new_tokens",),  # needs choose=fn: Explorer(..., extra_params={"choose": fn})
 }
 
-
 # The strategies named after a processor need it set: prefill an empty box when picked.
 PRESETS = {"top_k": ("top_k", "40"), "top_p": ("top_p", "0.9"), "min_p": ("min_p", "0.05")}
-# Processor boxes (the optional sampler ones) reset when the strategy changes: a top_p set for
-# "top_p" is not sent with "min_p" (or any other strategy) unless typed again.
+
+
 def reset_on_switch() -> list[str]:
+    """The processor boxes (the optional sampler ones) reset when the strategy changes: a top_p
+    set for "top_p" is not sent with "min_p" (or any other strategy) unless typed again."""
     return [spec.name for spec in sampler_params.offered() if spec.optional]
+
 
 # Not offered in the picker: aliases of another entry, and strategies that need a Python
 # argument no box can hold (custom needs choose=fn: offered when extra_params gives one).

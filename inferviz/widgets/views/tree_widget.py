@@ -318,8 +318,9 @@ class TreeWidget(ViewWidget):
             return
         self._reply_ok(rid, action, node_id, child_ids)
 
-    def _submit(self, rid: Any, action: Any, node_id: int, params: dict) -> None:
-        settings = protocol.validate_params(params, self.params())
+    def _submit(self, rid: Any, action: Any, node_id: int, settings: dict) -> None:
+        """Queue the expansion on the session's batcher; ``settings`` were checked by
+        ``protocol.validate_request``."""
         self._begin(node_id)
         try:
             if self._constraint is not None:
