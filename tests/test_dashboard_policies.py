@@ -182,10 +182,10 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture()
 def server(tmp_path):
-    """The dashboard server on a one-cell notebook, one session at most, kernels of closed
-    pages culled after 2 s."""
+    """The dashboard server on a one-cell notebook, one session at most, kernels with no page
+    culled after 10 s (longer than the 5 s a page at the cap waits for a closing page)."""
     process = dashboard.start(port=0, notebook=_notebook(tmp_path), allowed_hosts=["lab.example"],
-                              max_sessions=1, idle_timeout=2, export_dir=tmp_path / "out",
+                              max_sessions=1, idle_timeout=10, export_dir=tmp_path / "out",
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=server_env(), start_new_session=True)
     try:
@@ -216,7 +216,7 @@ def test_a_page_beyond_the_session_limit_gets_the_full_page_until_a_kernel_is_cu
     assert status == 200 and "kernel up" in body
     status, body = _get(server, "/", host=f"127.0.0.1:{server}")
     assert status == 503 and "The dashboard is full" in body and "at most 1" in body
-    deadline = time.monotonic() + 30  # the culler: idle 2 s with no connection
+    deadline = time.monotonic() + 40  # the culler: idle 10 s with no connection
     while time.monotonic() < deadline:
         status, body = _get(server, "/")
         if status == 200:

@@ -253,6 +253,7 @@ def test_a_cold_start_converts_the_default_model_once_with_progress(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "converting the model once" in done.stdout and "model ready" in done.stdout
     assert "converting GGUF tensors: " in done.stdout  # progress in a log, not a terminal
+    assert "RuntimeWarning" not in done.stderr, done.stderr  # (runpy's, from python -m)
     assert subprocess.run(pending, env=env, capture_output=True, text=True).stdout == "None\n"
 
 

@@ -336,9 +336,13 @@ def test_the_compare_tab_runs_the_checked_strategies_into_the_tree(tiny_session)
     ex = tiny_session.explore("Hello world", max_new_tokens=3)
     assert TABS[COMPARE_TAB] == "Compare"
     panel = ex.compare_panel
+    ex.run(wait=True)
+    assert "done" in ex.status.value
+    ex.select(ex.tree.root_id)
     for label, box in panel.boxes.items():
         box.value = label in ("greedy", "beam 4")
     cmp = panel.compare()
+    assert ex.status.value == ""  # the last run's line no longer describes what is selected
     assert cmp.labels == ["greedy", "beam 4"]
     assert cmp.tree is ex.tree and cmp.start_id == ex.tree.root_id
     assert "<table" in panel.table.value and "greedy" in panel.table.value

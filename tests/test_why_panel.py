@@ -62,9 +62,11 @@ def test_grow_branch_adds_a_marked_sibling_branch_and_selects_its_end(explorer):
     panel.fields["negative"].value = "t50 t51"
     panel.tokens.value = 3
     before = len(tree)
+    explorer.status.value = "<b>greedy</b> done (eos): an earlier run's line"
     result = panel.grow()
     assert len(tree) == before + 3
     assert explorer.selected == result.node_id
+    assert explorer.status.value == ""  # it described another path
     for node in tree.path(result.node_id)[tree.node(start).depth + 1:]:
         assert node.meta["intervention"] == "steer L1 α=6 't40 t41'−'t50 t51'"
         assert node.meta["kl"] >= 0

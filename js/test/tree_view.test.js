@@ -1,7 +1,7 @@
 // The tree view as a reader sees it: legend, fold nodes, fit, static export mode.
 import { afterEach, describe, expect, it } from "vitest";
 import { boxInView, fitTransform } from "../src/tree/fit.js";
-import { refitAfterGrowth } from "../src/tree/view_control.js";
+import { refitAfterGrowth, showsPart } from "../src/tree/view_control.js";
 import widget from "../src/tree/tree_widget.js";
 import { encodeTable, fakeModel, sampleColumns, treeState } from "./helpers.js";
 
@@ -114,6 +114,14 @@ describe("fit", () => {
     expect(refitAfterGrowth({ userMoved: false, boxes: [inside], view, width: 800, height: 400 })).toBe(true);
     expect(refitAfterGrowth({ userMoved: true, boxes: [inside], view, width: 800, height: 400 })).toBe(false);
     expect(refitAfterGrowth({ userMoved: true, boxes: [inside, outside], view, width: 800, height: 400 })).toBe(true);
+  });
+
+  it("showsPart tells when an automatic fit left part of the tree out of view", () => {
+    const chain = { x0: 0, x1: 4000, y0: -10, y1: 10 };
+    expect(showsPart(chain, fitTransform(chain, 800, 300, { minScale: 11 / 12 }), 800, 300)).toBe(true);
+    expect(showsPart(chain, fitTransform(chain, 800, 300), 800, 300)).toBe(false); // Fit: all
+    const small = { x0: 0, x1: 300, y0: -50, y1: 50 };
+    expect(showsPart(small, fitTransform(small, 800, 300, { minScale: 11 / 12 }), 800, 300)).toBe(false);
   });
 
   it("boxInView tells a box outside the view", () => {

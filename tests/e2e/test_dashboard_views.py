@@ -4,7 +4,7 @@ without code makes the ESS chart move and its badges stay readable, the path cha
 tokens, charts never throw in the page, the token table is a table, branch colours match their
 legend, and the lens's hover card leaves the pinned panel visible.
 Screenshots: docs/img/dashboard_contrastive.png, dashboard_smc_potential.png,
-dashboard_token_table.png, lens_pinned_hover.png."""
+dashboard_token_table.png (and _narrow, a 900 px window), lens_pinned_hover.png."""
 
 from __future__ import annotations
 
@@ -120,6 +120,23 @@ def test_token_table_and_edge_colours_read_as_their_legend_says(page, voila_serv
     table.scroll_into_view_if_needed()
     page.locator(".inferviz-explorer .lm-TabPanel, .inferviz-explorer .widget-tab-contents").first\
         .screenshot(path=str(SCREENSHOTS / "dashboard_token_table.png"))
+    # On a narrow window the table wraps its top-5 column instead of running off the tab.
+    page.set_viewport_size({"width": 900, "height": 1000})
+    page.wait_for_timeout(500)
+    edges = page.evaluate("""() => {
+      const table = document.querySelector('.inferviz-token-table');
+      const panel = table.closest('.lm-TabPanel, .widget-tab-contents');
+      const note = document.querySelector('.inferviz-token-table-note');
+      return {table: table.getBoundingClientRect().right, panel: panel.getBoundingClientRect().right,
+              scroll: panel.scrollWidth - panel.clientWidth, window: window.innerWidth,
+              noteLine: parseFloat(getComputedStyle(note).lineHeight),
+              noteFont: parseFloat(getComputedStyle(note).fontSize)};
+    }""")
+    assert edges["table"] <= edges["panel"] + 1 and edges["scroll"] <= 1, edges
+    assert edges["panel"] <= edges["window"], edges
+    assert edges["noteFont"] >= 11 and edges["noteLine"] <= 2 * edges["noteFont"], edges
+    page.locator(".inferviz-explorer .lm-TabPanel, .inferviz-explorer .widget-tab-contents").first\
+        .screenshot(path=str(SCREENSHOTS / "dashboard_token_table_narrow.png"))
 
 
 def test_lens_hover_card_leaves_the_pinned_panel_visible(page, voila_server):

@@ -2,8 +2,8 @@
 the terminal, so the URL is printed when a page can open in seconds (a cold conversion of the
 default model takes about a minute, and the first page would otherwise wait for it).
 
-The conversion runs in a child process (``python -m inferviz.widgets.dashboard.model_warmup NAME``): the
-server itself never holds a copy of the model, and stopping the server stops the conversion.
+The conversion runs in a child process (:data:`CHILD_CODE`, ``main(NAME)``): the server itself
+never holds a copy of the model, and stopping the server stops the conversion.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import sys
 from typing import TextIO
 
 PREFIX = "inferviz dashboard:"
+CHILD_CODE = ("import sys; from inferviz.widgets.dashboard.model_warmup import main; "
+              "sys.exit(main(sys.argv[1:]))")
 
 
 class LineProgress:
@@ -51,7 +53,9 @@ def prepare(name: str = "default", out: TextIO | None = None) -> bool:
 
     print(f"{PREFIX} converting the model once ({gguf.name}, about a minute; cached in "
           f"{cache_dir()})", file=out, flush=True)
-    child = subprocess.Popen([sys.executable, "-m", __name__, name])
+    # -c, not -m: ``-m`` on a module its package already imported warns (runpy's
+    # RuntimeWarning "found in sys.modules") on the user's terminal.
+    child = subprocess.Popen([sys.executable, "-c", CHILD_CODE, name])
     try:
         code = child.wait()
     finally:

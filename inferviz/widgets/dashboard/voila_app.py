@@ -1,4 +1,4 @@
-"""The dashboard's web server: Voila with three policies of inferviz's own.
+"""The dashboard's web server: Voila with four policies of inferviz's own.
 
 ``python -m inferviz.widgets.dashboard.voila_app NOTEBOOK [voila options]`` (what ``inferviz demo`` and
 ``make demo`` run) is Voila with:
@@ -12,18 +12,24 @@
 - **Session cap.** Each page load starts a kernel with its own copy of the model. When
   ``max_kernels`` kernels are running, a new page gets a "dashboard full" page (HTTP 503) instead
   of another kernel.
+- **Closed pages end their kernels.** A page that is closed or reloaded asks Voila to shut its
+  kernel down, with the ``_xsrf`` cookie that :class:`DashboardHandler` sets (stock Voila never
+  sets it, so that request was refused). A page at the cap waits up to ``FULL_GRACE_S`` for
+  such a shutdown, so a reload is never refused because of its own old page.
 - **Idle culling.** Kernels with no open page are shut down after ``cull_idle_timeout``
-  seconds (jupyter-server's culler, ``--MappingKernelManager.*``, set by ``voila_command``), so
-  closed tabs give their memory back.
+  seconds (jupyter-server's culler, ``--MappingKernelManager.*``, set by ``voila_command``):
+  a crashed browser's or a lost connection's kernels too.
 
 Stock Voila answers any ``Host`` (it sets ``allow_remote_access=True``) and has no cap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import sys
+import time
 from pathlib import Path
 
 from tornado import web
@@ -40,6 +46,7 @@ LOCAL_NAMES = ("localhost",)
 # folder; Voila finds templates on the Jupyter data path.
 JUPYTER_SHARE = Path(__file__).resolve().parent / "jupyter_share"
 TEMPLATE = "inferviz"
+FULL_GRACE_S = 5.0  # a page at the session cap waits this long for a closing page's kernel
 
 
 def add_template_path() -> None:
@@ -117,11 +124,23 @@ def full_page(running: int, limit: int, idle_timeout: int) -> str:
 
 
 class DashboardHandler(TornadoVoilaHandler):
-    """The notebook page: refuse with ``full_page`` once ``max_kernels`` kernels run."""
+    """The notebook page: refuse with ``full_page`` once ``max_kernels`` kernels run, and set
+    the ``_xsrf`` cookie. Voila's page posts it back when it closes (``beforeunload``: a
+    beacon to ``/voila/api/shutdown/<kernel>`` with the cookie's value as ``_xsrf``), but its
+    page handler never sets it, so without this every closed or reloaded page was refused
+    (403 "'_xsrf' argument missing from POST", voila-dashboards/voila#1458) and its kernel, a
+    copy of the model, lived on until the idle culler: a few reloads filled the dashboard."""
 
     async def get(self, path=None):  # noqa: D102
+        self.xsrf_token  # noqa: B018 -- tornado sets the _xsrf cookie on first access
         limit = int(self.settings.get("inferviz_max_kernels", 0))
         running = len(self.kernel_manager.list_kernel_ids())
+        # A reload sends the old page's shutdown and the new page's request together: give
+        # that shutdown a moment to land before calling the dashboard full.
+        deadline = time.monotonic() + FULL_GRACE_S
+        while limit and running >= limit and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            running = len(self.kernel_manager.list_kernel_ids())
         if limit and running >= limit:
             self.set_status(503)
             self.set_header("Retry-After", "60")

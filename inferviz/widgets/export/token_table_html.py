@@ -23,8 +23,9 @@ STYLE = """<style>
   border-radius: 3px; padding: 0 3px; }
 .inferviz-token-table .bar { display: inline-block; height: 9px; border-radius: 2px; vertical-align: middle;
   margin-right: 6px; border: 1px solid #ccc; }
-.inferviz-token-table .alt { color: #555; margin-right: 8px; }
-.inferviz-token-table-note { color: #666; font-size: 11px; margin: 4px 0; }
+.inferviz-token-table td.alts { white-space: normal; }
+.inferviz-token-table .alt { color: #555; margin-right: 8px; white-space: nowrap; display: inline-block; }
+.inferviz-token-table-note { color: #666; font-size: 11px; margin: 4px 0; line-height: 1.4; }
 </style>"""
 
 
@@ -69,7 +70,7 @@ def token_table_html(df: Any) -> str:
             f"<td>{_prob_cell(float(record['prob']))}</td>"
             f"<td class='num'>{int(record['rank'])}</td>"
             f"<td class='num'>{entropy_text}</td>"
-            f"<td>{_alternatives(record)}</td></tr>")
+            f"<td class='alts'>{_alternatives(record)}</td></tr>")  # wraps when narrow
     head = ("<tr><th title='position of the token in the whole text (prompt included)'>pos</th>"
             "<th>token</th><th>probability</th><th title='0 = the model's most likely token'>"
             "rank (0 = top)</th><th>entropy (nats)</th><th>model's top 5</th></tr>")

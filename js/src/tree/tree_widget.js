@@ -49,6 +49,11 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   /** @type {HTMLButtonElement} */ (fit).type = "button";
   fit.title = "fit the whole tree in the view (f)";
   bar.appendChild(fit);
+  // Said while the view shows part of the tree (an automatic fit keeps labels readable).
+  const offView = div("button", "inferviz-offview", "part of the tree is out of view: Fit shows all");
+  /** @type {HTMLButtonElement} */ (offView).type = "button";
+  offView.hidden = true;
+  bar.appendChild(offView);
   // Constrained trees: what clicks keep to, and a switch for the tokens the constraint cut.
   const chip = div("span", "inferviz-constraint-chip");
   chip.title = "clicks expand the legal tokens of this constraint";
@@ -90,6 +95,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   const control = createViewControl({
     svg: /** @type {any} */ (svgEl), group: /** @type {any} */ (viewport),
     maxHeight: Number(model.get("height")) || DEFAULT_MAX_HEIGHT, layout: () => layout,
+    onCoverage: (partial) => { offView.hidden = !partial; },
   });
 
   function draw() {
@@ -131,6 +137,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
     });
     legend.update(kinds, { folds, path: onPath.size > 1 });
     drawPath(selected);
+    control.coverage();
   }
 
   function drawPath(/** @type {number | null} */ selected) {
@@ -266,6 +273,7 @@ export function renderTreeWidget({ model, el, timeoutMs }) {
   });
 
   fit.addEventListener("click", () => control.fit());
+  offView.addEventListener("click", () => control.fit());
   cutBox.addEventListener("change", () => draw());
 
   const unsubscribe = store.subscribe((change) => {

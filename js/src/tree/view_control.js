@@ -26,10 +26,26 @@ export function refitAfterGrowth({ userMoved, boxes, view, width, height }) {
 }
 
 /**
- * @param {{svg: SVGSVGElement, group: SVGGElement, maxHeight: number,
- *          layout: () => import("./layout.js").Layout}} options
+ * Whether the view shows only part of a tree whose bounds are `bounds` (1 px of slack).
+ * @param {import("./layout.js").Box} bounds
+ * @param {View} t
+ * @param {number} width
+ * @param {number} height
  */
-export function createViewControl({ svg, group, maxHeight, layout }) {
+export function showsPart(bounds, t, width, height) {
+  const slack = 1 / t.k;
+  return !boxInView({ x0: bounds.x0 + slack, x1: bounds.x1 - slack, y0: bounds.y0 + slack,
+    y1: bounds.y1 - slack }, t, width, height);
+}
+
+/**
+ * `onCoverage(partial)`: told whenever the view goes from showing the whole tree to part of
+ * it or back (an automatic fit keeps labels readable and may leave the root out of view).
+ * @param {{svg: SVGSVGElement, group: SVGGElement, maxHeight: number,
+ *          layout: () => import("./layout.js").Layout,
+ *          onCoverage?: (partial: boolean) => void}} options
+ */
+export function createViewControl({ svg, group, maxHeight, layout, onCoverage = () => {} }) {
   let height = MIN_HEIGHT;
   svg.setAttribute("height", String(height));
   /** @type {View} */
@@ -43,9 +59,19 @@ export function createViewControl({ svg, group, maxHeight, layout }) {
   let viewWidth = 0;
   const width = () => viewWidth || (viewWidth = svg.clientWidth || 0);
 
+  /** @type {boolean | null} */
+  let partial = null;
+  function coverage() {
+    const { bounds, root } = layout();
+    const w = width();
+    const now = Boolean(root && w && showsPart(bounds, view, w, height));
+    if (now !== partial) onCoverage(partial = now);
+  }
+
   function apply() {
     group.setAttribute("transform", `translate(${view.x},${view.y}) scale(${view.k})`);
     svg.classList.toggle("far", view.k < FAR_SCALE);
+    coverage();
   }
 
   const behavior = zoom()
@@ -147,6 +173,8 @@ export function createViewControl({ svg, group, maxHeight, layout }) {
     fit,
     afterGrowth,
     reveal,
+    /** Tell `onCoverage` again if the tree changed under the view (after a redraw). */
+    coverage,
     /** Read the svg's width now (call before redrawing). */
     readWidth() { viewWidth = svg.clientWidth || viewWidth; },
     /** Whether the view should still fit itself (not fitted yet, or the user has not moved it). */
