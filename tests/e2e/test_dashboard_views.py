@@ -4,7 +4,8 @@ without code makes the ESS chart move and its badges stay readable, the path cha
 tokens, charts never throw in the page, the token table is a table, branch colours match their
 legend, and the lens's hover card leaves the pinned panel visible.
 Screenshots: docs/img/dashboard_contrastive.png, dashboard_smc_potential.png,
-dashboard_token_table.png (and _narrow, a 900 px window), lens_pinned_hover.png."""
+dashboard_token_table.png (and _narrow, a 900 px window), tree_part_out_of_view.png,
+lens_pinned_hover.png."""
 
 from __future__ import annotations
 
@@ -137,6 +138,22 @@ def test_token_table_and_edge_colours_read_as_their_legend_says(page, voila_serv
     assert edges["noteFont"] >= 11 and edges["noteLine"] <= 2 * edges["noteFont"], edges
     page.locator(".inferviz-explorer .lm-TabPanel, .inferviz-explorer .widget-tab-contents").first\
         .screenshot(path=str(SCREENSHOTS / "dashboard_token_table_narrow.png"))
+    # The greedy chain no longer fits the narrower tree view: the view says so, and its button
+    # fits the whole tree (the prompt's node back in view), after which the notice goes.
+    notice = page.locator(".inferviz-tree .inferviz-offview")
+    notice.wait_for(state="visible")
+    assert "out of view" in notice.inner_text()
+    page.locator(".inferviz-tree").screenshot(path=str(SCREENSHOTS / "tree_part_out_of_view.png"))
+    notice.click()
+    notice.wait_for(state="hidden")
+    root_in_view = page.evaluate("""() => {
+      const svg = document.querySelector('.inferviz-tree svg.inferviz-svg').getBoundingClientRect();
+      const labels = [...document.querySelectorAll('.inferviz-tree text.inferviz-label')]
+        .map((el) => el.getBoundingClientRect());
+      const left = Math.min(...labels.map((r) => r.left)), right = Math.max(...labels.map((r) => r.right));
+      return left >= svg.left - 1 && right <= svg.right + 1;
+    }""")
+    assert root_in_view
 
 
 def test_lens_hover_card_leaves_the_pinned_panel_visible(page, voila_server):

@@ -165,6 +165,7 @@ export function createViewControl({ svg, group, maxHeight, layout, onCoverage = 
     resizer = new ResizeObserver((entries) => {
       viewWidth = entries[0]?.contentRect.width || viewWidth;
       if (needsFit && width()) fit({ auto: true });
+      else coverage(); // a narrower view may now show only part of the tree
     });
     resizer.observe(svg);
   }
