@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import server_env, stop_process_group, wait_for_port
 from servers import one_cell_notebook as _notebook
+from servers import server_env, stop_process_group, wait_for_port
 
 pytest.importorskip("voila")
 psutil = pytest.importorskip("psutil")
