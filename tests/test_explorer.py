@@ -146,12 +146,12 @@ def test_smc_ess_chart_fills_in_while_the_run_goes(explorer):
 
     def watch(info):
         original(info)
-        lengths.append(len(explorer.ess_fig.data[0].y))
+        lengths.append(len(explorer.charts.ess_fig.data[0].y))
 
     explorer._on_run_step = watch
     result = explorer.run(wait=True)
-    assert lengths == [1, 2, 3, 4] and list(explorer.ess_fig.data[0].y) == result.ess
-    assert explorer.ess_fig in explorer.charts_shown
+    assert lengths == [1, 2, 3, 4] and list(explorer.charts.ess_fig.data[0].y) == result.ess
+    assert explorer.charts.ess_fig in explorer.charts.shown
 
 
 def test_clicks_that_would_expand_during_a_run_are_refused(explorer):
@@ -180,12 +180,12 @@ def test_clicks_that_would_expand_during_a_run_are_refused(explorer):
 
 def test_charts_show_path_then_beam_and_ess_when_a_run_has_them(explorer):
     explorer.show_charts()
-    assert explorer.charts_shown == [explorer.path_fig]
+    assert explorer.charts.shown == [explorer.charts.path_fig]
     explorer.controls.strategy.value = "beam"
     explorer.controls.boxes["num_beams"].value = "2"
     explorer.run(wait=True)
-    assert explorer.beam_fig in explorer.charts_shown
-    assert len(explorer.path_fig.data[0].y) == explorer.tree.node(explorer.selected).depth
+    assert explorer.charts.beam_fig in explorer.charts.shown
+    assert len(explorer.charts.path_fig.data[0].y) == explorer.tree.node(explorer.selected).depth
 
 
 def test_a_chart_once_on_the_page_is_hidden_never_taken_off(explorer):
@@ -196,13 +196,13 @@ def test_a_chart_once_on_the_page_is_hidden_never_taken_off(explorer):
     explorer.controls.boxes["particles"].value = "4"
     explorer.controls.boxes["max_new_tokens"].value = "2"
     explorer.run(wait=True)
-    on_page = list(explorer._charts.children)
-    assert explorer.ess_fig in explorer.charts_shown
+    on_page = list(explorer.charts.children)
+    assert explorer.charts.ess_fig in explorer.charts.shown
     explorer.new_tree("t7 t8")
-    assert explorer.ess_fig not in explorer.charts_shown  # hidden: the new tree has no run
-    assert list(explorer._charts.children) == on_page  # ... but never removed
+    assert explorer.charts.ess_fig not in explorer.charts.shown  # hidden: the new tree has no run
+    assert list(explorer.charts.children) == on_page  # ... but never removed
     explorer.run(wait=True)
-    assert list(explorer._charts.children) == on_page and explorer.ess_fig in explorer.charts_shown
+    assert list(explorer.charts.children) == on_page and explorer.charts.ess_fig in explorer.charts.shown
 
 
 def test_lens_is_computed_when_its_tab_is_open(explorer):

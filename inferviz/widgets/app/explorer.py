@@ -5,14 +5,12 @@ path (text + per-token table), its logit lens, why (attribution of the selected 
 interventions that grow a sibling branch: :mod:`.why_panel`), compare (:mod:`.compare_panel`),
 plotly charts (:mod:`.charts_tab`) and exports (:mod:`.export_tab`).
 
-Runs go in a worker thread so the kernel stays free to hear Stop (a busy kernel would process
-the click only after the run). Stop sets the ``stop`` event the run was given
-(``Session.generate(..., stop=event)``): every strategy checks it between steps and returns
-what it has, a partial result (``finish_reason="stopped"``) over a consistent tree. Each step
-reaches the views as it is written (``on_step``): the tree grows and, for SMC, the ESS chart
-fills in while the run goes. A run that fails leaves the tree as it was (the run rolls back).
-While a run goes on, clicks that would expand a node are refused with a message, since the
-model and its cache serve one caller at a time.
+Runs go in a worker thread (:mod:`.run_job`), so the kernel stays free to hear Stop; a
+stopped run returns a partial result (``finish_reason="stopped"``) over a consistent tree, a
+failed one leaves the tree as it was. Each step reaches the views as it is written: the tree
+grows and, for SMC, the ESS chart fills in while the run goes. While a run goes on, clicks that
+would expand a node are refused with a message, since the model and its cache serve one caller
+at a time.
 """
 
 from __future__ import annotations
@@ -23,19 +21,18 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ... import files
 from ...html_text import esc
 from ...tree import TokenTree
-from ..export.tree_page import tree_html
 from ..views.tree_widget import TreeWidget
 from .charts_tab import ChartsTab
 from .compare_panel import ComparePanel
 from .constraint_controls import ConstraintControls
-from .export_tab import ExportTab
+from .export_tab import ExportTab, write_csv, write_html, write_json
 from .guarded_session import BUSY_MESSAGE, GuardedSession
 from .path_tab import LensTab, PathTab
 from .run_controls import RunControls
-from .status import status_html
+from .run_job import RunJob
+from .status import error_html, status_html
 from .why_panel import WhyPanel
 
 TABS = ("Path", "Logit lens", "Why", "Compare", "Charts", "Export")
@@ -54,7 +51,8 @@ class Explorer(widgets.VBox):
 
     Python API: ``run(wait=True)`` returns the result, ``stop()``, ``new_tree(prompt)``,
     ``select(node_id)``, ``to_csv``/``to_json``/``to_html(path)``; ``tree``, ``tree_widget``,
-    ``result`` are the current objects."""
+    ``result`` are the current objects; ``charts`` is the Charts tab (``charts.path_fig``,
+    ``ess_fig``, ``beam_fig``, and ``charts.shown``, the figures it shows now)."""
 
     def __init__(self, session: Any, prompt: str | None = None, strategy: str = "greedy",
                  expand_root: bool = False, extra_params: dict[str, Any] | None = None,
@@ -77,9 +75,12 @@ class Explorer(widgets.VBox):
         self.result: Any = None
         self._lock = threading.RLock()
         self._guarded = GuardedSession(session, self._lock)
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._running = threading.Event()
+        # (looked up at each call: tests and subclasses may replace these methods)
+        self._job = RunJob(session, self._lock, self._guarded.wait_idle,
+                           on_step=lambda info: self._on_run_step(info),
+                           on_done=lambda result: self._finish(result),
+                           on_failed=lambda strategy, exc: self._failed(strategy, exc),
+                           on_end=lambda tree: self._run_ended(tree))
         self._live_ess: tuple[list[float], int | None] | None = None
 
         self.prompt = widgets.Textarea(value=prompt or "", placeholder="Type a prompt",
@@ -92,7 +93,7 @@ class Explorer(widgets.VBox):
         self._path = PathTab()
         self.table_html = self._path.table_html
         self.lens_box = LensTab()
-        self._charts = ChartsTab()
+        self.charts = ChartsTab()
         self._export = ExportTab({fmt: (lambda path, fmt=fmt: getattr(self, f"to_{fmt}")(path))
                                   for fmt in ("csv", "json", "html")},
                                  None if export_dir is None else Path(export_dir))
@@ -105,7 +106,7 @@ class Explorer(widgets.VBox):
                                           wait_idle=self._guarded.wait_idle)
         self.tabs = widgets.Tab(children=[self._path,
                                           self.lens_box, self.why, self.compare_panel,
-                                          self._charts, self._export])
+                                          self.charts, self._export])
         for i, title in enumerate(TABS):
             self.tabs.set_title(i, title)
 
@@ -208,7 +209,7 @@ class Explorer(widgets.VBox):
         tree = self.tree
         self._path.follow(node_id)  # the path's text, shaded (the Path tab's top)
         self.why.show(tree, node_id)
-        self._charts.show_path(tree, node_id)
+        self.charts.show_path(tree, node_id)
         if not self._lock.acquire(blocking=False):
             self.table_html.value = "<i>the token table updates when the run ends</i>"
             return
@@ -234,25 +235,7 @@ class Explorer(widgets.VBox):
 
     def show_charts(self) -> None:
         """Create the plotly figures (once) and draw the current path, ESS and beam data."""
-        self._charts.show(self.tree, self.selected, self.result, self._live_ess)
-
-    @property
-    def charts_shown(self) -> list[Any]:
-        """The chart figures the Charts tab shows now (path, then ESS and beam when a run
-        has them)."""
-        return self._charts.shown
-
-    @property
-    def path_fig(self) -> Any:
-        return self._charts.path_fig
-
-    @property
-    def ess_fig(self) -> Any:
-        return self._charts.ess_fig
-
-    @property
-    def beam_fig(self) -> Any:
-        return self._charts.beam_fig
+        self.charts.show(self.tree, self.selected, self.result, self._live_ess)
 
     def _refresh_lens(self) -> None:
         node_id = self.selected
@@ -271,7 +254,7 @@ class Explorer(widgets.VBox):
     # ------------------------------------------------------------ runs
     @property
     def running(self) -> bool:
-        return self._running.is_set()
+        return self._job.running
 
     def run(self, wait: bool = False) -> Any:
         """Run the chosen strategy from the root (or the selected node, when "continue from
@@ -290,25 +273,19 @@ class Explorer(widgets.VBox):
             start_id = self.selected
         max_new = params.pop("max_new_tokens")
         seed = params.pop("seed", None)
-        self._stop.clear()
-        self._running.set()
-        self._live_ess = None
+        self._live_ess, self.result = None, None
         self.controls.progress.max, self.controls.progress.value = max_new, 0
         self.controls.set_running(True)
         self._status(f"running <b>{esc(strategy)}</b> from node {start_id}…")
-        self._worker = threading.Thread(
-            target=self._run_worker, name="inferviz-explorer-run", daemon=True,
-            args=(strategy, start_id, max_new, seed, params))
-        self._worker.start()
+        self._job.start(self.tree, strategy, start_id, max_new, seed, params)
         if wait:
-            self._worker.join()
+            self._job.join()
             return self.result
         return None
 
     def stop(self) -> None:
         """Ask the current run to stop at its next step (it returns a partial result)."""
-        if self.running:
-            self._stop.set()
+        if self._job.stop():
             self._status("stopping at the next step…")
 
     def _on_run_step(self, info: dict[str, Any]) -> None:
@@ -319,29 +296,17 @@ class Explorer(widgets.VBox):
             self._live_ess = (list(info["ess"]), info.get("particles"))
             self._show_optional_charts()
 
-    def _run_worker(self, strategy: str, start_id: int, max_new: int, seed: int | None,
-                    params: dict[str, Any]) -> None:
-        tree = self.tree
-        with self._lock:
-            self._guarded.wait_idle()
-            self.result = None
-            try:
-                result = self.session.generate(tree, strategy=strategy, start_id=start_id,
-                                               max_new_tokens=max_new, seed=seed,
-                                               stop=self._stop, on_step=self._on_run_step,
-                                               **params)
-            except Exception as exc:  # noqa: BLE001 -- shown to the user, as in Voila
-                self._status(f"{esc(strategy)} failed: {_error_text(exc)}; the tree is "
-                             f"as it was before the run", "error")
-            else:
-                self._finish(result)
-            finally:
-                self._live_ess = None
-                self.tree_widget.refresh()
-                if self.selected is not None and self.selected not in tree:
-                    self.select(tree.root_id)  # the selected node was rolled back
-                self.controls.set_running(False)
-                self._running.clear()
+    def _failed(self, strategy: str, exc: Exception) -> None:
+        self._status(f"{esc(strategy)} failed: {error_html(exc)}; the tree is as it was "
+                     f"before the run", "error")
+
+    def _run_ended(self, tree: TokenTree) -> None:
+        """After every run (in the worker thread, before ``running`` turns False)."""
+        self._live_ess = None
+        self.tree_widget.refresh()
+        if self.selected is not None and self.selected not in tree:
+            self.select(tree.root_id)  # the selected node was rolled back
+        self.controls.set_running(False)
 
     def _compare_context(self) -> tuple:
         """What the Compare tab runs with: this tree, the selected node (or the root), the
@@ -391,29 +356,21 @@ class Explorer(widgets.VBox):
             self._status(f"<b>{strategy}</b> done ({reason}): <b>{text}</b>")
 
     def _show_optional_charts(self) -> None:
-        self._charts.show_run(self.tree, self.result, self._live_ess)
+        self.charts.show_run(self.tree, self.result, self._live_ess)
 
     # ------------------------------------------------------------ exports
     def to_csv(self, path: str | Path) -> Path:
         """The tree's DataFrame (``tree.to_pandas()``) as CSV."""
-        text = self._require_tree().to_pandas().to_csv(index=False)
-        return files.write_text(path, text)
+        return write_csv(self._require_tree(), path)
 
     def to_json(self, path: str | Path) -> Path:
         """The tree as versioned JSON (``TokenTree.from_json`` reads it back)."""
-        return files.write_text(path, self._require_tree().to_json(indent=1))
+        return write_json(self._require_tree(), path)
 
     def to_html(self, path: str | Path) -> Path:
         """A standalone offline HTML page of the current tree view (read-only), with the
         attributions computed for this tree (the Why tab) under it."""
-        tree = self._require_tree()
-        done = []
-        if getattr(self.session, "adapter", None) is not None:
-            from ...attribution import cached
-
-            done = cached(self.session, tree)
-        return files.write_text(path, tree_html(tree, selected=self.selected,
-                                                attributions=done))
+        return write_html(self.session, self._require_tree(), self.selected, path)
 
     @property
     def export_dir(self) -> Path:
@@ -441,7 +398,7 @@ class Explorer(widgets.VBox):
         try:
             action(*args)
         except Exception as exc:  # noqa: BLE001 -- a button has no caller to raise to
-            self._status(_error_text(exc), "error")
+            self._status(error_html(exc), "error")
 
 
 def _model_label(session: Any) -> str:
@@ -454,9 +411,3 @@ def _model_label(session: Any) -> str:
     if name == DEFAULT_MODEL:
         shown += f" ({esc(DEFAULT_GGUF.removesuffix('.gguf'))})"
     return shown
-
-
-def _error_text(exc: BaseException) -> str:
-    """``Type: message`` of an exception, escaped: messages carry what users typed and what
-    servers answered (an HTML error page), which must show as text, never run."""
-    return esc(f"{type(exc).__name__}: {exc}")

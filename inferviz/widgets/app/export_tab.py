@@ -6,14 +6,38 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import ipywidgets as widgets
 
+from ... import files
 from ...html_text import esc
+from ...tree import TokenTree
 from ..export import policy as export_policy
+from ..export.tree_page import tree_html
 
 MIME = {"csv": "text/csv", "json": "application/json", "html": "text/html"}
+
+
+def write_csv(tree: TokenTree, path: str | Path) -> Path:
+    """The tree's DataFrame (``tree.to_pandas()``) as CSV."""
+    return files.write_text(path, tree.to_pandas().to_csv(index=False))
+
+
+def write_json(tree: TokenTree, path: str | Path) -> Path:
+    """The tree as versioned JSON (``TokenTree.from_json`` reads it back)."""
+    return files.write_text(path, tree.to_json(indent=1))
+
+
+def write_html(session: Any, tree: TokenTree, selected: int | None, path: str | Path) -> Path:
+    """A standalone offline HTML page of the tree view (read-only), with the attributions
+    computed for this tree (the Why tab) under it."""
+    done = []
+    if getattr(session, "adapter", None) is not None:
+        from ...attribution import cached
+
+        done = cached(session, tree)
+    return files.write_text(path, tree_html(tree, selected=selected, attributions=done))
 
 
 class ExportTab(widgets.VBox):

@@ -7,9 +7,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable
 
-from ...html_text import esc
 from .guarded_session import BUSY_MESSAGE
-from .status import status_html
+from .status import error_html, status_html
 
 
 class PanelActions:
@@ -42,4 +41,4 @@ class PanelActions:
         try:
             action()
         except Exception as exc:  # noqa: BLE001 -- a button has no caller to raise to
-            self._say(esc(f"{type(exc).__name__}: {exc}"), "error")
+            self._say(error_html(exc), "error")
