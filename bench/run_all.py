@@ -335,13 +335,13 @@ def _tree_target_note(t: dict) -> list[str]:
             f"forwards ({fmt(head['inferviz_model_s'])} s) at {fmt(model_only, 1)}x even with "
             f"nothing outside the model ({fmt(100 * head['inferviz_not_model_share'], 1)} % "
             f"now). A target above those figures is not reachable by removing overhead. "
-            f"Against HF's default forward, which also unembeds all "
-            f"{head['prompt_tokens']} positions at every node (the naive side when 66.6x was "
-            f"recorded), the speedup is "
-            f"{fmt(head.get('speedup_vs_default_forward', float('nan')), 1)}x. The under-load "
-            f"row rests on a few naive forwards timed while busy processes hold the cores, "
-            f"each a long parallel region waiting for descheduled threads: it swings widely "
-            f"from run to run and says only that contention hurts the naive side more.", ""]
+            + (f"Against HF's default forward, which also unembeds all "
+               f"{head['prompt_tokens']} positions at every node (the naive side when 66.6x "
+               f"was recorded), the speedup is {fmt(head['speedup_vs_default_forward'], 1)}x. "
+               if "speedup_vs_default_forward" in head else "")
+            + "The under-load row rests on a few naive forwards timed while busy processes hold "
+            "the cores, each a long parallel region waiting for descheduled threads: it swings "
+            "widely from run to run and says only that contention hurts the naive side more.", ""]
 
 
 def render_tree_view(r: dict | None) -> list[str]:

@@ -147,7 +147,7 @@ def test_the_dashboard_tells_its_kernels_where_exports_go(tmp_path):
     process = dashboard.start(port=0, notebook=notebook, export_dir=tmp_path / "out",
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        port = _port_of(process)
+        port = dashboard.port_of(process)
         wait_for_port(port, process, Path(os.devnull))
         status, body = _get(port, "/")
         assert status == 200 and f"{(tmp_path / 'out').resolve()} 1" in body
@@ -156,10 +156,6 @@ def test_the_dashboard_tells_its_kernels_where_exports_go(tmp_path):
 
 
 # ------------------------------------------------------------------ the server
-def _port_of(process: subprocess.Popen) -> int:
-    return int(next(a for a in process.args if a.startswith("--port=")).split("=")[1])
-
-
 def _get(port: int, path: str, host: str | None = None,
          headers: dict | None = None) -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -189,7 +185,7 @@ def server(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=server_env(), start_new_session=True)
     try:
-        port = _port_of(process)
+        port = dashboard.port_of(process)
         wait_for_port(port, process, Path(os.devnull))
         yield port
     finally:

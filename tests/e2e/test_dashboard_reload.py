@@ -43,7 +43,7 @@ def one_session_server(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env=server_env(), start_new_session=True)
     try:
-        port = int(next(a for a in process.args if a.startswith("--port=")).split("=")[1])
+        port = dashboard.port_of(process)
         wait_for_port(port, process, Path(os.devnull))
         yield port, psutil.Process(process.pid)
     finally:

@@ -325,18 +325,19 @@ class Explorer(widgets.VBox):
             self.constraint
 
     def _compared(self, comparison: Any) -> None:
-        """A comparison ran from the Compare tab: show its marks and the first's text (the
-        status line's last run no longer describes what is selected)."""
-        self.status.value = ""
-        self.tree_widget.refresh()
-        self.select(comparison.results[comparison.reference].node_id)
+        """A comparison ran from the Compare tab: show its marks and the first's text."""
+        self._show_grown(comparison.results[comparison.reference].node_id)
 
     def _branch_grown(self, result: Any) -> None:
-        """An intervened branch grown from the Why tab: show it and select its last node
-        (clearing the status line's last run, which no longer describes it)."""
+        """An intervened branch grown from the Why tab: show it and select its last node."""
+        self._show_grown(result.node_id)
+
+    def _show_grown(self, node_id: int) -> None:
+        """A panel grew the tree: draw it and select ``node_id``; the status line's last run
+        no longer describes what is selected."""
         self.status.value = ""
         self.tree_widget.refresh()
-        self.select(result.node_id)
+        self.select(node_id)
 
     def _finish(self, result: Any) -> None:
         self.result = result

@@ -160,6 +160,13 @@ def validate_request(msg: Any, node_ids: Any, defaults: ExpandParams) -> tuple[i
     return node_id, validate_params(msg.get("params"), defaults)
 
 
+def check_selected(value: Any, node_ids: Any) -> None:
+    """Raise :class:`ProtocolError` unless ``value`` (a ``selected`` from the browser) is None
+    or a node id in ``node_ids``."""
+    if value is not None and (not is_int(value) or value not in node_ids):
+        raise ProtocolError(f"selected node {value!r} is not in this tree")
+
+
 def response(
     rid: str | int | None,
     *,

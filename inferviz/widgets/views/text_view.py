@@ -177,9 +177,7 @@ class TextView(ViewWidget):
 
     def check_browser_value(self, name: str, value: Any) -> None:
         if name == "selected":
-            if not (value is None or (isinstance(value, int) and not isinstance(value, bool)
-                                      and value in self._tree)):
-                raise protocol.ProtocolError(f"selected node {value!r} is not in this tree")
+            protocol.check_selected(value, self._tree)
         elif value not in SHADES:
             raise protocol.ProtocolError(f"shade_by must be one of {SHADES}; got {value!r}")
 

@@ -207,8 +207,7 @@ class TreeWidget(ViewWidget):
         """A bad value from the browser refuses its whole message (the view is sent the
         kernel's state back) instead of raising in the kernel."""
         if name == "selected":
-            if value is not None and (not is_int(value) or value not in self._tree):
-                raise protocol.ProtocolError(f"selected node {value!r} is not in this tree")
+            protocol.check_selected(value, self._tree)
         else:
             protocol.PARAM_CHECKS[name](value)
 
